@@ -1,0 +1,32 @@
+//! The concepts every steadfast layer shares, defined once.
+//!
+//! - [`Deadline`]: the instant by which a request must be answered, carried in the request
+//!   extensions from layer to layer and on to outbound calls.
+//! - [`classify`]: whether what an inner service produced is a success or a failure.
+//! - [`Rejection`]: a layer's refusal, answered as a protocol response (HTTP problem+json or a
+//!   gRPC trailers-only response) in [`ProtocolResponses`] mode, or as [`Error::Rejected`] in
+//!   [`TypedErrors`] mode.
+//! - [`clock`]: time from `tokio::time`, so tests run on paused time.
+//! - [`telemetry`]: the catalogue of metric names.
+//!
+//! Layers meet only through these types: the load shedder reads the [`Deadline`] that the
+//! timeout layer wrote, and the breaker reads the [`Rejection`] marker that other layers put on
+//! their responses, without knowing about each other.
+
+mod body;
+pub mod classify;
+pub mod clock;
+mod deadline;
+pub mod grpc;
+mod rejection;
+mod reply;
+pub(crate) mod route;
+pub mod telemetry;
+
+pub use body::ResponseBody;
+pub use classify::{Classified, Classify, DefaultClassifier, FailureReason, Outcome, classify_fn};
+pub use deadline::Deadline;
+#[cfg(feature = "axum")]
+pub use deadline::MissingDeadline;
+pub use rejection::{Origin, Rejection, RejectionKind};
+pub use reply::{Error, Protocol, ProtocolResponses, Reply, TypedErrors};

@@ -1,0 +1,456 @@
+//! The rejection model: what a steadfast layer answers instead of calling the inner service.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde::Serialize;
+
+use super::body::ResponseBody;
+use super::grpc::{self, Code};
+
+/// Why a request was rejected.
+///
+/// Each kind has a default HTTP status and gRPC code (see [`Rejection::new`]) and says whether it
+/// counts as a failure of the service ([`RejectionKind::counts_as_failure`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// The request ran out of time while it was being served; the work was cancelled.
+    /// 504, `DEADLINE_EXCEEDED`. Counts as a failure.
+    Timeout,
+    /// The request arrived (or was about to be sent) with no time left before its deadline,
+    /// so it was not served at all. 504, `DEADLINE_EXCEEDED`. Not a failure of this service.
+    DeadlineExpired,
+    /// The caller's deadline header could not be read and the layer is set to reject such
+    /// requests. 400, `INVALID_ARGUMENT`. Not a failure.
+    InvalidDeadline,
+    /// A circuit breaker is open and fails fast. 503 with `Retry-After`, `UNAVAILABLE`.
+    /// Not a failure (the breaker does not count its own rejections).
+    CircuitOpen,
+    /// The service is at its concurrency limit and sheds the request. 503 with `Retry-After`,
+    /// `UNAVAILABLE`. Not a failure.
+    Overloaded,
+    /// The request broke the route's contract. 400 (or 413, 415, 422), `INVALID_ARGUMENT`.
+    /// Not a failure.
+    InvalidRequest,
+    /// The handler's response broke the route's contract. 500, `INTERNAL`. A failure.
+    InvalidResponse,
+    /// steadfast is wired wrongly for this route (for example, a handler asks for a
+    /// `Deadline` that no layer provides). 500, `INTERNAL`. A failure.
+    Misconfigured,
+}
+
+impl RejectionKind {
+    /// A short, stable name for logs and metric labels: `"timeout"`, `"circuit_open"`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::DeadlineExpired => "deadline_expired",
+            Self::InvalidDeadline => "invalid_deadline",
+            Self::CircuitOpen => "circuit_open",
+            Self::Overloaded => "overloaded",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidResponse => "invalid_response",
+            Self::Misconfigured => "misconfigured",
+        }
+    }
+
+    /// Whether the service failed the request, so that a circuit breaker or an error-rate
+    /// objective should count it. Rejections that protect the service (shedding, an open
+    /// breaker) or that are the caller's doing (bad input, a spent deadline) are not failures.
+    pub fn counts_as_failure(self) -> bool {
+        matches!(
+            self,
+            Self::Timeout | Self::InvalidResponse | Self::Misconfigured
+        )
+    }
+
+    /// The HTTP status used unless the layer is configured otherwise.
+    pub fn default_status(self) -> StatusCode {
+        match self {
+            Self::Timeout | Self::DeadlineExpired => StatusCode::GATEWAY_TIMEOUT,
+            Self::InvalidDeadline | Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::CircuitOpen | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidResponse | Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The gRPC status code used unless the layer is configured otherwise.
+    pub fn default_grpc_code(self) -> Code {
+        match self {
+            Self::Timeout | Self::DeadlineExpired => Code::DeadlineExceeded,
+            Self::InvalidDeadline | Self::InvalidRequest => Code::InvalidArgument,
+            Self::CircuitOpen | Self::Overloaded => Code::Unavailable,
+            Self::InvalidResponse | Self::Misconfigured => Code::Internal,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Timeout => "Request timed out",
+            Self::DeadlineExpired => "Deadline already expired",
+            Self::InvalidDeadline => "Invalid deadline",
+            Self::CircuitOpen => "Circuit open",
+            Self::Overloaded => "Service overloaded",
+            Self::InvalidRequest => "Invalid request",
+            Self::InvalidResponse => "Invalid response",
+            Self::Misconfigured => "Service misconfigured",
+        }
+    }
+
+    /// The problem type URI of RFC 9457: the documentation of this variant.
+    fn problem_type(self) -> &'static str {
+        match self {
+            Self::Timeout => concat!(
+                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
+                "Timeout"
+            ),
+            Self::DeadlineExpired => concat!(
+                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
+                "DeadlineExpired"
+            ),
+            Self::InvalidDeadline => concat!(
+                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
+                "InvalidDeadline"
+            ),
+            Self::CircuitOpen => concat!(
+                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
+                "CircuitOpen"
+            ),
+            Self::Overloaded => concat!(
+                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
+                "Overloaded"
+            ),
+            Self::InvalidRequest => concat!(
+                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
+                "InvalidRequest"
+            ),
+            Self::InvalidResponse => concat!(
+                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
+                "InvalidResponse"
+            ),
+            Self::Misconfigured => concat!(
+                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
+                "Misconfigured"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for RejectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which steadfast layer made a rejection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Origin {
+    /// The server-side timeout layer ([`crate::timeout::TimeoutLayer`]).
+    Timeout,
+    /// The client-side deadline propagation layer ([`crate::timeout::PropagateDeadlineLayer`]).
+    PropagateDeadline,
+    /// The circuit breaker.
+    Breaker,
+    /// The load shedder.
+    Shed,
+    /// Contract validation.
+    Contract,
+}
+
+impl Origin {
+    /// A short, stable name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::PropagateDeadline => "propagate_deadline",
+            Self::Breaker => "breaker",
+            Self::Shed => "shed",
+            Self::Contract => "contract",
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request a steadfast layer refused or gave up on, and how to say so.
+///
+/// With [`ProtocolResponses`](super::ProtocolResponses) a rejection becomes a response: for HTTP
+/// its status with an RFC 9457 `application/problem+json` body (and `Retry-After` when known),
+/// for gRPC a trailers-only response with `grpc-status` and `grpc-message`. The response carries
+/// a clone of the `Rejection` in its extensions, so outer layers can tell steadfast's own
+/// rejections from the handler's answers:
+///
+/// ```
+/// use http_body_util::Empty;
+/// use steadfast::core::{Origin, Rejection, RejectionKind};
+///
+/// // The type parameter is the inner service's body type, which the response must match.
+/// let rejection = Rejection::new(RejectionKind::Timeout, Origin::Timeout);
+/// let response = rejection.to_http_response::<Empty<bytes::Bytes>>();
+/// assert_eq!(response.status(), 504);
+/// assert_eq!(response.headers()["content-type"], "application/problem+json");
+/// let marker = response.extensions().get::<Rejection>().unwrap();
+/// assert_eq!(marker.kind(), RejectionKind::Timeout);
+/// ```
+///
+/// With [`TypedErrors`](super::TypedErrors) it is the `Rejected` variant of [`super::Error`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    kind: RejectionKind,
+    origin: Origin,
+    status: StatusCode,
+    grpc_code: Code,
+    detail: Cow<'static, str>,
+    retry_after: Option<Duration>,
+}
+
+impl Rejection {
+    /// A rejection with the kind's default status, gRPC code and detail.
+    pub fn new(kind: RejectionKind, origin: Origin) -> Self {
+        Self {
+            kind,
+            origin,
+            status: kind.default_status(),
+            grpc_code: kind.default_grpc_code(),
+            detail: Cow::Borrowed(kind.title()),
+            retry_after: None,
+        }
+    }
+
+    /// Answer HTTP callers with this status instead of the kind's default.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Answer gRPC callers with this code instead of the kind's default.
+    pub fn with_grpc_code(mut self, code: Code) -> Self {
+        self.grpc_code = code;
+        self
+    }
+
+    /// A human-readable explanation for this occurrence (problem `detail`, `grpc-message`).
+    /// Keep it short and free of user input.
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// Tell the caller when trying again makes sense (`Retry-After`, in whole seconds rounded up).
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// Why the request was rejected.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// Which layer rejected it.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The HTTP status of the response.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The gRPC status code of the response.
+    pub fn grpc_code(&self) -> Code {
+        self.grpc_code
+    }
+
+    /// The explanation sent to the caller.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// When the caller may try again, if the layer knows.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Shorthand for `self.kind().counts_as_failure()`.
+    pub fn counts_as_failure(&self) -> bool {
+        self.kind.counts_as_failure()
+    }
+
+    /// The HTTP form: the status, `content-type: application/problem+json`, `Retry-After` when
+    /// set, and a problem body with `type`, `title`, `status` and `detail`.
+    pub fn to_http_response<B>(&self) -> Response<ResponseBody<B>> {
+        let problem = ProblemDetails {
+            problem_type: self.kind.problem_type(),
+            title: self.kind.title(),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+        };
+        let body = serde_json::to_vec(&problem).expect("a problem body always serializes");
+        let mut response = Response::new(ResponseBody::full(Bytes::from(body)));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(after) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(after)));
+        }
+        response.extensions_mut().insert(self.clone());
+        response
+    }
+
+    /// The gRPC form: a trailers-only response (HTTP 200, no body) whose headers carry
+    /// `grpc-status` and the percent-encoded `grpc-message`.
+    pub fn to_grpc_response<B>(&self) -> Response<ResponseBody<B>> {
+        let mut response = Response::new(ResponseBody::empty());
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(grpc::GRPC_STATUS, self.grpc_code.to_header_value());
+        let message = utf8_percent_encode(&self.detail, GRPC_MESSAGE_ESCAPED).to_string();
+        if let Ok(message) = HeaderValue::from_str(&message) {
+            headers.insert(grpc::GRPC_MESSAGE, message);
+        }
+        if let Some(after) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(after)));
+        }
+        response.extensions_mut().insert(self.clone());
+        response
+    }
+}
+
+/// `grpc-message` is percent-encoded: everything outside printable ASCII, and `%` itself.
+const GRPC_MESSAGE_ESCAPED: &AsciiSet = &CONTROLS.add(b'%');
+
+fn retry_after_seconds(after: Duration) -> u64 {
+    after.as_secs() + u64::from(after.subsec_nanos() > 0)
+}
+
+#[derive(Serialize)]
+struct ProblemDetails<'a> {
+    #[serde(rename = "type")]
+    problem_type: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rejected by steadfast {} ({}): {}",
+            self.origin, self.kind, self.detail
+        )
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(
+        response: Response<ResponseBody<http_body_util::Empty<Bytes>>>,
+    ) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn http_form_is_rfc9457_problem_json() {
+        let rejection = Rejection::new(RejectionKind::Overloaded, Origin::Shed)
+            .with_detail("at the concurrency limit")
+            .with_retry_after(Duration::from_millis(1500));
+        let response = rejection.to_http_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        assert_eq!(response.extensions().get::<Rejection>(), Some(&rejection));
+        let json = body_json(response).await;
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.Overloaded",
+                "title": "Service overloaded",
+                "status": 503,
+                "detail": "at the concurrency limit",
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn grpc_form_is_trailers_only() {
+        let rejection = Rejection::new(RejectionKind::Timeout, Origin::Timeout)
+            .with_detail("100% of the budget spent\nsorry é");
+        let response = rejection.to_grpc_response::<http_body_util::Empty<Bytes>>();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/grpc");
+        assert_eq!(response.headers()["grpc-status"], "4");
+        assert_eq!(
+            response.headers()["grpc-message"],
+            "100%25 of the budget spent%0Asorry %C3%A9"
+        );
+        // What a real gRPC client makes of it: tonic reads the same headers.
+        let status = tonic::Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(status.message(), "100% of the budget spent\nsorry é");
+        assert!(http_body::Body::is_end_stream(response.body()));
+    }
+
+    #[test]
+    fn defaults_follow_the_kind() {
+        let cases = [
+            (RejectionKind::Timeout, 504, Code::DeadlineExceeded, true),
+            (
+                RejectionKind::DeadlineExpired,
+                504,
+                Code::DeadlineExceeded,
+                false,
+            ),
+            (
+                RejectionKind::InvalidDeadline,
+                400,
+                Code::InvalidArgument,
+                false,
+            ),
+            (RejectionKind::CircuitOpen, 503, Code::Unavailable, false),
+            (RejectionKind::Overloaded, 503, Code::Unavailable, false),
+            (
+                RejectionKind::InvalidRequest,
+                400,
+                Code::InvalidArgument,
+                false,
+            ),
+            (RejectionKind::InvalidResponse, 500, Code::Internal, true),
+            (RejectionKind::Misconfigured, 500, Code::Internal, true),
+        ];
+        for (kind, status, code, failure) in cases {
+            let rejection = Rejection::new(kind, Origin::Timeout);
+            assert_eq!(rejection.status(), status, "{kind}");
+            assert_eq!(rejection.grpc_code(), code, "{kind}");
+            assert_eq!(rejection.counts_as_failure(), failure, "{kind}");
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_seconds(Duration::ZERO), 0);
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(30)), 30);
+    }
+}

@@ -1,0 +1,100 @@
+//! Every metric steadfast emits, named in one place.
+//!
+//! [`CATALOGUE`] lists each metric with its kind, unit, labels and meaning; a test keeps the
+//! README's table and this list in step. Layers record through the functions here, never with
+//! their own names.
+
+use super::rejection::Rejection;
+
+/// The kind of a metric, as the `metrics` facade records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A monotonically increasing count.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// A distribution of observed values.
+    Histogram,
+}
+
+/// One metric steadfast emits.
+#[derive(Clone, Copy, Debug)]
+pub struct Metric {
+    /// The name, with dots; Prometheus exporters render dots as underscores.
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricKind,
+    /// The unit (UCUM, as OpenTelemetry writes it), `"1"` for counts.
+    pub unit: &'static str,
+    /// The label keys, all of bounded cardinality.
+    pub labels: &'static [&'static str],
+    /// What it measures.
+    pub description: &'static str,
+}
+
+/// Requests a steadfast layer rejected or gave up on.
+pub const REJECTIONS: Metric = Metric {
+    name: "steadfast.rejections",
+    kind: MetricKind::Counter,
+    unit: "1",
+    labels: &["layer", "reason", "route"],
+    description: "Requests answered by a steadfast layer instead of the inner service (timeouts, expired deadlines, ...).",
+};
+
+/// Incoming deadline headers that could not be read.
+pub const INVALID_DEADLINES: Metric = Metric {
+    name: "steadfast.deadline.invalid",
+    kind: MetricKind::Counter,
+    unit: "1",
+    labels: &["header", "action", "route"],
+    description: "Incoming deadline headers (grpc-timeout or the configured HTTP header) that could not be parsed; action is `ignored` or `rejected`.",
+};
+
+/// Every metric steadfast emits.
+pub const CATALOGUE: &[Metric] = &[REJECTIONS, INVALID_DEADLINES];
+
+/// Records a rejection: one `tracing` event and one count of [`REJECTIONS`].
+pub(crate) fn record_rejection(rejection: &Rejection, route: &str) {
+    if rejection.counts_as_failure() {
+        tracing::warn!(
+            layer = rejection.origin().as_str(),
+            reason = rejection.kind().as_str(),
+            route,
+            detail = rejection.detail(),
+            "request rejected"
+        );
+    } else {
+        tracing::debug!(
+            layer = rejection.origin().as_str(),
+            reason = rejection.kind().as_str(),
+            route,
+            detail = rejection.detail(),
+            "request rejected"
+        );
+    }
+    metrics::counter!(
+        REJECTIONS.name,
+        "layer" => rejection.origin().as_str(),
+        "reason" => rejection.kind().as_str(),
+        "route" => route.to_owned(),
+    )
+    .increment(1);
+}
+
+/// Records an incoming deadline header that could not be read.
+pub(crate) fn record_invalid_deadline(
+    header: &str,
+    rejected: bool,
+    route: &str,
+    error: &dyn std::fmt::Display,
+) {
+    let action = if rejected { "rejected" } else { "ignored" };
+    tracing::debug!(header, action, route, %error, "invalid deadline header");
+    metrics::counter!(
+        INVALID_DEADLINES.name,
+        "header" => header.to_owned(),
+        "action" => action,
+        "route" => route.to_owned(),
+    )
+    .increment(1);
+}

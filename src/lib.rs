@@ -1,0 +1,8 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod core;
+pub mod timeout;
+
+pub use crate::core::{Deadline, Error, Rejection};

@@ -1,0 +1,128 @@
+//! The response future shared by the server-side and outbound timeout services.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::StatusCode;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use crate::core::clock::Instant;
+use crate::core::route::RouteLabel;
+use crate::core::telemetry;
+use crate::core::{Origin, Protocol, Rejection, RejectionKind, Reply};
+
+pin_project! {
+    /// The response future of [`Timeout`](super::Timeout) and
+    /// [`PropagateDeadline`](super::PropagateDeadline).
+    ///
+    /// It polls the inner future first, and arms its timer only once the inner future is
+    /// pending, so a response that is ready at once costs no timer. When the deadline passes the
+    /// inner future is dropped on the spot, cancelling its work, and the caller gets the
+    /// timeout rejection.
+    pub struct ResponseFuture<F, M> {
+        #[pin]
+        state: State<F>,
+        protocol: Protocol,
+        route: RouteLabel,
+        origin: Origin,
+        timeout_status: StatusCode,
+        _mode: PhantomData<fn() -> M>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Running { #[pin] inner: F, #[pin] timer: Timer },
+        Rejected { rejection: Option<Rejection> },
+    }
+}
+
+pin_project! {
+    #[project = TimerProj]
+    enum Timer {
+        // Not armed yet; `None` means the call has no deadline to enforce.
+        Idle { deadline: Option<Instant> },
+        Armed { #[pin] sleep: Sleep },
+    }
+}
+
+impl<F, M> ResponseFuture<F, M> {
+    pub(crate) fn running(
+        inner: F,
+        deadline: Option<Instant>,
+        protocol: Protocol,
+        route: RouteLabel,
+        origin: Origin,
+        timeout_status: StatusCode,
+    ) -> Self {
+        Self {
+            state: State::Running {
+                inner,
+                timer: Timer::Idle { deadline },
+            },
+            protocol,
+            route,
+            origin,
+            timeout_status,
+            _mode: PhantomData,
+        }
+    }
+
+    pub(crate) fn rejected(rejection: Rejection, protocol: Protocol, route: RouteLabel) -> Self {
+        Self {
+            origin: rejection.origin(),
+            timeout_status: rejection.status(),
+            state: State::Rejected {
+                rejection: Some(rejection),
+            },
+            protocol,
+            route,
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl<F, M, Res, E> Future for ResponseFuture<F, M>
+where
+    F: Future<Output = Result<Res, E>>,
+    M: Reply<Res, E>,
+{
+    type Output = Result<M::Response, M::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let rejection = match this.state.as_mut().project() {
+            StateProj::Running { inner, mut timer } => {
+                if let Poll::Ready(result) = inner.poll(cx) {
+                    return Poll::Ready(M::forward(result));
+                }
+                if let TimerProj::Idle { deadline } = timer.as_mut().project() {
+                    let Some(deadline) = *deadline else {
+                        return Poll::Pending;
+                    };
+                    timer.as_mut().set(Timer::Armed {
+                        sleep: tokio::time::sleep_until(deadline),
+                    });
+                }
+                let TimerProj::Armed { sleep } = timer.project() else {
+                    unreachable!("the timer was armed above")
+                };
+                ready!(sleep.poll(cx));
+                Rejection::new(RejectionKind::Timeout, *this.origin)
+                    .with_status(*this.timeout_status)
+                    .with_detail("the request did not complete before its deadline")
+            }
+            StateProj::Rejected { rejection } => rejection
+                .take()
+                .expect("ResponseFuture polled after completion"),
+        };
+        // Dropping the inner future here cancels the work it was doing.
+        this.state.set(State::Rejected { rejection: None });
+        telemetry::record_rejection(&rejection, this.route.as_str());
+        Poll::Ready(M::reject(*this.protocol, rejection))
+    }
+}

@@ -1,0 +1,90 @@
+//! Timeouts with deadline propagation.
+//!
+//! [`TimeoutLayer`] gives every request a deadline: the earliest of the service's own budget,
+//! an optional cap, the caller's `grpc-timeout` (and, opt-in, an HTTP deadline header) and any
+//! [`Deadline`](crate::core::Deadline) an outer layer set. A request that arrives with no time
+//! left is answered at once without calling the inner service. One that runs out of time has its
+//! inner future dropped, which cancels the work, and is answered:
+//!
+//! - HTTP: `504 Gateway Timeout` (configurable) with an `application/problem+json` body;
+//! - gRPC: a trailers-only response with `grpc-status: 4` (`DEADLINE_EXCEEDED`).
+//!
+//! Both carry the [`Rejection`](crate::core::Rejection) in their extensions. Errors of the inner
+//! service pass unchanged, so an Axum router needs no `HandleErrorLayer`:
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::get};
+//! use steadfast::timeout::TimeoutLayer;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! async fn slow() -> &'static str {
+//!     tokio::time::sleep(Duration::from_secs(5)).await;
+//!     "too late"
+//! }
+//!
+//! let app = Router::new()
+//!     .route("/slow", get(slow))
+//!     .layer(TimeoutLayer::new(Duration::from_millis(300)));
+//!
+//! let request = http::Request::get("/slow").body(axum::body::Body::empty()).unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 504);
+//! assert_eq!(response.headers()["content-type"], "application/problem+json");
+//! # }
+//! ```
+//!
+//! # Handlers and outbound calls
+//!
+//! The effective deadline is in the request extensions. A handler reads it (with the `axum`
+//! feature, `Deadline` is an extractor; `Option<Deadline>` where the layer is optional) and
+//! copies it onto the requests it sends. [`PropagateDeadlineLayer`] around the client then writes
+//! the remaining time as `grpc-timeout` (or a configured HTTP header) and fails fast when none
+//! is left:
+//!
+//! ```
+//! use steadfast::core::Deadline;
+//! use steadfast::timeout::PropagateDeadlineLayer;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! // Stands in for a hyper client or a tonic Channel.
+//! let upstream = tower::service_fn(|request: http::Request<()>| async move {
+//!     assert_eq!(request.headers()["grpc-timeout"], "250000u");
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+//! });
+//! let mut client = ServiceBuilder::new().layer(PropagateDeadlineLayer::new()).service(upstream);
+//!
+//! // In a handler: `deadline` came from the incoming request.
+//! let deadline = Deadline::after(std::time::Duration::from_millis(250));
+//! let mut outbound = http::Request::post("http://inventory/pkg.Inventory/Reserve")
+//!     .header("content-type", "application/grpc")
+//!     .body(())
+//!     .unwrap();
+//! outbound.extensions_mut().insert(deadline);
+//! client.ready().await.unwrap().call(outbound).await.unwrap();
+//! # }
+//! ```
+//!
+//! With tonic, put the deadline in the `tonic::Request`'s extensions
+//! (`request.extensions_mut().insert(deadline)`): tonic carries them into the HTTP request.
+//!
+//! # Malformed deadline headers
+//!
+//! An unreadable `grpc-timeout` (or configured header) never panics. By default it is ignored:
+//! the request is served under the service's own budget, and the event is counted in
+//! `steadfast.deadline.invalid`. [`OnInvalidDeadline::Reject`] answers 400 problem+json
+//! (gRPC `INVALID_ARGUMENT`) instead.
+
+mod config;
+mod future;
+mod layer;
+mod propagate;
+mod service;
+
+pub use config::{DeadlineFormat, OnInvalidDeadline, TimeoutConfig};
+pub use future::ResponseFuture;
+pub use layer::TimeoutLayer;
+pub use propagate::{PropagateDeadline, PropagateDeadlineLayer};
+pub use service::Timeout;

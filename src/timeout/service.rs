@@ -1,0 +1,152 @@
+//! The server-side timeout service.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use tower::Service;
+
+use super::config::TimeoutConfig;
+use super::future::ResponseFuture;
+use crate::core::clock;
+use crate::core::route::RouteLabel;
+use crate::core::{
+    Origin, Protocol, ProtocolResponses, Rejection, RejectionKind, ResponseBody, TypedErrors,
+};
+
+/// Bounds the time an inner service may take, honouring the caller's deadline.
+///
+/// Built by [`TimeoutLayer`](super::TimeoutLayer); see the [module docs](super).
+pub struct Timeout<S, M = ProtocolResponses> {
+    inner: S,
+    config: Arc<TimeoutConfig>,
+    _mode: PhantomData<fn() -> M>,
+}
+
+impl<S> Timeout<S> {
+    /// Wraps `inner` with a per-request budget and the default settings.
+    pub fn new(inner: S, budget: Duration) -> Self {
+        Self::with_config(inner, Arc::new(TimeoutConfig::new(budget)))
+    }
+}
+
+impl<S, M> Timeout<S, M> {
+    pub(crate) fn with_config(inner: S, config: Arc<TimeoutConfig>) -> Self {
+        Self {
+            inner,
+            config,
+            _mode: PhantomData,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &TimeoutConfig {
+        &self.config
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, M> Clone for Timeout<S, M> {
+    fn clone(&self) -> Self {
+        Self::with_config(self.inner.clone(), self.config.clone())
+    }
+}
+
+impl<S: fmt::Debug, M> fmt::Debug for Timeout<S, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for Timeout<S, ProtocolResponses>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ProtocolResponses>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let now = clock::now();
+        let protocol = Protocol::of(request.headers());
+        let route = RouteLabel::of(request.extensions());
+        let (deadline, earlier) =
+            match self
+                .config
+                .deadline_for(now, request.headers(), request.extensions(), &route)
+            {
+                Ok(found) => found,
+                Err(rejection) => return ResponseFuture::rejected(rejection, protocol, route),
+            };
+        if deadline.instant() <= now {
+            // The caller has already given up: do not start work nobody will receive.
+            let rejection = Rejection::new(RejectionKind::DeadlineExpired, Origin::Timeout)
+                .with_detail("the request arrived with no time left before its deadline");
+            return ResponseFuture::rejected(rejection, protocol, route);
+        }
+        if earlier && self.config.publishes_deadline() {
+            request.extensions_mut().insert(deadline);
+        }
+        let status = self.config.status();
+        ResponseFuture::running(
+            self.inner.call(request),
+            Some(deadline.instant()),
+            protocol,
+            route,
+            Origin::Timeout,
+            status,
+        )
+    }
+}
+
+/// For any request type: the budget (bounded by the cap) applies; no header is read.
+impl<S, Req> Service<Req> for Timeout<S, TypedErrors>
+where
+    S: Service<Req>,
+{
+    type Response = S::Response;
+    type Error = crate::core::Error<S::Error>;
+    type Future = ResponseFuture<S::Future, TypedErrors>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(crate::core::Error::Inner)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let deadline = clock::saturating_add(clock::now(), self.config.bound());
+        ResponseFuture::running(
+            self.inner.call(request),
+            Some(deadline),
+            Protocol::Http,
+            RouteLabel::default(),
+            Origin::Timeout,
+            self.config.status(),
+        )
+    }
+}

@@ -1,0 +1,149 @@
+//! Axum: the layers plug into a `Router` with no `HandleErrorLayer`.
+#![cfg(feature = "axum")]
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use steadfast::core::Deadline;
+use steadfast::timeout::TimeoutLayer;
+use tower::ServiceExt;
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    "late"
+}
+
+async fn remaining(deadline: Deadline) -> String {
+    deadline.remaining().as_millis().to_string()
+}
+
+async fn maybe(deadline: Option<Deadline>) -> &'static str {
+    if deadline.is_some() { "some" } else { "none" }
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/slow", get(slow))
+        .route("/remaining", get(remaining))
+        .route("/users/{id}", get(slow))
+        .layer(TimeoutLayer::new(Duration::from_millis(300)))
+}
+
+async fn text(response: axum::response::Response) -> String {
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_router_with_the_layer_serves_and_times_out() {
+    let response = app()
+        .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: serde_json::Value = serde_json::from_str(&text(response).await).unwrap();
+    assert_eq!(body["status"], 504);
+}
+
+#[tokio::test(start_paused = true)]
+async fn handlers_extract_the_deadline() {
+    let request = Request::get("/remaining")
+        .header("grpc-timeout", "120m")
+        .body(Body::empty())
+        .unwrap();
+    let response = app().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "120");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_deadline_is_a_clear_500_and_optional_extraction_works() {
+    let bare = Router::new()
+        .route("/remaining", get(remaining))
+        .route("/maybe", get(maybe));
+    let response = bare
+        .clone()
+        .oneshot(Request::get("/remaining").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(text(response).await.contains("TimeoutLayer"));
+
+    let response = bare
+        .oneshot(Request::get("/maybe").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(text(response).await, "none");
+    let layered = Router::new()
+        .route("/maybe", get(maybe))
+        .layer(TimeoutLayer::new(Duration::from_secs(1)));
+    let response = layered
+        .oneshot(Request::get("/maybe").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(text(response).await, "some");
+}
+
+#[tokio::test(start_paused = true)]
+async fn route_layer_labels_rejections_with_the_route_template() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let app = Router::new()
+        .route("/users/{id}", get(slow))
+        .route_layer(TimeoutLayer::new(Duration::from_millis(300)));
+    let call = async {
+        for id in 0..3 {
+            let request = Request::get(format!("/users/{id}"))
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        }
+    };
+    // The recorder must be active while the futures are polled: install it for this thread.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    call.await;
+
+    let snapshot = snapshotter.snapshot().into_vec();
+    let rejections: Vec<_> = snapshot
+        .iter()
+        .filter(|(key, ..)| key.key().name() == "steadfast.rejections")
+        .collect();
+    assert_eq!(
+        rejections.len(),
+        1,
+        "one label set, not one per raw path: {rejections:?}"
+    );
+    let (key, _, _, value) = rejections[0];
+    let labels: Vec<_> = key
+        .key()
+        .labels()
+        .map(|label| (label.key(), label.value()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("layer", "timeout"),
+            ("reason", "timeout"),
+            ("route", "/users/{id}")
+        ]
+    );
+    assert_eq!(value, &DebugValue::Counter(3));
+}

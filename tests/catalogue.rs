@@ -1,0 +1,47 @@
+//! The README's metric table and the code's catalogue cannot drift apart.
+
+use steadfast::core::telemetry::{CATALOGUE, MetricKind};
+
+fn readme_rows() -> Vec<Vec<String>> {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("## Metrics")
+        .nth(1)
+        .expect("README has a Metrics section");
+    section
+        .lines()
+        .take_while(|line| !line.starts_with("## "))
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            line.trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_catalogued_metric_is_documented_exactly() {
+    let rows = readme_rows();
+    assert_eq!(rows.len(), CATALOGUE.len(), "README rows: {rows:?}");
+    for metric in CATALOGUE {
+        let row = rows
+            .iter()
+            .find(|row| row[0] == format!("`{}`", metric.name))
+            .unwrap_or_else(|| panic!("{} is not in the README's metric table", metric.name));
+        let kind = match metric.kind {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        };
+        assert_eq!(row[1], kind, "{}", metric.name);
+        let labels: Vec<String> = metric
+            .labels
+            .iter()
+            .map(|label| format!("`{label}`"))
+            .collect();
+        assert_eq!(row[2], labels.join(", "), "{}", metric.name);
+        assert_eq!(row[3], metric.description, "{}", metric.name);
+    }
+}
