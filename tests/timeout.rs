@@ -475,3 +475,53 @@ async fn an_unpublished_deadline_is_still_enforced() {
     tokio::time::advance(BUDGET).await;
     assert_eq!(call.await.unwrap().status(), StatusCode::GATEWAY_TIMEOUT);
 }
+
+/// Collects what a `tracing` fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejections_emit_tracing_events() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let seen = Seen::default();
+    let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::from_secs(10), &seen));
+    service.clone().oneshot(request(&[])).await.unwrap();
+    service.oneshot(grpc_request("0n")).await.unwrap();
+
+    let output = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let timeout = output
+        .lines()
+        .find(|line| line.contains("reason=\"timeout\""))
+        .expect(&output);
+    assert!(
+        timeout.contains("WARN")
+            && timeout.contains("request rejected")
+            && timeout.contains("layer=\"timeout\""),
+        "{timeout}"
+    );
+    // The caller's spent deadline is not the service's fault: logged, but not as a warning.
+    let expired = output
+        .lines()
+        .find(|line| line.contains("reason=\"deadline_expired\""))
+        .expect(&output);
+    assert!(expired.contains("DEBUG"), "{expired}");
+}

@@ -105,40 +105,26 @@ impl RejectionKind {
 
     /// The problem type URI of RFC 9457: the documentation of this variant.
     fn problem_type(self) -> &'static str {
-        match self {
-            Self::Timeout => concat!(
-                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
-                "Timeout"
-            ),
-            Self::DeadlineExpired => concat!(
-                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
-                "DeadlineExpired"
-            ),
-            Self::InvalidDeadline => concat!(
-                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
-                "InvalidDeadline"
-            ),
-            Self::CircuitOpen => concat!(
-                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
-                "CircuitOpen"
-            ),
-            Self::Overloaded => concat!(
-                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
-                "Overloaded"
-            ),
-            Self::InvalidRequest => concat!(
-                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
-                "InvalidRequest"
-            ),
-            Self::InvalidResponse => concat!(
-                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
-                "InvalidResponse"
-            ),
-            Self::Misconfigured => concat!(
-                "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
-                "Misconfigured"
-            ),
+        macro_rules! variant_docs {
+            ($($variant:ident),*) => {
+                match self {
+                    $(Self::$variant => concat!(
+                        "https://docs.rs/steadfast/latest/steadfast/core/enum.RejectionKind.html#variant.",
+                        stringify!($variant)
+                    ),)*
+                }
+            };
         }
+        variant_docs!(
+            Timeout,
+            DeadlineExpired,
+            InvalidDeadline,
+            CircuitOpen,
+            Overloaded,
+            InvalidRequest,
+            InvalidResponse,
+            Misconfigured
+        )
     }
 }
 

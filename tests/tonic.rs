@@ -1,0 +1,255 @@
+//! Real tonic clients and servers over loopback: the server layer answers a tonic client in
+//! gRPC terms, and the client layer propagates the deadline through a tonic `Channel`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut};
+use http::uri::PathAndQuery;
+use steadfast::core::Deadline;
+use steadfast::timeout::{PropagateDeadlineLayer, TimeoutLayer};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::server::NamedService;
+use tonic::transport::{Channel, Server};
+use tonic::{Code, Request, Response, Status};
+use tower::Layer;
+
+/// Messages are plain UTF-8 strings: no protobuf code generation needed.
+#[derive(Clone, Copy, Default)]
+struct StringCodec;
+
+impl Codec for StringCodec {
+    type Encode = String;
+    type Decode = String;
+    type Encoder = StringCodec;
+    type Decoder = StringCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        StringCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        StringCodec
+    }
+}
+
+impl Encoder for StringCodec {
+    type Item = String;
+    type Error = Status;
+
+    fn encode(&mut self, item: String, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(item.as_bytes());
+        Ok(())
+    }
+}
+
+impl Decoder for StringCodec {
+    type Item = String;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<String>, Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        String::from_utf8(bytes.to_vec())
+            .map(Some)
+            .map_err(|_| Status::invalid_argument("not UTF-8"))
+    }
+}
+
+/// `demo.Clock`: `Sleep` sleeps for the milliseconds in its message; `Timeout` answers with the
+/// `grpc-timeout` it received and the milliseconds its `Deadline` left it, as `header;millis`.
+#[derive(Clone, Default)]
+struct ClockService {
+    calls: Arc<AtomicUsize>,
+}
+
+impl NamedService for ClockService {
+    const NAME: &'static str = "demo.Clock";
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl tower::Service<http::Request<tonic::body::Body>> for ClockService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut grpc = tonic::server::Grpc::new(StringCodec);
+        Box::pin(async move {
+            let response = match request.uri().path() {
+                "/demo.Clock/Sleep" => {
+                    let sleep = tower::service_fn(|request: Request<String>| async move {
+                        let millis: u64 = request
+                            .get_ref()
+                            .parse()
+                            .map_err(|_| Status::invalid_argument("millis"))?;
+                        tokio::time::sleep(Duration::from_millis(millis)).await;
+                        Ok::<_, Status>(Response::new("awake".to_owned()))
+                    });
+                    grpc.unary(sleep, request).await
+                }
+                "/demo.Clock/Timeout" => {
+                    let echo = tower::service_fn(|request: Request<String>| async move {
+                        let timeout = request
+                            .metadata()
+                            .get("grpc-timeout")
+                            .map(|value| value.to_str().unwrap().to_owned());
+                        let left = request
+                            .extensions()
+                            .get::<Deadline>()
+                            .map(|deadline| deadline.remaining().as_millis());
+                        Ok::<_, Status>(Response::new(format!(
+                            "{};{}",
+                            timeout.unwrap_or_default(),
+                            left.unwrap_or_default()
+                        )))
+                    });
+                    grpc.unary(echo, request).await
+                }
+                _ => Status::unimplemented("no such method").into_http(),
+            };
+            Ok(response)
+        })
+    }
+}
+
+async fn start_server(service: ClockService, budget: Duration) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        Server::builder()
+            .layer(TimeoutLayer::new(budget))
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
+    addr
+}
+
+async fn channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn path(method: &str) -> PathAndQuery {
+    PathAndQuery::try_from(format!("/demo.Clock/{method}")).unwrap()
+}
+
+const BUDGET: Duration = Duration::from_secs(2);
+
+/// Sends `Timeout` and returns what the server saw: the header and the time its deadline left.
+async fn timeout_seen<T>(
+    client: &mut tonic::client::Grpc<T>,
+    request: Request<String>,
+) -> (String, u64)
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    client.ready().await.map_err(Into::into).unwrap();
+    let answer = client
+        .unary::<_, String, _>(request, path("Timeout"), StringCodec)
+        .await
+        .unwrap()
+        .into_inner();
+    let (header, millis) = answer.split_once(';').unwrap();
+    (header.to_owned(), millis.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_tonic_client_gets_deadline_exceeded_from_the_server_layer() {
+    // The server's budget runs out first; the client itself sets no timeout.
+    let addr = start_server(ClockService::default(), Duration::from_millis(50)).await;
+    let mut client = tonic::client::Grpc::new(channel(addr).await);
+
+    let request = Request::new("5000".to_owned());
+    client.ready().await.unwrap();
+    let status = client
+        .unary::<_, String, _>(request, path("Sleep"), StringCodec)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "the request did not complete before its deadline"
+    );
+
+    // A fast call under the same layer succeeds.
+    client.ready().await.unwrap();
+    let response = client
+        .unary::<_, String, _>(Request::new("0".to_owned()), path("Sleep"), StringCodec)
+        .await
+        .unwrap();
+    assert_eq!(response.into_inner(), "awake");
+}
+
+#[tokio::test]
+async fn the_server_honours_a_tonic_clients_timeout() {
+    let addr = start_server(ClockService::default(), BUDGET).await;
+    let mut client = tonic::client::Grpc::new(channel(addr).await);
+    let mut request = Request::new(String::new());
+    request.set_timeout(Duration::from_millis(300));
+    let (header, left) = timeout_seen(&mut client, request).await;
+    assert!(!header.is_empty());
+    assert!(
+        left <= 300 && left > 200,
+        "the handler's deadline left {left} ms"
+    );
+}
+
+#[tokio::test]
+async fn a_tonic_channel_carries_the_propagated_deadline() {
+    let addr = start_server(ClockService::default(), BUDGET).await;
+    let mut client =
+        tonic::client::Grpc::new(PropagateDeadlineLayer::new().layer(channel(addr).await));
+
+    let mut request = Request::new(String::new());
+    request
+        .extensions_mut()
+        .insert(Deadline::after(Duration::from_millis(300)));
+    let (header, left) = timeout_seen(&mut client, request).await;
+    let announced = steadfast::core::grpc::parse_timeout(header.as_bytes()).unwrap();
+    assert!(
+        announced <= Duration::from_millis(300) && announced > Duration::from_millis(200),
+        "{announced:?}"
+    );
+    assert!(
+        left <= 300 && left > 200,
+        "the server's deadline left {left} ms"
+    );
+}
+
+#[tokio::test]
+async fn a_spent_deadline_fails_fast_on_a_tonic_channel_without_sending() {
+    let service = ClockService::default();
+    let addr = start_server(service.clone(), BUDGET).await;
+    let mut client =
+        tonic::client::Grpc::new(PropagateDeadlineLayer::new().layer(channel(addr).await));
+
+    let mut request = Request::new(String::new());
+    request
+        .extensions_mut()
+        .insert(Deadline::at(tokio::time::Instant::now()));
+    client.ready().await.unwrap();
+    let status = client
+        .unary::<_, String, _>(request, path("Timeout"), StringCodec)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0);
+}
