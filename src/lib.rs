@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod core;
 pub mod timeout;
 

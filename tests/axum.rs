@@ -147,3 +147,128 @@ async fn route_layer_labels_rejections_with_the_route_template() {
     );
     assert_eq!(value, &DebugValue::Counter(3));
 }
+
+mod breaker {
+    use super::*;
+    use steadfast::breaker::{
+        BreakerConfig, BreakerHandle, CircuitBreakerLayer, SlidingWindow, State,
+    };
+
+    async fn broken() -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    async fn healthy() -> &'static str {
+        "ok"
+    }
+
+    fn config() -> BreakerConfig {
+        BreakerConfig::new()
+            .sliding_window(SlidingWindow::count(5))
+            .minimum_calls(3)
+    }
+
+    async fn status(app: &Router, path: &str) -> u16 {
+        app.clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_route_gets_its_own_breaker_named_after_its_template() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let app = Router::new()
+            .route("/orders/{id}", get(broken))
+            .route("/health", get(healthy))
+            .layer(CircuitBreakerLayer::new(config()).unwrap());
+
+        for id in 0..3 {
+            assert_eq!(status(&app, &format!("/orders/{id}")).await, 500);
+        }
+        assert_eq!(
+            status(&app, "/orders/9").await,
+            503,
+            "the orders breaker is open"
+        );
+        assert_eq!(
+            status(&app, "/health").await,
+            200,
+            "the health route has its own breaker"
+        );
+
+        let snapshot = snapshotter.snapshot().into_vec();
+        let state = snapshot
+            .iter()
+            .find(|(key, ..)| {
+                key.key().name() == "steadfast.breaker.state"
+                    && key
+                        .key()
+                        .labels()
+                        .any(|label| label.value() == "/orders/{id}")
+            })
+            .expect("a state gauge labelled with the route template");
+        assert_eq!(state.3, DebugValue::Gauge(1.0.into()));
+        let failures = snapshot
+            .iter()
+            .find(|(key, ..)| {
+                key.key().name() == "steadfast.breaker.calls"
+                    && key.key().labels().any(|label| label.value() == "failure")
+            })
+            .unwrap();
+        assert_eq!(failures.3, DebugValue::Counter(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_breaker_guards_several_routes() {
+        let handle = BreakerHandle::new(config().name("backend")).unwrap();
+        let app = Router::new()
+            .route("/a", get(broken))
+            .route("/b", get(healthy))
+            .layer(CircuitBreakerLayer::shared(handle.clone()));
+        for _ in 0..3 {
+            status(&app, "/a").await;
+        }
+        assert_eq!(handle.state(), State::Open);
+        assert_eq!(status(&app, "/b").await, 503);
+    }
+}
+
+#[tokio::test]
+async fn a_route_breaker_outlives_connections_on_a_real_server() {
+    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    async fn broken() -> StatusCode {
+        StatusCode::BAD_GATEWAY
+    }
+    let layer = CircuitBreakerLayer::new(
+        BreakerConfig::new()
+            .sliding_window(SlidingWindow::count(4))
+            .minimum_calls(2),
+    )
+    .unwrap();
+    let app = Router::new()
+        .route("/broken", get(broken))
+        .layer(layer.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // Each request on a fresh connection: axum builds the route's service anew for each.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let uri: http::Uri = format!("http://{addr}/broken").parse().unwrap();
+        statuses.push(client.get(uri).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [502, 502, 503]);
+    let breakers = layer.breakers();
+    assert_eq!(breakers.len(), 1);
+    assert_eq!(breakers[0].0, "/broken");
+}

@@ -89,7 +89,7 @@ where
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use http_body_util::{BodyExt, Full};

@@ -276,7 +276,7 @@ impl<Res, E> Classify<Res, E> for ErrorsAsFailures {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::core::Origin;

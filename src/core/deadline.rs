@@ -130,7 +130,7 @@ mod axum_extract {
 #[cfg(feature = "axum")]
 pub use axum_extract::MissingDeadline;
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

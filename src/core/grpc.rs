@@ -261,7 +261,7 @@ pub fn encode_timeout(duration: Duration) -> HeaderValue {
     HeaderValue::from_bytes(&text).expect("digits and an ASCII unit are a valid header value")
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -21,10 +21,13 @@ pub mod grpc;
 mod rejection;
 mod reply;
 pub(crate) mod route;
+pub(crate) mod sync;
 pub mod telemetry;
 
 pub use body::ResponseBody;
-pub use classify::{Classified, Classify, DefaultClassifier, FailureReason, Outcome, classify_fn};
+pub use classify::{
+    Classified, Classify, DefaultClassifier, ErrorsAsFailures, FailureReason, Outcome, classify_fn,
+};
 pub use deadline::Deadline;
 #[cfg(feature = "axum")]
 pub use deadline::MissingDeadline;

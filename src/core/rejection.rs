@@ -345,7 +345,7 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use http_body_util::BodyExt;

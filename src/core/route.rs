@@ -4,6 +4,17 @@
 /// values are unbounded.
 pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// The route template a router matched, borrowed from the request's extensions.
+#[inline]
+pub(crate) fn template(_extensions: &http::Extensions) -> Option<&str> {
+    #[cfg(feature = "axum")]
+    return _extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|matched| matched.as_str());
+    #[cfg(not(feature = "axum"))]
+    return None;
+}
+
 /// The route template of a request, captured when the request comes in so that it is still
 /// known after the request has moved into the inner service.
 #[derive(Clone, Debug, Default)]

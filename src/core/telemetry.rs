@@ -50,8 +50,51 @@ pub const INVALID_DEADLINES: Metric = Metric {
     description: "Incoming deadline headers (grpc-timeout or the configured HTTP header) that could not be parsed; action is `ignored` or `rejected`.",
 };
 
+/// A circuit breaker's state.
+pub const BREAKER_STATE: Metric = Metric {
+    name: "steadfast.breaker.state",
+    kind: MetricKind::Gauge,
+    unit: "1",
+    labels: &["breaker"],
+    description: "The state of each breaker: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only.",
+};
+
+/// A circuit breaker's state changes.
+pub const BREAKER_TRANSITIONS: Metric = Metric {
+    name: "steadfast.breaker.transitions",
+    kind: MetricKind::Counter,
+    unit: "1",
+    labels: &["breaker", "from", "to"],
+    description: "State changes of each breaker.",
+};
+
+/// Calls a circuit breaker let through, by outcome.
+pub const BREAKER_CALLS: Metric = Metric {
+    name: "steadfast.breaker.calls",
+    kind: MetricKind::Counter,
+    unit: "1",
+    labels: &["breaker", "outcome"],
+    description: "Calls a breaker let through, by outcome: `success`, `failure`, `ignored` (another layer's rejection) or `cancelled` (dropped before it finished).",
+};
+
+/// Calls a circuit breaker rejected.
+pub const BREAKER_NOT_PERMITTED: Metric = Metric {
+    name: "steadfast.breaker.not_permitted",
+    kind: MetricKind::Counter,
+    unit: "1",
+    labels: &["breaker"],
+    description: "Calls a breaker rejected because it was open, forced open, or out of half-open probes.",
+};
+
 /// Every metric steadfast emits.
-pub const CATALOGUE: &[Metric] = &[REJECTIONS, INVALID_DEADLINES];
+pub const CATALOGUE: &[Metric] = &[
+    REJECTIONS,
+    INVALID_DEADLINES,
+    BREAKER_STATE,
+    BREAKER_TRANSITIONS,
+    BREAKER_CALLS,
+    BREAKER_NOT_PERMITTED,
+];
 
 /// Records a rejection: one `tracing` event and one count of [`REJECTIONS`].
 pub(crate) fn record_rejection(rejection: &Rejection, route: &str) {

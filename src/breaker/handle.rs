@@ -1,0 +1,355 @@
+//! The breaker itself, behind a cloneable handle: state, figures, control and events.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, SharedString};
+use tokio::sync::broadcast;
+
+use super::config::{BreakerConfig, ConfigError, SlidingWindow, nanos};
+use super::state::{Machine, Permit, Refusal, State, Transition, Verdict};
+use super::window::{CountWindow, TimeWindow, Window, WindowSnapshot};
+use crate::core::clock::{self, Instant};
+use crate::core::telemetry;
+
+/// A circuit breaker, shared by every service and handle cloned from it.
+///
+/// The layer makes one per route by default; make one yourself to share it across routes or
+/// clients ([`CircuitBreakerLayer::shared`](super::CircuitBreakerLayer::shared)), or to watch and
+/// steer it from an admin endpoint:
+///
+/// ```
+/// use steadfast::breaker::{BreakerConfig, BreakerHandle, State};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let breaker = BreakerHandle::new(BreakerConfig::new().name("inventory")).unwrap();
+/// let mut events = breaker.subscribe();
+/// breaker.force_open();
+/// assert_eq!(breaker.state(), State::ForcedOpen);
+/// assert_eq!(events.recv().await.unwrap().transition.to, State::ForcedOpen);
+/// breaker.reset();
+/// assert_eq!(breaker.state(), State::Closed);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct BreakerHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    machine: Machine,
+    /// The breaker's clock starts here: the machine counts nanoseconds from it.
+    base: Instant,
+    slow_nanos: Option<u64>,
+    measures_time: bool,
+    automatic: bool,
+    events: broadcast::Sender<BreakerEvent>,
+    name: OnceLock<SharedString>,
+    metrics: OnceLock<CallMetrics>,
+}
+
+/// Metric handles, registered once per breaker so that a call costs no label building.
+struct CallMetrics {
+    success: Counter,
+    failure: Counter,
+    ignored: Counter,
+    cancelled: Counter,
+    not_permitted: Counter,
+    state: Gauge,
+}
+
+/// A state change, as broadcast to [`BreakerHandle::subscribe`]rs.
+#[derive(Clone, Debug)]
+pub struct BreakerEvent {
+    /// The breaker's name.
+    pub breaker: SharedString,
+    /// From which state to which, and why.
+    pub transition: Transition,
+    /// When, on tokio's clock.
+    pub at: Instant,
+}
+
+/// What a breaker knows right now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BreakerSnapshot {
+    /// The current state.
+    pub state: State,
+    /// The figures of the sliding window.
+    pub window: WindowSnapshot,
+    /// Trips since the breaker was last closed by successful probes or a reset.
+    pub consecutive_opens: u64,
+    /// How long until an open breaker lets probes through.
+    pub open_for: Option<Duration>,
+}
+
+impl BreakerHandle {
+    /// A breaker with these settings.
+    pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let name = config.name.clone().map(SharedString::from);
+        Ok(Self::from_valid(&config, name))
+    }
+
+    /// A breaker from validated settings, under `name` if given (otherwise named on first use).
+    pub(crate) fn from_valid(config: &BreakerConfig, name: Option<SharedString>) -> Self {
+        let window = match config.window {
+            SlidingWindow::Count(size) => Window::Count(CountWindow::new(size)),
+            SlidingWindow::Time { buckets, bucket } => {
+                Window::Time(TimeWindow::new(buckets, nanos(bucket)))
+            }
+        };
+        let handle = Self {
+            inner: Arc::new(Inner {
+                measures_time: config.slow_call_duration.is_some()
+                    || matches!(window, Window::Time(_)),
+                machine: Machine::new(config.settings(), window),
+                base: clock::now(),
+                slow_nanos: config.slow_call_duration.map(nanos),
+                automatic: config.automatic_half_open,
+                events: broadcast::channel(64).0,
+                name: OnceLock::new(),
+                metrics: OnceLock::new(),
+            }),
+        };
+        if let Some(name) = name {
+            handle.name_once(|| name);
+        }
+        handle
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.inner.machine.state()
+    }
+
+    /// The state and the window's figures.
+    pub fn snapshot(&self) -> BreakerSnapshot {
+        let now = self.now();
+        BreakerSnapshot {
+            state: self.state(),
+            window: self.inner.machine.snapshot(now),
+            consecutive_opens: self.inner.machine.consecutive_opens(),
+            open_for: self
+                .inner
+                .machine
+                .open_until()
+                .map(|until| Duration::from_nanos(until.saturating_sub(now))),
+        }
+    }
+
+    /// The breaker's name, once known.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.get().map(|name| &**name)
+    }
+
+    /// Reject every call until [`reset`](Self::reset).
+    pub fn force_open(&self) {
+        self.force(State::ForcedOpen);
+    }
+
+    /// Trip now, as if the failure threshold had been reached: open for the open duration, then
+    /// probe.
+    pub fn trip(&self) {
+        self.force(State::Open);
+    }
+
+    /// Let every call through, still measuring, never tripping, until [`reset`](Self::reset).
+    pub fn disable(&self) {
+        self.force(State::Disabled);
+    }
+
+    /// Measure and compute the rates, never trip, until [`reset`](Self::reset).
+    pub fn metrics_only(&self) {
+        self.force(State::MetricsOnly);
+    }
+
+    /// Back to closed with an empty window and no backoff. Any timer armed for the previous
+    /// state is disarmed (it checks the state's generation before acting).
+    pub fn reset(&self) {
+        self.force(State::Closed);
+    }
+
+    /// State changes from now on. A receiver that falls more than 64 events behind loses the
+    /// oldest (see `tokio::sync::broadcast`).
+    pub fn subscribe(&self) -> broadcast::Receiver<BreakerEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn force(&self, state: State) {
+        self.inner
+            .machine
+            .force(state, self.now(), &mut |transition| {
+                self.announce(transition)
+            });
+    }
+
+    /// Nanoseconds on the breaker's clock.
+    fn now(&self) -> u64 {
+        nanos(clock::now().saturating_duration_since(self.inner.base))
+    }
+
+    /// Sets the name if none is set yet, and registers the metrics under it.
+    pub(crate) fn name_once(&self, name: impl FnOnce() -> SharedString) -> &SharedString {
+        let name = self.inner.name.get_or_init(name);
+        self.inner.metrics.get_or_init(|| {
+            let calls = |outcome: &'static str| {
+                metrics::counter!(telemetry::BREAKER_CALLS.name, "breaker" => name.clone(), "outcome" => outcome)
+            };
+            let metrics = CallMetrics {
+                success: calls("success"),
+                failure: calls("failure"),
+                ignored: calls("ignored"),
+                cancelled: calls("cancelled"),
+                not_permitted: metrics::counter!(telemetry::BREAKER_NOT_PERMITTED.name, "breaker" => name.clone()),
+                state: metrics::gauge!(telemetry::BREAKER_STATE.name, "breaker" => name.clone()),
+            };
+            metrics.state.set(self.state().as_gauge());
+            metrics
+        });
+        name
+    }
+
+    /// Asks to make a call.
+    pub(crate) fn acquire(&self) -> Result<Call, Refusal> {
+        let result = self
+            .inner
+            .machine
+            .acquire(|| self.now(), &mut |transition| self.announce(transition));
+        match result {
+            Ok(permit) => Ok(Call {
+                permit,
+                started: self.inner.measures_time.then(clock::now),
+            }),
+            Err(refusal) => {
+                if let Some(metrics) = self.inner.metrics.get() {
+                    metrics.not_permitted.increment(1);
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Records how an admitted call went.
+    pub(crate) fn complete(&self, call: Call, verdict: Verdict) {
+        let duration = call
+            .started
+            .map(|started| clock::now().saturating_duration_since(started));
+        let slow = match (duration, self.inner.slow_nanos) {
+            (Some(duration), Some(slow)) => nanos(duration) > slow,
+            _ => false,
+        };
+        let micros = duration.map_or(0, |duration| {
+            u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+        });
+        self.inner.machine.record(
+            call.permit,
+            verdict,
+            slow,
+            micros,
+            || self.now(),
+            &mut |transition| self.announce(transition),
+        );
+        if let Some(metrics) = self.inner.metrics.get() {
+            match verdict {
+                Verdict::Success => metrics.success.increment(1),
+                Verdict::Failure => metrics.failure.increment(1),
+                Verdict::Ignored => metrics.ignored.increment(1),
+            }
+        }
+    }
+
+    /// A call was dropped before it finished: it gives its permit back and counts for nothing.
+    pub(crate) fn cancel(&self, call: Call) {
+        self.inner.machine.release(call.permit);
+        if let Some(metrics) = self.inner.metrics.get() {
+            metrics.cancelled.increment(1);
+        }
+    }
+
+    fn announce(&self, transition: Transition) {
+        let name = self
+            .inner
+            .name
+            .get()
+            .cloned()
+            .unwrap_or(SharedString::const_str("unnamed"));
+        if transition.to == State::Open {
+            tracing::warn!(
+                breaker = &*name,
+                from = transition.from.as_str(),
+                to = transition.to.as_str(),
+                reason = transition.reason.as_str(),
+                "circuit breaker opened"
+            );
+        } else {
+            tracing::info!(
+                breaker = &*name,
+                from = transition.from.as_str(),
+                to = transition.to.as_str(),
+                reason = transition.reason.as_str(),
+                "circuit breaker changed state"
+            );
+        }
+        metrics::counter!(
+            telemetry::BREAKER_TRANSITIONS.name,
+            "breaker" => name.clone(),
+            "from" => transition.from.as_str(),
+            "to" => transition.to.as_str(),
+        )
+        .increment(1);
+        if let Some(metrics) = self.inner.metrics.get() {
+            metrics.state.set(transition.to.as_gauge());
+        }
+        let _ = self.inner.events.send(BreakerEvent {
+            breaker: name,
+            transition,
+            at: clock::now(),
+        });
+        if self.inner.automatic {
+            self.arm_timer();
+        }
+    }
+
+    /// With automatic transitions, wakes the breaker when its state may end by time alone.
+    fn arm_timer(&self) {
+        let (Some(deadline), Ok(runtime)) = (
+            self.inner.machine.next_deadline(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let generation = self.inner.machine.generation();
+        let weak = Arc::downgrade(&self.inner);
+        // Just past the deadline: the wait must be strictly exceeded (times are kept in µs).
+        let at = self.inner.base + Duration::from_nanos(deadline.saturating_add(1_000));
+        runtime.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if let Some(inner) = weak.upgrade() {
+                let handle = BreakerHandle { inner };
+                handle
+                    .inner
+                    .machine
+                    .wake(generation, handle.now(), &mut |transition| {
+                        handle.announce(transition)
+                    });
+            }
+        });
+    }
+}
+
+/// An admitted call: its permit, and when it started if the breaker measures durations.
+#[derive(Debug)]
+pub(crate) struct Call {
+    permit: Permit,
+    started: Option<Instant>,
+}
+
+impl fmt::Debug for BreakerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerHandle")
+            .field("name", &self.name())
+            .field("state", &self.state())
+            .finish()
+    }
+}

@@ -1,0 +1,156 @@
+//! The circuit breaker layer.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use tower::Layer;
+
+use super::config::{BreakerConfig, ConfigError};
+use super::handle::BreakerHandle;
+use super::registry::{BreakerKey, Registry};
+use super::service::CircuitBreaker;
+use crate::core::{DefaultClassifier, ErrorsAsFailures, ProtocolResponses, TypedErrors};
+
+/// The most breakers a keyed layer makes by default.
+pub const DEFAULT_MAX_BREAKERS: usize = 1024;
+
+#[derive(Clone)]
+pub(crate) enum Source {
+    /// One breaker per key, made on first use.
+    Keyed(Arc<Registry>),
+    /// One breaker for all.
+    Shared(BreakerHandle),
+}
+
+impl Source {
+    pub(crate) fn breaker_for<B>(&self, request: &http::Request<B>) -> BreakerHandle {
+        match self {
+            Source::Keyed(registry) => registry.get(&registry.key().of(request)),
+            Source::Shared(breaker) => breaker.clone(),
+        }
+    }
+
+    pub(crate) fn default_breaker(&self) -> BreakerHandle {
+        match self {
+            Source::Keyed(registry) => registry.get("default"),
+            Source::Shared(breaker) => breaker.clone(),
+        }
+    }
+}
+
+/// Applies [`CircuitBreaker`] to a service.
+///
+/// [`new`](Self::new) keeps one breaker per route, whichever service instance serves it (Axum
+/// rebuilds route services per connection, so a breaker per instance would forget): Axum's
+/// route template, or the gRPC method path behind a tonic server. [`keyed`](Self::keyed) keys
+/// by upstream, header or a function instead; [`shared`](Self::shared) puts one breaker in
+/// front of everything. Keys are bounded ([`DEFAULT_MAX_BREAKERS`]); beyond the bound, new keys
+/// share one `overflow` breaker.
+pub struct CircuitBreakerLayer<C = DefaultClassifier, M = ProtocolResponses> {
+    source: Source,
+    classifier: C,
+    _mode: PhantomData<fn() -> M>,
+}
+
+impl CircuitBreakerLayer {
+    /// One breaker per route, each with these settings.
+    pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
+        Self::keyed(config, BreakerKey::Route, DEFAULT_MAX_BREAKERS)
+    }
+
+    /// One breaker per key, each with these settings, at most `max_breakers` of them.
+    pub fn keyed(
+        config: BreakerConfig,
+        key: BreakerKey,
+        max_breakers: usize,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if max_breakers == 0 {
+            return Err(ConfigError::new("max_breakers", "must be at least 1"));
+        }
+        Ok(Self::with(Source::Keyed(Arc::new(Registry::new(
+            config,
+            key,
+            max_breakers,
+        )))))
+    }
+
+    /// Every wrapped service shares this breaker.
+    pub fn shared(breaker: BreakerHandle) -> Self {
+        Self::with(Source::Shared(breaker))
+    }
+
+    fn with(source: Source) -> Self {
+        Self {
+            source,
+            classifier: DefaultClassifier::new(),
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl Default for CircuitBreakerLayer {
+    fn default() -> Self {
+        Self::new(BreakerConfig::default()).expect("the default settings are valid")
+    }
+}
+
+impl<C, M> CircuitBreakerLayer<C, M> {
+    /// Decide success and failure with this classifier instead of [`DefaultClassifier`].
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2, M> {
+        CircuitBreakerLayer {
+            source: self.source,
+            classifier,
+            _mode: PhantomData,
+        }
+    }
+
+    /// Answer rejections with [`crate::Error::Rejected`], for services whose requests are not
+    /// HTTP (and so have no key: a keyed layer uses its `default` breaker). Responses count as
+    /// successes and errors as failures unless another classifier is set.
+    pub fn typed_errors(self) -> CircuitBreakerLayer<ErrorsAsFailures, TypedErrors> {
+        CircuitBreakerLayer {
+            source: self.source,
+            classifier: ErrorsAsFailures,
+            _mode: PhantomData,
+        }
+    }
+
+    /// The breakers made so far, by key, to watch or steer them (an admin endpoint, a test).
+    pub fn breakers(&self) -> Vec<(String, BreakerHandle)> {
+        match &self.source {
+            Source::Keyed(registry) => registry.all(),
+            Source::Shared(breaker) => vec![(
+                breaker.name().unwrap_or("shared").to_owned(),
+                breaker.clone(),
+            )],
+        }
+    }
+}
+
+impl<S, C: Clone, M> Layer<S> for CircuitBreakerLayer<C, M> {
+    type Service = CircuitBreaker<S, C, M>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreaker::with(inner, self.source.clone(), self.classifier.clone())
+    }
+}
+
+impl<C: Clone, M> Clone for CircuitBreakerLayer<C, M> {
+    fn clone(&self) -> Self {
+        Self {
+            source: self.source.clone(),
+            classifier: self.classifier.clone(),
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl<C, M> fmt::Debug for CircuitBreakerLayer<C, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerLayer")
+            .field("breakers", &self.breakers())
+            .finish()
+    }
+}

@@ -1,0 +1,167 @@
+//! The circuit breaker service.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use metrics::SharedString;
+use tower::Service;
+
+use super::future::{Guard, ResponseFuture};
+use super::layer::Source;
+use super::state::Refusal;
+use crate::core::{
+    Classify, DefaultClassifier, Error, Origin, Protocol, ProtocolResponses, Rejection,
+    RejectionKind, ResponseBody, TypedErrors,
+};
+
+/// Fails fast while its breaker is open; see the [module docs](super).
+pub struct CircuitBreaker<S, C = DefaultClassifier, M = ProtocolResponses> {
+    inner: S,
+    source: Source,
+    classifier: C,
+    _mode: PhantomData<fn() -> M>,
+}
+
+impl<S, C, M> CircuitBreaker<S, C, M> {
+    pub(crate) fn with(inner: S, source: Source, classifier: C) -> Self {
+        Self {
+            inner,
+            source,
+            classifier,
+            _mode: PhantomData,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, C: Clone, M> Clone for CircuitBreaker<S, C, M> {
+    fn clone(&self) -> Self {
+        Self::with(
+            self.inner.clone(),
+            self.source.clone(),
+            self.classifier.clone(),
+        )
+    }
+}
+
+impl<S: fmt::Debug, C, M> fmt::Debug for CircuitBreaker<S, C, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_rejection(refusal: Refusal) -> Rejection {
+    let rejection = Rejection::new(RejectionKind::CircuitOpen, Origin::Breaker).with_detail(
+        "the circuit breaker is open: the service is failing and sheds calls until it recovers",
+    );
+    match refusal.retry_after_nanos {
+        Some(nanos) => rejection.with_retry_after(Duration::from_nanos(nanos)),
+        None => rejection,
+    }
+}
+
+impl<S, C, M> CircuitBreaker<S, C, M> {
+    fn call_http<B>(&mut self, request: Request<B>) -> ResponseFuture<S::Future, C, M>
+    where
+        S: Service<Request<B>>,
+        C: Clone,
+    {
+        let protocol = Protocol::of(request.headers());
+        let breaker = self.source.breaker_for(&request);
+        let name = breaker
+            .name_once(|| SharedString::const_str("shared"))
+            .clone();
+        match breaker.acquire() {
+            Ok(call) => {
+                let guard = Guard::new(breaker, call);
+                ResponseFuture::running(
+                    self.inner.call(request),
+                    guard,
+                    self.classifier.clone(),
+                    protocol,
+                    name,
+                )
+            }
+            Err(refusal) => ResponseFuture::rejected(
+                open_rejection(refusal),
+                self.classifier.clone(),
+                protocol,
+                name,
+            ),
+        }
+    }
+}
+
+impl<S, C, B, ResBody> Service<Request<B>> for CircuitBreaker<S, C, ProtocolResponses>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    C: Classify<Response<ResBody>, S::Error> + Clone,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, C, ProtocolResponses>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.call_http(request)
+    }
+}
+
+/// For any request type: rejections are [`Error::Rejected`].
+impl<S, C, Req> Service<Req> for CircuitBreaker<S, C, TypedErrors>
+where
+    S: Service<Req>,
+    C: Classify<S::Response, S::Error> + Clone,
+{
+    type Response = S::Response;
+    type Error = Error<S::Error>;
+    type Future = ResponseFuture<S::Future, C, TypedErrors>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Error::Inner)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let breaker = self.source.default_breaker();
+        let name = breaker
+            .name_once(|| SharedString::const_str("shared"))
+            .clone();
+        match breaker.acquire() {
+            Ok(call) => {
+                let guard = Guard::new(breaker, call);
+                ResponseFuture::running(
+                    self.inner.call(request),
+                    guard,
+                    self.classifier.clone(),
+                    Protocol::Http,
+                    name,
+                )
+            }
+            Err(refusal) => ResponseFuture::rejected(
+                open_rejection(refusal),
+                self.classifier.clone(),
+                Protocol::Http,
+                name,
+            ),
+        }
+    }
+}

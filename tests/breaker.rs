@@ -1,0 +1,601 @@
+//! Circuit breaker behaviour, on paused time with scripted inner services.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::poll;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use steadfast::breaker::{
+    BreakerConfig, BreakerHandle, CircuitBreakerLayer, SlidingWindow, State, TransitionReason,
+};
+use steadfast::core::{Origin, Rejection, RejectionKind, ResponseBody};
+use steadfast::timeout::TimeoutLayer;
+use tower::{Layer, Service, ServiceExt};
+
+/// An inner service whose answers the test sets: a status, after a delay.
+#[derive(Clone)]
+struct Script {
+    status: Arc<AtomicU16>,
+    delay_millis: Arc<AtomicU64>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Script {
+    fn new() -> Self {
+        Self {
+            status: Arc::new(AtomicU16::new(200)),
+            delay_millis: Arc::new(AtomicU64::new(0)),
+            calls: Arc::default(),
+        }
+    }
+
+    fn answer(&self, status: u16) -> &Self {
+        self.status.store(status, Ordering::SeqCst);
+        self
+    }
+
+    fn delay(&self, millis: u64) -> &Self {
+        self.delay_millis.store(millis, Ordering::SeqCst);
+        self
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn service(
+        &self,
+    ) -> impl Service<Request<String>, Response = Response<String>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static {
+        let script = self.clone();
+        tower::service_fn(move |_request: Request<String>| {
+            script.calls.fetch_add(1, Ordering::SeqCst);
+            let status = script.status.load(Ordering::SeqCst);
+            let delay = Duration::from_millis(script.delay_millis.load(Ordering::SeqCst));
+            async move {
+                tokio::time::sleep(delay).await;
+                let mut response = Response::new(String::new());
+                *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                Ok(response)
+            }
+        })
+    }
+}
+
+fn request() -> Request<String> {
+    Request::get("/dependency").body(String::new()).unwrap()
+}
+
+fn grpc_request() -> Request<String> {
+    Request::post("/pkg.Svc/Call")
+        .header("content-type", "application/grpc")
+        .body(String::new())
+        .unwrap()
+}
+
+/// A small breaker: window of 10 calls, trip at 50% after 4 calls, open 10 s, 2 probes.
+fn config() -> BreakerConfig {
+    BreakerConfig::new()
+        .sliding_window(SlidingWindow::count(10))
+        .minimum_calls(4)
+        .open_duration(Duration::from_secs(10))
+        .half_open_permits(2)
+        .half_open_max_wait(Some(Duration::from_secs(30)))
+        .name("dependency")
+}
+
+type Breaker<S> = steadfast::breaker::CircuitBreaker<S>;
+
+fn breaker<S>(config: BreakerConfig, inner: S) -> (Breaker<S>, BreakerHandle) {
+    let handle = BreakerHandle::new(config).unwrap();
+    (
+        CircuitBreakerLayer::shared(handle.clone()).layer(inner),
+        handle,
+    )
+}
+
+async fn status<S>(service: &mut S, request: Request<String>) -> StatusCode
+where
+    S: Service<Request<String>, Response = Response<ResponseBody<String>>, Error = Infallible>,
+{
+    service
+        .ready()
+        .await
+        .unwrap()
+        .call(request)
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn send<S>(service: &mut S, times: usize) -> Vec<u16>
+where
+    S: Service<Request<String>, Response = Response<ResponseBody<String>>, Error = Infallible>,
+{
+    let mut statuses = Vec::new();
+    for _ in 0..times {
+        statuses.push(status(service, request()).await.as_u16());
+    }
+    statuses
+}
+
+#[tokio::test(start_paused = true)]
+async fn it_does_not_trip_below_the_minimum_number_of_calls() {
+    let script = Script::new();
+    let (mut service, handle) = breaker(config(), script.service());
+    script.answer(500);
+    assert_eq!(send(&mut service, 3).await, [500, 500, 500]);
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(handle.snapshot().window.failures, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn it_trips_when_the_failure_rate_reaches_the_threshold() {
+    let script = Script::new();
+    let (mut service, handle) = breaker(config(), script.service());
+    let mut events = handle.subscribe();
+    send(&mut service, 2).await;
+    script.answer(503);
+    // Two successes, then two failures: 50% of 4 calls, equal to the threshold.
+    assert_eq!(send(&mut service, 2).await, [503, 503]);
+    assert_eq!(handle.state(), State::Open);
+    let event = events.recv().await.unwrap();
+    assert_eq!(
+        (event.transition.from, event.transition.to),
+        (State::Closed, State::Open)
+    );
+    assert_eq!(event.transition.reason, TransitionReason::FailureRate);
+    assert_eq!(&*event.breaker, "dependency");
+
+    // Open: answered at once, without the inner service.
+    let calls = script.calls();
+    let response = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "10");
+    let rejection = response.extensions().get::<Rejection>().unwrap();
+    assert_eq!(
+        (rejection.kind(), rejection.origin()),
+        (RejectionKind::CircuitOpen, Origin::Breaker)
+    );
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["status"], 503);
+    assert_eq!(script.calls(), calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_grpc_calls_get_unavailable() {
+    let script = Script::new();
+    let (mut service, handle) = breaker(config(), script.service());
+    handle.trip();
+    let response = service
+        .ready()
+        .await
+        .unwrap()
+        .call(grpc_request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["grpc-status"], "14");
+}
+
+#[tokio::test(start_paused = true)]
+async fn it_trips_on_the_slow_call_rate() {
+    let script = Script::new();
+    let config = config()
+        .slow_call_duration(Duration::from_millis(100))
+        .slow_call_rate_threshold(75.0);
+    let (mut service, handle) = breaker(config, script.service());
+    script.delay(100); // exactly the slow duration: not slow
+    send(&mut service, 4).await;
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(handle.snapshot().window.slow_calls, 0);
+    script.delay(101);
+    send(&mut service, 3).await; // 3 slow of 7 calls
+    assert_eq!(handle.state(), State::Closed);
+    send(&mut service, 3).await; // 6 slow of 10
+    assert_eq!(handle.state(), State::Closed);
+    send(&mut service, 2).await; // the last 10 calls: 8 slow
+    assert_eq!(handle.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_open_wait_must_be_strictly_exceeded() {
+    let script = Script::new();
+    let (mut service, handle) = breaker(config(), script.service());
+    handle.trip();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(status(&mut service, request()).await, 503);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(status(&mut service, request()).await, 200);
+    assert_eq!(handle.state(), State::HalfOpen);
+}
+
+#[tokio::test(start_paused = true)]
+async fn probes_are_bounded_and_decide() {
+    let script = Script::new();
+    let (service, handle) = breaker(config(), script.service());
+    handle.trip();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    script.delay(50);
+
+    // Two probes in flight; the third call is rejected, not queued.
+    let first = service.clone().oneshot(request());
+    let second = service.clone().oneshot(request());
+    tokio::pin!(first, second);
+    assert!(poll!(first.as_mut()).is_pending());
+    assert!(poll!(second.as_mut()).is_pending());
+    let third = service.clone().oneshot(request()).await.unwrap();
+    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(handle.state(), State::HalfOpen);
+
+    tokio::time::advance(Duration::from_millis(50)).await;
+    assert_eq!(first.await.unwrap().status(), 200);
+    assert_eq!(second.await.unwrap().status(), 200);
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(handle.snapshot().window.calls, 0, "the window starts fresh");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_probes_reopen_with_backoff_up_to_the_cap() {
+    let script = Script::new();
+    let config = config()
+        .half_open_permits(1)
+        .open_backoff(2.0, Duration::from_secs(30));
+    let (mut service, handle) = breaker(config, script.service());
+    script.answer(500);
+    handle.trip();
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        let open_for = handle.snapshot().open_for.unwrap();
+        waits.push(open_for.as_secs());
+        tokio::time::advance(open_for + Duration::from_millis(1)).await;
+        assert_eq!(
+            status(&mut service, request()).await,
+            500,
+            "the probe goes through"
+        );
+        assert_eq!(handle.state(), State::Open, "and fails");
+    }
+    assert_eq!(waits, [10, 20, 30, 30]);
+    assert_eq!(handle.snapshot().consecutive_opens, 5);
+
+    // Recovery resets the backoff.
+    script.answer(200);
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert_eq!(status(&mut service, request()).await, 200);
+    assert_eq!(handle.state(), State::Closed);
+    handle.trip();
+    assert_eq!(handle.snapshot().open_for, Some(Duration::from_secs(10)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_half_open_is_released_by_the_max_wait() {
+    let script = Script::new();
+    let (service, handle) = breaker(config(), script.service());
+    handle.trip();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    script.delay(3_600_000); // probes that never finish
+    let probes = [
+        service.clone().oneshot(request()),
+        service.clone().oneshot(request()),
+    ];
+    let mut probes = probes.map(Box::pin);
+    for probe in &mut probes {
+        assert!(poll!(probe.as_mut()).is_pending());
+    }
+    let mut service = service;
+    assert_eq!(status(&mut service, request()).await, 503, "out of probes");
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(status(&mut service, request()).await, 503);
+    assert_eq!(handle.state(), State::HalfOpen, "the wait must be exceeded");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(status(&mut service, request()).await, 503);
+    assert_eq!(
+        handle.state(),
+        State::Open,
+        "back to open after the max wait"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_probe_gives_its_permit_back_and_counts_for_nothing() {
+    let script = Script::new();
+    let (service, handle) = breaker(config().half_open_permits(1), script.service());
+    handle.trip();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    script.delay(1000);
+    let mut probe = Box::pin(service.clone().oneshot(request()));
+    assert!(poll!(probe.as_mut()).is_pending());
+    let mut service = service;
+    assert_eq!(
+        status(&mut service, request()).await,
+        503,
+        "the only permit is taken"
+    );
+    drop(probe);
+    assert_eq!(
+        handle.state(),
+        State::HalfOpen,
+        "a cancelled call is not a success"
+    );
+    script.delay(0);
+    assert_eq!(
+        status(&mut service, request()).await,
+        200,
+        "the permit came back"
+    );
+    assert_eq!(handle.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_calls_are_not_recorded_in_the_window() {
+    let script = Script::new();
+    let (service, handle) = breaker(config(), script.service());
+    script.delay(1000);
+    for _ in 0..5 {
+        let mut call = Box::pin(service.clone().oneshot(request()));
+        assert!(poll!(call.as_mut()).is_pending());
+    }
+    assert_eq!(handle.snapshot().window.calls, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_states_behave_as_documented() {
+    let script = Script::new();
+    let (mut service, handle) = breaker(config(), script.service());
+    script.answer(500);
+
+    handle.force_open();
+    assert_eq!(send(&mut service, 2).await, [503, 503]);
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(send(&mut service, 1).await, [503], "forced open stays open");
+    assert_eq!(script.calls(), 0);
+
+    handle.disable();
+    assert_eq!(send(&mut service, 10).await, [500; 10]);
+    assert_eq!(handle.state(), State::Disabled, "disabled never trips");
+    assert_eq!(handle.snapshot().window.failures, 10, "but still measures");
+
+    handle.metrics_only();
+    assert_eq!(send(&mut service, 10).await, [500; 10]);
+    assert_eq!(handle.state(), State::MetricsOnly);
+    assert_eq!(handle.snapshot().window.failure_rate(), 100.0);
+
+    handle.reset();
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(handle.snapshot().window.calls, 0);
+    assert_eq!(send(&mut service, 4).await, [500; 4]);
+    assert_eq!(handle.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_count_as_failures() {
+    let script = Script::new();
+    script.delay(5_000);
+    let inner = TimeoutLayer::new(Duration::from_millis(100)).layer(script.service());
+    let handle = BreakerHandle::new(config()).unwrap();
+    let mut service = CircuitBreakerLayer::shared(handle.clone()).layer(inner);
+    for _ in 0..4 {
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    }
+    assert_eq!(handle.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_layers_rejections_are_not_counted() {
+    // An inner layer that sheds every call, marking its 503 as its own rejection.
+    let shedding = tower::service_fn(|_: Request<String>| async {
+        let mut response = Response::new(String::new());
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response
+            .extensions_mut()
+            .insert(Rejection::new(RejectionKind::Overloaded, Origin::Shed));
+        Ok::<_, Infallible>(response)
+    });
+    let (mut service, handle) = breaker(config(), shedding);
+    assert_eq!(send(&mut service, 8).await, [503; 8]);
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(handle.snapshot().window.calls, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn grpc_failures_in_trailers_only_responses_count() {
+    let unavailable = tower::service_fn(|_: Request<String>| async {
+        let response = Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "14")
+            .body(String::new())
+            .unwrap();
+        Ok::<_, Infallible>(response)
+    });
+    let (mut service, handle) = breaker(config(), unavailable);
+    for _ in 0..4 {
+        status(&mut service, grpc_request()).await;
+    }
+    assert_eq!(handle.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_time_window_forgets_old_failures() {
+    let script = Script::new();
+    let config = config().sliding_window(SlidingWindow::time(Duration::from_secs(10)));
+    let (mut service, handle) = breaker(config, script.service());
+    script.answer(500);
+    send(&mut service, 3).await;
+    tokio::time::advance(Duration::from_secs(10)).await;
+    send(&mut service, 1).await; // the first three have left the window
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(handle.snapshot().window.calls, 1);
+    send(&mut service, 3).await;
+    assert_eq!(handle.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn automatic_half_open_moves_without_a_call() {
+    let script = Script::new();
+    let (_service, handle) = breaker(config().automatic_half_open(true), script.service());
+    let mut events = handle.subscribe();
+    handle.trip();
+    assert_eq!(events.recv().await.unwrap().transition.to, State::Open);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let event = events.recv().await.unwrap();
+    assert_eq!(
+        (event.transition.to, event.transition.reason),
+        (State::HalfOpen, TransitionReason::OpenDurationElapsed)
+    );
+    assert_eq!(handle.state(), State::HalfOpen);
+    // And out of an overdue half-open, back to open.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let event = events.recv().await.unwrap();
+    assert_eq!(
+        (event.transition.to, event.transition.reason),
+        (State::Open, TransitionReason::HalfOpenMaxWait)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_disarms_the_timer_of_the_previous_state() {
+    let script = Script::new();
+    let (_service, handle) = breaker(config().automatic_half_open(true), script.service());
+    handle.trip();
+    handle.reset();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(handle.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn late_outcomes_from_an_earlier_state_are_ignored() {
+    let script = Script::new();
+    let (service, handle) = breaker(config(), script.service());
+    script.answer(500).delay(1000);
+    // Admitted while closed, finishing after the breaker has tripped and recovered.
+    let mut late = Box::pin(service.clone().oneshot(request()));
+    assert!(poll!(late.as_mut()).is_pending());
+    handle.trip();
+    handle.reset();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(late.await.unwrap().status(), 500);
+    assert_eq!(handle.snapshot().window.calls, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn typed_errors_for_plain_services() {
+    let failing = tower::service_fn(|n: u32| async move {
+        if n == 0 {
+            Err(std::io::Error::other("down"))
+        } else {
+            Ok(n)
+        }
+    });
+    let handle = BreakerHandle::new(config()).unwrap();
+    let mut service = CircuitBreakerLayer::shared(handle.clone())
+        .typed_errors()
+        .layer(failing);
+    for _ in 0..4 {
+        let error = service.ready().await.unwrap().call(0).await.unwrap_err();
+        assert!(error.rejection().is_none());
+    }
+    let error = service.ready().await.unwrap().call(1).await.unwrap_err();
+    assert_eq!(
+        error.rejection().unwrap().kind(),
+        RejectionKind::CircuitOpen
+    );
+}
+
+#[test]
+fn invalid_settings_are_errors_not_panics() {
+    let error =
+        CircuitBreakerLayer::new(BreakerConfig::new().failure_rate_threshold(0.0)).unwrap_err();
+    assert_eq!(error.key(), "failure_rate_threshold");
+    assert!(BreakerHandle::new(BreakerConfig::new().half_open_permits(0)).is_err());
+}
+
+mod keyed {
+    use super::*;
+    use steadfast::breaker::BreakerKey;
+
+    fn to(authority: &str) -> Request<String> {
+        Request::get(format!("http://{authority}/x"))
+            .body(String::new())
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_breaker_per_upstream_for_clients() {
+        let failing_host = tower::service_fn(|request: Request<String>| async move {
+            let status = if request.uri().host() == Some("down.internal") {
+                500
+            } else {
+                200
+            };
+            let mut response = Response::new(String::new());
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            Ok::<_, Infallible>(response)
+        });
+        let layer = CircuitBreakerLayer::keyed(config(), BreakerKey::Authority, 16).unwrap();
+        let mut client = layer.layer(failing_host);
+        for _ in 0..4 {
+            status(&mut client, to("down.internal")).await;
+        }
+        assert_eq!(status(&mut client, to("down.internal")).await, 503);
+        assert_eq!(status(&mut client, to("up.internal:8080")).await, 200);
+        let states: Vec<_> = layer
+            .breakers()
+            .into_iter()
+            .map(|(key, breaker)| (key, breaker.state()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("down.internal".to_owned(), State::Open),
+                ("up.internal:8080".to_owned(), State::Closed)
+            ]
+        );
+        let (_, breaker) = &layer.breakers()[0];
+        assert_eq!(
+            breaker.name(),
+            Some("dependency:down.internal"),
+            "the configured name prefixes the key"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_beyond_the_bound_share_one_overflow_breaker() {
+        let script = Script::new();
+        let layer = CircuitBreakerLayer::keyed(
+            config(),
+            BreakerKey::Header(http::HeaderName::from_static("x-tenant")),
+            3,
+        )
+        .unwrap();
+        let mut service = layer.layer(script.service());
+        for tenant in 0..1000 {
+            let request = Request::get("/")
+                .header("x-tenant", tenant.to_string())
+                .body(String::new())
+                .unwrap();
+            status(&mut service, request).await;
+        }
+        let keys: Vec<_> = layer.breakers().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["0", "1", "2", "overflow"]);
+    }
+}
