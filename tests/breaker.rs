@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use steadfast::breaker::{
     BreakerConfig, BreakerHandle, CircuitBreakerLayer, SlidingWindow, State, TransitionReason,
 };
-use steadfast::core::{Origin, Rejection, RejectionKind, ResponseBody};
+use steadfast::core::{Origin, Rejection, RejectionKind};
 use steadfast::timeout::TimeoutLayer;
 use tower::{Layer, Service, ServiceExt};
 
@@ -99,9 +99,9 @@ fn breaker<S>(config: BreakerConfig, inner: S) -> (Breaker<S>, BreakerHandle) {
     )
 }
 
-async fn status<S>(service: &mut S, request: Request<String>) -> StatusCode
+async fn status<S, B>(service: &mut S, request: Request<String>) -> StatusCode
 where
-    S: Service<Request<String>, Response = Response<ResponseBody<String>>, Error = Infallible>,
+    S: Service<Request<String>, Response = Response<B>, Error = Infallible>,
 {
     service
         .ready()
@@ -113,9 +113,9 @@ where
         .status()
 }
 
-async fn send<S>(service: &mut S, times: usize) -> Vec<u16>
+async fn send<S, B>(service: &mut S, times: usize) -> Vec<u16>
 where
-    S: Service<Request<String>, Response = Response<ResponseBody<String>>, Error = Infallible>,
+    S: Service<Request<String>, Response = Response<B>, Error = Infallible>,
 {
     let mut statuses = Vec::new();
     for _ in 0..times {
@@ -597,5 +597,110 @@ mod keyed {
         }
         let keys: Vec<_> = layer.breakers().into_iter().map(|(key, _)| key).collect();
         assert_eq!(keys, ["0", "1", "2", "overflow"]);
+    }
+}
+
+mod grpc_trailers {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    use std::pin::Pin;
+
+    type Frames = StreamBody<
+        futures::stream::Iter<std::vec::IntoIter<Result<http_body::Frame<Bytes>, Infallible>>>,
+    >;
+
+    /// A streaming gRPC answer: one message, then `grpc-status` in the trailers.
+    fn streaming(
+        status: &'static str,
+    ) -> impl Service<Request<String>, Response = Response<Frames>, Error = Infallible> + Clone
+    {
+        tower::service_fn(move |_: Request<String>| async move {
+            let trailers = http::HeaderMap::from_iter([(
+                http::HeaderName::from_static("grpc-status"),
+                http::HeaderValue::from_static(status),
+            )]);
+            let frames = vec![
+                Ok(http_body::Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+                Ok(http_body::Frame::trailers(trailers)),
+            ];
+            let response = Response::builder()
+                .header("content-type", "application/grpc")
+                .body(StreamBody::new(futures::stream::iter(frames)))
+                .unwrap();
+            Ok(response)
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_in_the_trailers_counts_once_the_body_ends() {
+        let (mut service, handle) = breaker(config(), streaming("14"));
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(grpc_request())
+            .await
+            .unwrap();
+        assert_eq!(handle.snapshot().window.calls, 0, "not decided at the head");
+        response.into_body().collect().await.unwrap();
+        assert_eq!(handle.snapshot().window.failures, 1);
+        for _ in 0..3 {
+            let response = service
+                .ready()
+                .await
+                .unwrap()
+                .call(grpc_request())
+                .await
+                .unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+        assert_eq!(handle.state(), State::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ok_in_the_trailers_is_a_success() {
+        let (mut service, handle) = breaker(config(), streaming("0"));
+        for _ in 0..5 {
+            let response = service
+                .ready()
+                .await
+                .unwrap()
+                .call(grpc_request())
+                .await
+                .unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+        let window = handle.snapshot().window;
+        assert_eq!((window.calls, window.failures), (5, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_dropped_mid_stream_counts_for_nothing_and_frees_its_probe() {
+        let (mut service, handle) = breaker(config().half_open_permits(1), streaming("14"));
+        handle.trip();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(grpc_request())
+            .await
+            .unwrap();
+        let mut body = response.into_body();
+        let _first = Pin::new(&mut body).frame().await;
+        drop(body);
+        assert_eq!(handle.state(), State::HalfOpen);
+        let probe = service
+            .ready()
+            .await
+            .unwrap()
+            .call(grpc_request())
+            .await
+            .unwrap();
+        assert!(
+            probe.headers().get("grpc-status").is_none(),
+            "the permit came back: a real probe"
+        );
     }
 }

@@ -116,6 +116,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for ClockService {
                     });
                     grpc.unary(echo, request).await
                 }
+                "/demo.Clock/Fail" => Status::internal("broken").into_http(),
                 _ => Status::unimplemented("no such method").into_http(),
             };
             Ok(response)
@@ -252,4 +253,62 @@ async fn a_spent_deadline_fails_fast_on_a_tonic_channel_without_sending() {
         .unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert_eq!(service.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_breaker_per_grpc_method_behind_a_tonic_server() {
+    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    let breakers = CircuitBreakerLayer::new(
+        BreakerConfig::new()
+            .sliding_window(SlidingWindow::count(4))
+            .minimum_calls(3),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        Server::builder()
+            .layer(breakers.clone())
+            .add_service(ClockService::default())
+            .serve_with_incoming(incoming),
+    );
+    let mut client = tonic::client::Grpc::new(channel(addr).await);
+
+    for _ in 0..3 {
+        client.ready().await.unwrap();
+        let status = client
+            .unary::<_, String, _>(Request::new(String::new()), path("Fail"), StringCodec)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Internal);
+    }
+    client.ready().await.unwrap();
+    let status = client
+        .unary::<_, String, _>(Request::new(String::new()), path("Fail"), StringCodec)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("circuit breaker is open"));
+
+    // Another method has its own breaker, and its successes (status in the trailers) count.
+    for _ in 0..3 {
+        client.ready().await.unwrap();
+        let reply = client
+            .unary::<_, String, _>(Request::new("0".to_owned()), path("Sleep"), StringCodec)
+            .await
+            .unwrap();
+        assert_eq!(reply.into_inner(), "awake");
+    }
+    let mut seen: Vec<_> = breakers
+        .breakers()
+        .into_iter()
+        .map(|(key, breaker)| (key, breaker.snapshot()))
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(seen[0].0, "demo.Clock/Fail");
+    assert_eq!(seen[0].1.window.failures, 3);
+    assert_eq!(seen[1].0, "demo.Clock/Sleep");
+    // The last success is recorded when its body ends, which the client has already read.
+    assert_eq!((seen[1].1.window.calls, seen[1].1.window.failures), (3, 0));
 }

@@ -1,20 +1,23 @@
-//! The circuit breaker's response future.
+//! The circuit breaker's response future, and the body that finishes a streaming call.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use metrics::SharedString;
+use http::{HeaderMap, Response};
 use pin_project_lite::pin_project;
 
 use super::handle::{BreakerHandle, Call};
 use super::state::Verdict;
 use crate::core::telemetry;
-use crate::core::{Classified, Classify, Outcome, Protocol, Rejection, Reply};
+use crate::core::{
+    Classified, Classify, ClassifyTrailers, DefaultClassifier, Error, OnEndOfStream, Outcome,
+    Protocol, ProtocolResponses, Rejection, Reply, ResponseBody, TrackedBody, TypedErrors,
+};
 
-/// An admitted call in flight. Dropped unfinished (the response future was cancelled), it gives
-/// its permit back and counts for nothing.
+/// An admitted call in flight. Dropped unfinished (the response future or the streaming body
+/// was dropped), it gives its permit back and counts for nothing.
 pub(crate) struct Guard {
     breaker: BreakerHandle,
     call: Option<Call>,
@@ -43,64 +46,6 @@ impl Drop for Guard {
     }
 }
 
-pin_project! {
-    /// The response future of [`CircuitBreaker`](super::CircuitBreaker).
-    pub struct ResponseFuture<F, C, M> {
-        #[pin]
-        state: State<F>,
-        classifier: C,
-        protocol: Protocol,
-        breaker: SharedString,
-        _mode: PhantomData<fn() -> M>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Running { #[pin] inner: F, guard: Option<Guard> },
-        Rejected { rejection: Option<Rejection> },
-    }
-}
-
-impl<F, C, M> ResponseFuture<F, C, M> {
-    pub(crate) fn running(
-        inner: F,
-        guard: Guard,
-        classifier: C,
-        protocol: Protocol,
-        breaker: SharedString,
-    ) -> Self {
-        Self {
-            state: State::Running {
-                inner,
-                guard: Some(guard),
-            },
-            classifier,
-            protocol,
-            breaker,
-            _mode: PhantomData,
-        }
-    }
-
-    pub(crate) fn rejected(
-        rejection: Rejection,
-        classifier: C,
-        protocol: Protocol,
-        breaker: SharedString,
-    ) -> Self {
-        Self {
-            state: State::Rejected {
-                rejection: Some(rejection),
-            },
-            classifier,
-            protocol,
-            breaker,
-            _mode: PhantomData,
-        }
-    }
-}
-
 fn verdict(outcome: Outcome) -> Verdict {
     match outcome {
         Outcome::Success => Verdict::Success,
@@ -109,11 +54,148 @@ fn verdict(outcome: Outcome) -> Verdict {
     }
 }
 
+/// A call whose outcome is in its trailers (a streaming gRPC response): the response body
+/// finishes it when the stream ends.
+pub struct EndOfCall<C> {
+    guard: Guard,
+    classifier: C,
+}
+
+impl<C: ClassifyTrailers> OnEndOfStream for EndOfCall<C> {
+    fn on_end(self, trailers: Option<&HeaderMap>) {
+        self.guard
+            .complete(verdict(self.classifier.classify_trailers(trailers)));
+    }
+
+    fn on_error(self) {
+        self.guard.complete(Verdict::Failure);
+    }
+}
+
+impl<C> std::fmt::Debug for EndOfCall<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndOfCall").finish_non_exhaustive()
+    }
+}
+
+/// The response body of a breaker in front of an HTTP service: the inner body, which finishes
+/// the call at its end when the outcome is in the trailers.
+pub type BreakerBody<B, C = DefaultClassifier> = TrackedBody<B, EndOfCall<C>>;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::core::ProtocolResponses {}
+    impl Sealed for crate::core::TypedErrors {}
+}
+
+/// How a breaker hands results on in each reply mode. Implemented for [`ProtocolResponses`]
+/// (the body of a streaming response finishes the call) and [`TypedErrors`] (the response head
+/// is as far as the breaker looks).
+pub trait BreakerReply<Res, E, C>: sealed::Sealed {
+    /// The breaker's response type.
+    type Response;
+    /// The breaker's error type.
+    type Error;
+
+    #[doc(hidden)]
+    fn forward(
+        result: Result<Res, E>,
+        pending: Option<EndOfCall<C>>,
+    ) -> Result<Self::Response, Self::Error>;
+
+    #[doc(hidden)]
+    fn reject(protocol: Protocol, rejection: Rejection) -> Result<Self::Response, Self::Error>;
+}
+
+impl<B, E, C> BreakerReply<Response<B>, E, C> for ProtocolResponses {
+    type Response = Response<ResponseBody<BreakerBody<B, C>>>;
+    type Error = E;
+
+    fn forward(
+        result: Result<Response<B>, E>,
+        pending: Option<EndOfCall<C>>,
+    ) -> Result<Self::Response, E> {
+        result
+            .map(|response| response.map(|body| ResponseBody::new(TrackedBody::new(body, pending))))
+    }
+
+    fn reject(protocol: Protocol, rejection: Rejection) -> Result<Self::Response, E> {
+        <ProtocolResponses as Reply<Response<BreakerBody<B, C>>, E>>::reject(protocol, rejection)
+    }
+}
+
+impl<Res, E, C> BreakerReply<Res, E, C> for TypedErrors {
+    type Response = Res;
+    type Error = Error<E>;
+
+    fn forward(result: Result<Res, E>, pending: Option<EndOfCall<C>>) -> Result<Res, Error<E>> {
+        // Not an HTTP body to watch: a response head is a success.
+        if let Some(pending) = pending {
+            pending.guard.complete(Verdict::Success);
+        }
+        <TypedErrors as Reply<Res, E>>::forward(result)
+    }
+
+    fn reject(protocol: Protocol, rejection: Rejection) -> Result<Res, Error<E>> {
+        <TypedErrors as Reply<Res, E>>::reject(protocol, rejection)
+    }
+}
+
+pin_project! {
+    /// The response future of [`CircuitBreaker`](super::CircuitBreaker).
+    pub struct ResponseFuture<F, C, M> {
+        #[pin]
+        state: State<F>,
+        classifier: C,
+        protocol: Protocol,
+        _mode: PhantomData<fn() -> M>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Running { #[pin] inner: F, guard: Option<Guard> },
+        Rejected { rejection: Option<Rejection>, breaker: BreakerHandle },
+    }
+}
+
+impl<F, C, M> ResponseFuture<F, C, M> {
+    pub(crate) fn running(inner: F, guard: Guard, classifier: C, protocol: Protocol) -> Self {
+        Self {
+            state: State::Running {
+                inner,
+                guard: Some(guard),
+            },
+            classifier,
+            protocol,
+            _mode: PhantomData,
+        }
+    }
+
+    pub(crate) fn rejected(
+        rejection: Rejection,
+        breaker: BreakerHandle,
+        classifier: C,
+        protocol: Protocol,
+    ) -> Self {
+        Self {
+            state: State::Rejected {
+                rejection: Some(rejection),
+                breaker,
+            },
+            classifier,
+            protocol,
+            _mode: PhantomData,
+        }
+    }
+}
+
 impl<F, C, M, Res, E> Future for ResponseFuture<F, C, M>
 where
     F: Future<Output = Result<Res, E>>,
-    C: Classify<Res, E>,
-    M: Reply<Res, E>,
+    C: Classify<Res, E> + Clone,
+    M: BreakerReply<Res, E, C>,
 {
     type Output = Result<M::Response, M::Error>;
 
@@ -122,25 +204,30 @@ where
         match this.state.project() {
             StateProj::Running { inner, guard } => {
                 let result = ready!(inner.poll(cx));
-                let outcome = match &result {
-                    Ok(response) => match this.classifier.classify_response(response) {
-                        Classified::Done(outcome) => outcome,
-                        // A gRPC status in the trailers: the call got a response head, which
-                        // is as far as this breaker looks.
-                        Classified::AtEndOfStream => Outcome::Success,
-                    },
-                    Err(error) => this.classifier.classify_error(error),
+                let guard = guard
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                let classified = match &result {
+                    Ok(response) => this.classifier.classify_response(response),
+                    Err(error) => Classified::Done(this.classifier.classify_error(error)),
                 };
-                if let Some(guard) = guard.take() {
-                    guard.complete(verdict(outcome));
-                }
-                Poll::Ready(M::forward(result))
+                let pending = match classified {
+                    Classified::Done(outcome) => {
+                        guard.complete(verdict(outcome));
+                        None
+                    }
+                    Classified::AtEndOfStream => Some(EndOfCall {
+                        guard,
+                        classifier: this.classifier.clone(),
+                    }),
+                };
+                Poll::Ready(M::forward(result, pending))
             }
-            StateProj::Rejected { rejection } => {
+            StateProj::Rejected { rejection, breaker } => {
                 let rejection = rejection
                     .take()
                     .expect("ResponseFuture polled after completion");
-                telemetry::record_rejection(&rejection, this.breaker);
+                telemetry::record_rejection(&rejection, breaker.name().unwrap_or("shared"));
                 Poll::Ready(M::reject(*this.protocol, rejection))
             }
         }

@@ -189,8 +189,12 @@ impl BreakerHandle {
         nanos(clock::now().saturating_duration_since(self.inner.base))
     }
 
-    /// Sets the name if none is set yet, and registers the metrics under it.
-    pub(crate) fn name_once(&self, name: impl FnOnce() -> SharedString) -> &SharedString {
+    /// Sets the name if none is set yet, and registers the metrics under it. Cheap once done:
+    /// one check of a `OnceLock`.
+    pub(crate) fn name_once(&self, name: impl FnOnce() -> SharedString) {
+        if self.inner.metrics.get().is_some() {
+            return;
+        }
         let name = self.inner.name.get_or_init(name);
         self.inner.metrics.get_or_init(|| {
             let calls = |outcome: &'static str| {
@@ -207,7 +211,6 @@ impl BreakerHandle {
             metrics.state.set(self.state().as_gauge());
             metrics
         });
-        name
     }
 
     /// Asks to make a call.

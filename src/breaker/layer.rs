@@ -23,10 +23,29 @@ pub(crate) enum Source {
     Shared(BreakerHandle),
 }
 
+/// The breaker a service instance used last, by key: a service built for one route sees one key,
+/// so most calls find their breaker here without hashing.
+pub(crate) type RouteCache = std::sync::OnceLock<(Box<str>, BreakerHandle)>;
+
 impl Source {
-    pub(crate) fn breaker_for<B>(&self, request: &http::Request<B>) -> BreakerHandle {
+    pub(crate) fn breaker_for<B>(
+        &self,
+        request: &http::Request<B>,
+        cache: &RouteCache,
+    ) -> BreakerHandle {
         match self {
-            Source::Keyed(registry) => registry.get(&registry.key().of(request)),
+            Source::Keyed(registry) => {
+                let key = registry.key().of(request);
+                if let Some((cached, breaker)) = cache.get() {
+                    if **cached == *key {
+                        return breaker.clone();
+                    }
+                }
+                let breaker = registry.get(&key);
+                // The first key this service sees stays cached; others go to the registry.
+                let _ = cache.set((Box::from(&*key), breaker.clone()));
+                breaker
+            }
             Source::Shared(breaker) => breaker.clone(),
         }
     }

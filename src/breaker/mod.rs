@@ -57,6 +57,16 @@
 //! gives its permit back and records nothing. The window starts fresh on the way to closed.
 //! Outcomes of calls admitted in an earlier state are ignored.
 //!
+//! # gRPC
+//!
+//! A gRPC call's outcome is its `grpc-status`: read from the headers of a trailers-only
+//! response (how tonic answers an error), or from the trailers when the response body ends
+//! (how it answers a success, and how a stream fails midway). In the second case the body
+//! finishes the call; a body dropped before its end counts for nothing, like a cancelled call.
+//! With [`TypedErrors`](crate::core::TypedErrors) the response head is as far as the breaker looks.
+//!
+//! # Cost
+//!
 //! The closed state costs no lock and no allocation per call: admission is one atomic load, and
 //! recording a count window's outcome a few atomic additions. Durations (two clock reads) are
 //! measured only with slow-call detection or a time window.
@@ -74,7 +84,7 @@ mod window;
 mod loom_tests;
 
 pub use config::{BreakerConfig, ConfigError, SlidingWindow};
-pub use future::ResponseFuture;
+pub use future::{BreakerBody, BreakerReply, EndOfCall, ResponseFuture};
 pub use handle::{BreakerEvent, BreakerHandle, BreakerSnapshot};
 pub use layer::{CircuitBreakerLayer, DEFAULT_MAX_BREAKERS};
 pub use registry::{BreakerKey, KeyFn};

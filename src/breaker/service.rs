@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use http::{Request, Response};
 use metrics::SharedString;
 use tower::Service;
 
-use super::future::{Guard, ResponseFuture};
-use super::layer::Source;
+use super::future::{BreakerBody, Guard, ResponseFuture};
+use super::layer::{RouteCache, Source};
 use super::state::Refusal;
 use crate::core::{
     Classify, DefaultClassifier, Error, Origin, Protocol, ProtocolResponses, Rejection,
@@ -21,6 +22,7 @@ use crate::core::{
 pub struct CircuitBreaker<S, C = DefaultClassifier, M = ProtocolResponses> {
     inner: S,
     source: Source,
+    cache: Arc<RouteCache>,
     classifier: C,
     _mode: PhantomData<fn() -> M>,
 }
@@ -30,6 +32,7 @@ impl<S, C, M> CircuitBreaker<S, C, M> {
         Self {
             inner,
             source,
+            cache: Arc::default(),
             classifier,
             _mode: PhantomData,
         }
@@ -48,11 +51,13 @@ impl<S, C, M> CircuitBreaker<S, C, M> {
 
 impl<S: Clone, C: Clone, M> Clone for CircuitBreaker<S, C, M> {
     fn clone(&self) -> Self {
-        Self::with(
-            self.inner.clone(),
-            self.source.clone(),
-            self.classifier.clone(),
-        )
+        Self {
+            inner: self.inner.clone(),
+            source: self.source.clone(),
+            cache: self.cache.clone(),
+            classifier: self.classifier.clone(),
+            _mode: PhantomData,
+        }
     }
 }
 
@@ -81,10 +86,8 @@ impl<S, C, M> CircuitBreaker<S, C, M> {
         C: Clone,
     {
         let protocol = Protocol::of(request.headers());
-        let breaker = self.source.breaker_for(&request);
-        let name = breaker
-            .name_once(|| SharedString::const_str("shared"))
-            .clone();
+        let breaker = self.source.breaker_for(&request, &self.cache);
+        breaker.name_once(|| SharedString::const_str("shared"));
         match breaker.acquire() {
             Ok(call) => {
                 let guard = Guard::new(breaker, call);
@@ -93,14 +96,13 @@ impl<S, C, M> CircuitBreaker<S, C, M> {
                     guard,
                     self.classifier.clone(),
                     protocol,
-                    name,
                 )
             }
             Err(refusal) => ResponseFuture::rejected(
                 open_rejection(refusal),
+                breaker,
                 self.classifier.clone(),
                 protocol,
-                name,
             ),
         }
     }
@@ -111,7 +113,7 @@ where
     S: Service<Request<B>, Response = Response<ResBody>>,
     C: Classify<Response<ResBody>, S::Error> + Clone,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResponseBody<BreakerBody<ResBody, C>>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, C, ProtocolResponses>;
 
@@ -142,9 +144,7 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let breaker = self.source.default_breaker();
-        let name = breaker
-            .name_once(|| SharedString::const_str("shared"))
-            .clone();
+        breaker.name_once(|| SharedString::const_str("shared"));
         match breaker.acquire() {
             Ok(call) => {
                 let guard = Guard::new(breaker, call);
@@ -153,14 +153,13 @@ where
                     guard,
                     self.classifier.clone(),
                     Protocol::Http,
-                    name,
                 )
             }
             Err(refusal) => ResponseFuture::rejected(
                 open_rejection(refusal),
+                breaker,
                 self.classifier.clone(),
                 Protocol::Http,
-                name,
             ),
         }
     }

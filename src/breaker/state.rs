@@ -401,7 +401,7 @@ impl Machine {
             return;
         }
         let snapshot = self.window.snapshot(now);
-        if snapshot.calls < self.settings.minimum_calls {
+        if snapshot.calls < self.settings.minimum_calls || !snapshot.is_plausible() {
             return;
         }
         // Thresholds are reached at equality, as Resilience4j users expect.

@@ -1,12 +1,18 @@
 //! Sliding windows of call outcomes, lock-free and O(1) per call.
 //!
-//! Both windows keep a running total beside their slots: a call adds itself to the total and to
-//! its slot, and whatever a slot loses on eviction is subtracted from the total. Reading the
-//! failure and slow-call rates is then one atomic load, however large the window.
+//! Both windows keep a running total beside their slots, so reading the failure and slow-call
+//! rates is a couple of atomic loads, however large the window.
 //!
-//! Totals are updated before slots and evictions subtract exactly what they took out of a slot,
-//! so the total never drifts from the sum of the slots and never goes below it: a concurrent
-//! reader may see a call a moment early, never a negative count.
+//! - The count window swaps the new call into its slot and adds the difference between it and
+//!   the call it evicted to the total: nothing at all when the two are alike (a success
+//!   replacing a success), which is the steady state of a healthy service.
+//! - The time window adds a call to the total before its bucket, and an eviction subtracts
+//!   exactly what it took out of a bucket, so the total never goes below the buckets' sum.
+//!
+//! In both, the total never drifts from the sum of the slots once concurrent calls are done. While
+//! two calls race for the same count-window slot (the window wrapped around within one call), a
+//! reader may see a total that no sequence of calls could produce; [`WindowSnapshot::is_plausible`]
+//! tells, and decisions skip such a snapshot (the next call decides).
 
 use crate::core::sync::{AtomicU64, Ordering};
 
@@ -26,6 +32,13 @@ pub struct WindowSnapshot {
 }
 
 impl WindowSnapshot {
+    /// Whether the figures could come from real calls (no part larger than its whole).
+    pub fn is_plausible(&self) -> bool {
+        self.failures <= self.calls
+            && self.slow_calls <= self.calls
+            && self.slow_failures <= self.slow_calls.min(self.failures)
+    }
+
     /// Failures as a percentage of calls; 0 when empty.
     pub fn failure_rate(&self) -> f64 {
         percent(self.failures, self.calls)

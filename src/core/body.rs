@@ -111,3 +111,135 @@ mod tests {
         assert_eq!(empty.size_hint().exact(), Some(0));
     }
 }
+
+/// Told, exactly once, how a response body ended. A tracker dropped without being told (the
+/// body was dropped before its end: the client went away) handles that in its own `Drop`.
+pub trait OnEndOfStream {
+    /// The body ended, with its trailers if it had any.
+    fn on_end(self, trailers: Option<&http::HeaderMap>);
+
+    /// The body failed before its end.
+    fn on_error(self);
+}
+
+pin_project! {
+    /// A response body that tells a tracker how it ended: for layers that judge a call by its
+    /// trailers (gRPC's `grpc-status`) or hold a resource until the body is done.
+    ///
+    /// Without a tracker it passes the inner body through untouched.
+    #[derive(Debug)]
+    pub struct TrackedBody<B, T> {
+        #[pin]
+        inner: B,
+        tracker: Option<T>,
+    }
+}
+
+impl<B, T> TrackedBody<B, T> {
+    /// Wraps `inner`, reporting to `tracker` if there is one.
+    pub fn new(inner: B, tracker: Option<T>) -> Self {
+        Self { inner, tracker }
+    }
+}
+
+impl<B, T> Body for TrackedBody<B, T>
+where
+    B: Body,
+    T: OnEndOfStream,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    if let Some(tracker) = this.tracker.take() {
+                        tracker.on_end(Some(trailers));
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(tracker) = this.tracker.take() {
+                    tracker.on_error();
+                }
+            }
+            None => {
+                if let Some(tracker) = this.tracker.take() {
+                    tracker.on_end(None);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tracked_tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<String>>>);
+
+    impl OnEndOfStream for Seen {
+        fn on_end(self, trailers: Option<&http::HeaderMap>) {
+            let status = trailers
+                .and_then(|t| t.get("grpc-status"))
+                .map(|v| v.to_str().unwrap().to_owned());
+            self.0.lock().unwrap().push(format!("end {status:?}"));
+        }
+
+        fn on_error(self) {
+            self.0.lock().unwrap().push("error".to_owned());
+        }
+    }
+
+    #[tokio::test]
+    async fn trailers_end_and_errors_are_reported_once() {
+        let seen = Seen::default();
+        let trailers = http::HeaderMap::from_iter([(
+            http::HeaderName::from_static("grpc-status"),
+            http::HeaderValue::from_static("0"),
+        )]);
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"x"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = TrackedBody::new(
+            StreamBody::new(futures::stream::iter(frames)),
+            Some(seen.clone()),
+        );
+        body.collect().await.unwrap();
+
+        let plain = TrackedBody::new(Full::new(Bytes::from_static(b"y")), Some(seen.clone()));
+        plain.collect().await.unwrap();
+
+        let failing: Vec<Result<Frame<Bytes>, std::io::Error>> =
+            vec![Err(std::io::Error::other("reset"))];
+        let broken = TrackedBody::new(
+            StreamBody::new(futures::stream::iter(failing)),
+            Some(seen.clone()),
+        );
+        assert!(broken.collect().await.is_err());
+
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            ["end Some(\"0\")", "end None", "error"]
+        );
+    }
+}

@@ -56,18 +56,24 @@ pub enum Classified {
     /// The outcome is known from the response head.
     Done(Outcome),
     /// A streaming gRPC response: the outcome is in the trailers, see
-    /// [`Classify::classify_trailers`].
+    /// [`ClassifyTrailers::classify_trailers`].
     AtEndOfStream,
 }
 
-/// Decides the [`Outcome`] of a call from its response or error.
-pub trait Classify<Res, E> {
-    /// Classifies a response head.
-    fn classify_response(&self, response: &Res) -> Classified;
-
+/// Decides the [`Outcome`] of a streaming response from its trailers, once the stream ends.
+///
+/// Separate from [`Classify`] so that a response body can carry the classifier without knowing
+/// the request and response types.
+pub trait ClassifyTrailers {
     /// Classifies the trailers of a response classified [`Classified::AtEndOfStream`]; `None`
     /// when the stream ended without trailers.
     fn classify_trailers(&self, trailers: Option<&HeaderMap>) -> Outcome;
+}
+
+/// Decides the [`Outcome`] of a call from its response or error.
+pub trait Classify<Res, E>: ClassifyTrailers {
+    /// Classifies a response head.
+    fn classify_response(&self, response: &Res) -> Classified;
 
     /// Classifies an error of the inner service.
     fn classify_error(&self, _error: &E) -> Outcome {
@@ -202,7 +208,9 @@ impl<B, E> Classify<Response<B>, E> for DefaultClassifier {
         }
         Classified::Done(self.classify_status(response.status()))
     }
+}
 
+impl ClassifyTrailers for DefaultClassifier {
     fn classify_trailers(&self, trailers: Option<&HeaderMap>) -> Outcome {
         let code = trailers
             .and_then(Code::from_headers)
@@ -250,10 +258,6 @@ where
         (self.classify)(Ok(response))
     }
 
-    fn classify_trailers(&self, trailers: Option<&HeaderMap>) -> Outcome {
-        Classify::<Response<()>, E>::classify_trailers(&self.trailers, trailers)
-    }
-
     fn classify_error(&self, error: &E) -> Outcome {
         match (self.classify)(Err(error)) {
             Classified::Done(outcome) => outcome,
@@ -270,9 +274,17 @@ impl<Res, E> Classify<Res, E> for ErrorsAsFailures {
     fn classify_response(&self, _: &Res) -> Classified {
         Classified::Done(Outcome::Success)
     }
+}
 
+impl ClassifyTrailers for ErrorsAsFailures {
     fn classify_trailers(&self, _: Option<&HeaderMap>) -> Outcome {
         Outcome::Success
+    }
+}
+
+impl<F> ClassifyTrailers for ClassifyFn<F> {
+    fn classify_trailers(&self, trailers: Option<&HeaderMap>) -> Outcome {
+        self.trailers.classify_trailers(trailers)
     }
 }
 
@@ -354,8 +366,7 @@ mod tests {
                 "{code}"
             );
             let trailers = HeaderMap::from_iter([(grpc::GRPC_STATUS, code.to_header_value())]);
-            let from_trailers =
-                Classify::<Response<()>, ()>::classify_trailers(&classifier, Some(&trailers));
+            let from_trailers = classifier.classify_trailers(Some(&trailers));
             assert_eq!(from_trailers, expected, "{code} in trailers");
         }
     }
@@ -384,7 +395,7 @@ mod tests {
             classify(&classifier, &grpc(None)),
             Classified::AtEndOfStream
         );
-        let missing = Classify::<Response<()>, ()>::classify_trailers(&classifier, None);
+        let missing = classifier.classify_trailers(None);
         assert_eq!(
             missing,
             Outcome::Failure(FailureReason::GrpcStatus(Code::Unknown))

@@ -24,9 +24,10 @@ pub(crate) mod route;
 pub(crate) mod sync;
 pub mod telemetry;
 
-pub use body::ResponseBody;
+pub use body::{OnEndOfStream, ResponseBody, TrackedBody};
 pub use classify::{
-    Classified, Classify, DefaultClassifier, ErrorsAsFailures, FailureReason, Outcome, classify_fn,
+    Classified, Classify, ClassifyTrailers, DefaultClassifier, ErrorsAsFailures, FailureReason,
+    Outcome, classify_fn,
 };
 pub use deadline::Deadline;
 #[cfg(feature = "axum")]
