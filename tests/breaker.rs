@@ -113,6 +113,20 @@ where
         .status()
 }
 
+/// Sends a gRPC call and returns its response, body unread.
+async fn grpc_call<S, B>(service: &mut S) -> Response<B>
+where
+    S: Service<Request<String>, Response = Response<B>, Error = Infallible>,
+{
+    service
+        .ready()
+        .await
+        .unwrap()
+        .call(grpc_request())
+        .await
+        .unwrap()
+}
+
 async fn send<S, B>(service: &mut S, times: usize) -> Vec<u16>
 where
     S: Service<Request<String>, Response = Response<B>, Error = Infallible>,
@@ -179,13 +193,7 @@ async fn open_grpc_calls_get_unavailable() {
     let script = Script::new();
     let (mut service, handle) = breaker(config(), script.service());
     handle.trip();
-    let response = service
-        .ready()
-        .await
-        .unwrap()
-        .call(grpc_request())
-        .await
-        .unwrap();
+    let response = grpc_call(&mut service).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["grpc-status"], "14");
 }
@@ -635,24 +643,12 @@ mod grpc_trailers {
     #[tokio::test(start_paused = true)]
     async fn a_failure_in_the_trailers_counts_once_the_body_ends() {
         let (mut service, handle) = breaker(config(), streaming("14"));
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(grpc_request())
-            .await
-            .unwrap();
+        let response = grpc_call(&mut service).await;
         assert_eq!(handle.snapshot().window.calls, 0, "not decided at the head");
         response.into_body().collect().await.unwrap();
         assert_eq!(handle.snapshot().window.failures, 1);
         for _ in 0..3 {
-            let response = service
-                .ready()
-                .await
-                .unwrap()
-                .call(grpc_request())
-                .await
-                .unwrap();
+            let response = grpc_call(&mut service).await;
             response.into_body().collect().await.unwrap();
         }
         assert_eq!(handle.state(), State::Open);
@@ -662,13 +658,7 @@ mod grpc_trailers {
     async fn ok_in_the_trailers_is_a_success() {
         let (mut service, handle) = breaker(config(), streaming("0"));
         for _ in 0..5 {
-            let response = service
-                .ready()
-                .await
-                .unwrap()
-                .call(grpc_request())
-                .await
-                .unwrap();
+            let response = grpc_call(&mut service).await;
             response.into_body().collect().await.unwrap();
         }
         let window = handle.snapshot().window;
@@ -680,24 +670,12 @@ mod grpc_trailers {
         let (mut service, handle) = breaker(config().half_open_permits(1), streaming("14"));
         handle.trip();
         tokio::time::advance(Duration::from_secs(11)).await;
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(grpc_request())
-            .await
-            .unwrap();
+        let response = grpc_call(&mut service).await;
         let mut body = response.into_body();
         let _first = Pin::new(&mut body).frame().await;
         drop(body);
         assert_eq!(handle.state(), State::HalfOpen);
-        let probe = service
-            .ready()
-            .await
-            .unwrap()
-            .call(grpc_request())
-            .await
-            .unwrap();
+        let probe = grpc_call(&mut service).await;
         assert!(
             probe.headers().get("grpc-status").is_none(),
             "the permit came back: a real probe"

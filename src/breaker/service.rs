@@ -11,6 +11,7 @@ use metrics::SharedString;
 use tower::Service;
 
 use super::future::{BreakerBody, Guard, ResponseFuture};
+use super::handle::BreakerHandle;
 use super::layer::{RouteCache, Source};
 use super::state::Refusal;
 use crate::core::{
@@ -79,31 +80,25 @@ fn open_rejection(refusal: Refusal) -> Rejection {
     }
 }
 
-impl<S, C, M> CircuitBreaker<S, C, M> {
-    fn call_http<B>(&mut self, request: Request<B>) -> ResponseFuture<S::Future, C, M>
-    where
-        S: Service<Request<B>>,
-        C: Clone,
-    {
-        let protocol = Protocol::of(request.headers());
-        let breaker = self.source.breaker_for(&request, &self.cache);
+impl<S, C: Clone, M> CircuitBreaker<S, C, M> {
+    /// Admits the call through `breaker`, or answers for the inner service.
+    fn admit<F>(
+        &mut self,
+        breaker: BreakerHandle,
+        protocol: Protocol,
+        call: impl FnOnce(&mut S) -> F,
+    ) -> ResponseFuture<F, C, M> {
         breaker.name_once(|| SharedString::const_str("shared"));
         match breaker.acquire() {
-            Ok(call) => {
-                let guard = Guard::new(breaker, call);
-                ResponseFuture::running(
-                    self.inner.call(request),
-                    guard,
-                    self.classifier.clone(),
-                    protocol,
-                )
+            Ok(admitted) => {
+                let guard = Guard::new(breaker, admitted);
+                let future = call(&mut self.inner);
+                ResponseFuture::running(future, guard, self.classifier.clone(), protocol)
             }
-            Err(refusal) => ResponseFuture::rejected(
-                open_rejection(refusal),
-                breaker,
-                self.classifier.clone(),
-                protocol,
-            ),
+            Err(refusal) => {
+                let rejection = open_rejection(refusal);
+                ResponseFuture::rejected(rejection, breaker, self.classifier.clone(), protocol)
+            }
         }
     }
 }
@@ -123,7 +118,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        self.call_http(request)
+        let protocol = Protocol::of(request.headers());
+        let breaker = self.source.breaker_for(&request, &self.cache);
+        self.admit(breaker, protocol, |inner| inner.call(request))
     }
 }
 
@@ -144,23 +141,6 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let breaker = self.source.default_breaker();
-        breaker.name_once(|| SharedString::const_str("shared"));
-        match breaker.acquire() {
-            Ok(call) => {
-                let guard = Guard::new(breaker, call);
-                ResponseFuture::running(
-                    self.inner.call(request),
-                    guard,
-                    self.classifier.clone(),
-                    Protocol::Http,
-                )
-            }
-            Err(refusal) => ResponseFuture::rejected(
-                open_rejection(refusal),
-                breaker,
-                self.classifier.clone(),
-                Protocol::Http,
-            ),
-        }
+        self.admit(breaker, Protocol::Http, |inner| inner.call(request))
     }
 }

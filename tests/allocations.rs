@@ -1,0 +1,116 @@
+//! The hot paths allocate nothing per call: a counting global allocator watches 1,000 calls.
+//!
+//! One test per binary, so no other test allocates while it counts.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::future::ready;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{Request, Response};
+use steadfast::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer, SlidingWindow};
+use steadfast::timeout::{TimeoutConfig, TimeoutLayer};
+use tower::{Layer, Service, ServiceExt};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn bare() -> impl Service<
+    Request<()>,
+    Response = Response<()>,
+    Error = Infallible,
+    Future = std::future::Ready<Result<Response<()>, Infallible>>,
+> + Clone {
+    tower::service_fn(|_: Request<()>| ready(Ok(Response::new(()))))
+}
+
+/// Allocations made by 1,000 calls, after a warm-up call (which may register metrics).
+async fn allocations_per_1000_calls<S>(mut service: S) -> usize
+where
+    S: Service<Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    service
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..1000 {
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        std::hint::black_box(response);
+    }
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+#[tokio::test]
+async fn hot_paths_do_not_allocate() {
+    let config = BreakerConfig::new().sliding_window(SlidingWindow::count(100));
+    let shared =
+        CircuitBreakerLayer::shared(BreakerHandle::new(config.clone().name("alloc")).unwrap());
+    assert_eq!(
+        allocations_per_1000_calls(shared.layer(bare())).await,
+        0,
+        "shared breaker, closed"
+    );
+
+    let per_route = CircuitBreakerLayer::new(config.clone()).unwrap();
+    assert_eq!(
+        allocations_per_1000_calls(per_route.layer(bare())).await,
+        0,
+        "per-route breaker, closed"
+    );
+
+    let time_window = CircuitBreakerLayer::new(
+        config
+            .sliding_window(SlidingWindow::time(Duration::from_secs(10)))
+            .slow_call_duration(Duration::from_secs(1)),
+    )
+    .unwrap();
+    assert_eq!(
+        allocations_per_1000_calls(time_window.layer(bare())).await,
+        0,
+        "time window with slow calls"
+    );
+
+    let unpublished = TimeoutLayer::from_config(
+        TimeoutConfig::new(Duration::from_secs(1)).publish_deadline(false),
+    );
+    assert_eq!(
+        allocations_per_1000_calls(unpublished.layer(bare())).await,
+        0,
+        "timeout, deadline unpublished"
+    );
+
+    // Publishing the deadline is the one allocation by design (http::Extensions).
+    let published = TimeoutLayer::new(Duration::from_secs(1))
+        .layer(bare())
+        .ready_oneshot()
+        .await
+        .unwrap();
+    assert!(allocations_per_1000_calls(published).await >= 1000);
+}
