@@ -682,3 +682,23 @@ mod grpc_trailers {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn jitter_spreads_open_durations_within_bounds() {
+    let handle = BreakerHandle::new(config().open_jitter(0.5)).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        handle.trip();
+        let open_for = handle.snapshot().open_for.unwrap();
+        assert!(
+            open_for >= Duration::from_secs(5) && open_for <= Duration::from_secs(15),
+            "{open_for:?}"
+        );
+        seen.insert(open_for.as_millis());
+        handle.reset();
+    }
+    assert!(
+        seen.len() > 10,
+        "durations should differ from trip to trip: {seen:?}"
+    );
+}
