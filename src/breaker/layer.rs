@@ -4,28 +4,31 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use metrics::SharedString;
 use tower::Layer;
 
 use super::config::{BreakerConfig, ConfigError};
 use super::handle::BreakerHandle;
-use super::registry::{BreakerKey, Registry};
 use super::service::CircuitBreaker;
+use crate::core::keyed::{KeyCache, Keyed};
 use crate::core::{DefaultClassifier, ErrorsAsFailures, ProtocolResponses, TypedErrors};
 
 /// The most breakers a keyed layer makes by default.
-pub const DEFAULT_MAX_BREAKERS: usize = 1024;
+pub const DEFAULT_MAX_BREAKERS: usize = crate::core::keyed::DEFAULT_MAX_KEYS;
+
+/// What a keyed breaker layer tells its breakers apart by.
+pub type BreakerKey = crate::core::keyed::Key;
 
 #[derive(Clone)]
 pub(crate) enum Source {
     /// One breaker per key, made on first use.
-    Keyed(Arc<Registry>),
+    Keyed(Arc<Keyed<BreakerHandle>>),
     /// One breaker for all.
     Shared(BreakerHandle),
 }
 
-/// The breaker a service instance used last, by key: a service built for one route sees one key,
-/// so most calls find their breaker here without hashing.
-pub(crate) type RouteCache = std::sync::OnceLock<(Box<str>, BreakerHandle)>;
+/// The breaker a service instance used last, by key.
+pub(crate) type RouteCache = KeyCache<BreakerHandle>;
 
 impl Source {
     pub(crate) fn breaker_for<B>(
@@ -34,25 +37,14 @@ impl Source {
         cache: &RouteCache,
     ) -> BreakerHandle {
         match self {
-            Source::Keyed(registry) => {
-                let key = registry.key().of(request);
-                if let Some((cached, breaker)) = cache.get() {
-                    if **cached == *key {
-                        return breaker.clone();
-                    }
-                }
-                let breaker = registry.get(&key);
-                // The first key this service sees stays cached; others go to the registry.
-                let _ = cache.set((Box::from(&*key), breaker.clone()));
-                breaker
-            }
+            Source::Keyed(breakers) => breakers.for_request(request, cache),
             Source::Shared(breaker) => breaker.clone(),
         }
     }
 
     pub(crate) fn default_breaker(&self) -> BreakerHandle {
         match self {
-            Source::Keyed(registry) => registry.get("default"),
+            Source::Keyed(breakers) => breakers.get("default"),
             Source::Shared(breaker) => breaker.clone(),
         }
     }
@@ -88,11 +80,14 @@ impl CircuitBreakerLayer {
         if max_breakers == 0 {
             return Err(ConfigError::new("max_breakers", "must be at least 1"));
         }
-        Ok(Self::with(Source::Keyed(Arc::new(Registry::new(
-            config,
-            key,
-            max_breakers,
-        )))))
+        let breakers = Keyed::new(key, max_breakers, move |key| {
+            let name = match &config.name {
+                Some(prefix) => format!("{prefix}:{key}"),
+                None => key.to_owned(),
+            };
+            BreakerHandle::from_valid(&config, Some(SharedString::from(name)))
+        });
+        Ok(Self::with(Source::Keyed(Arc::new(breakers))))
     }
 
     /// Every wrapped service shares this breaker.
@@ -139,7 +134,7 @@ impl<C, M> CircuitBreakerLayer<C, M> {
     /// The breakers made so far, by key, to watch or steer them (an admin endpoint, a test).
     pub fn breakers(&self) -> Vec<(String, BreakerHandle)> {
         match &self.source {
-            Source::Keyed(registry) => registry.all(),
+            Source::Keyed(breakers) => breakers.all(),
             Source::Shared(breaker) => vec![(
                 breaker.name().unwrap_or("shared").to_owned(),
                 breaker.clone(),

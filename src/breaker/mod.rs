@@ -75,7 +75,6 @@ mod config;
 mod future;
 mod handle;
 mod layer;
-mod registry;
 mod service;
 mod state;
 mod window;
@@ -83,11 +82,11 @@ mod window;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+pub use crate::core::keyed::KeyFn;
 pub use config::{BreakerConfig, ConfigError, SlidingWindow};
 pub use future::{BreakerBody, BreakerReply, EndOfCall, ResponseFuture};
 pub use handle::{BreakerEvent, BreakerHandle, BreakerSnapshot};
-pub use layer::{CircuitBreakerLayer, DEFAULT_MAX_BREAKERS};
-pub use registry::{BreakerKey, KeyFn};
+pub use layer::{BreakerKey, CircuitBreakerLayer, DEFAULT_MAX_BREAKERS};
 pub use service::CircuitBreaker;
 pub use state::{State, Transition, TransitionReason};
 pub use window::WindowSnapshot;

@@ -18,6 +18,7 @@ pub mod classify;
 pub mod clock;
 mod deadline;
 pub mod grpc;
+pub mod keyed;
 mod rejection;
 mod reply;
 pub(crate) mod route;

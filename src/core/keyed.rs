@@ -1,0 +1,167 @@
+//! One instance per key (route, upstream, header value), shared by every service that a layer
+//! builds: Axum rebuilds a route's service per connection (and per request when a `Router` is
+//! called directly), so state kept in a service instance would be forgotten.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
+use http::{HeaderMap, HeaderName, Request, Uri};
+
+use super::route;
+
+/// A function that keys a request by its URI and headers.
+pub type KeyFn = dyn Fn(&Uri, &HeaderMap) -> Option<String> + Send + Sync;
+
+/// What a keyed layer tells its instances apart by.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Key {
+    /// The route: Axum's route template (`MatchedPath`), else the gRPC method path
+    /// (`pkg.Service/Method`), else one instance for everything unmatched. The default.
+    Route,
+    /// The request URI's authority (or `Host` header): one instance per upstream, for clients.
+    Authority,
+    /// The value of a request header; requests without it share one instance.
+    Header(HeaderName),
+    /// A function of the request's URI and headers; `None` shares one instance.
+    Custom(Arc<KeyFn>),
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Route => f.write_str("Route"),
+            Key::Authority => f.write_str("Authority"),
+            Key::Header(name) => f.debug_tuple("Header").field(name).finish(),
+            Key::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// The key of requests that have none (no route matched, no header, ...).
+pub(crate) const DEFAULT_KEY: &str = "unmatched";
+/// The instance that takes every key beyond the bound.
+pub(crate) const OVERFLOW_KEY: &str = "overflow";
+/// The most instances a keyed layer makes by default.
+pub const DEFAULT_MAX_KEYS: usize = 1024;
+
+impl Key {
+    /// The key of a request, borrowed from it where possible.
+    pub(crate) fn of<'a, B>(&self, request: &'a Request<B>) -> Cow<'a, str> {
+        let key = match self {
+            Key::Route => route::template(request.extensions())
+                .map(Cow::Borrowed)
+                .or_else(|| {
+                    super::grpc::is_grpc(request.headers())
+                        .then(|| Cow::Borrowed(request.uri().path().trim_start_matches('/')))
+                }),
+            Key::Authority => request
+                .uri()
+                .authority()
+                .map(|authority| Cow::Borrowed(authority.as_str()))
+                .or_else(|| {
+                    let host = request.headers().get(http::header::HOST)?;
+                    host.to_str().ok().map(Cow::Borrowed)
+                }),
+            Key::Header(name) => request
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(Cow::Borrowed),
+            Key::Custom(key) => key(request.uri(), request.headers()).map(Cow::Owned),
+        };
+        key.unwrap_or(Cow::Borrowed(DEFAULT_KEY))
+    }
+}
+
+/// Instances by key, made on first use by `make`. Reads are lock-free (a snapshot of the map
+/// behind an `ArcSwap`); a new key copies the map under a lock, once per key. Keys beyond the
+/// bound share one `overflow` instance, so request-controlled keys cannot grow memory or metric
+/// label sets without end.
+pub(crate) struct Keyed<T> {
+    key: Key,
+    max_keys: usize,
+    map: ArcSwap<HashMap<Arc<str>, T>>,
+    insert: Mutex<()>,
+    overflow: OnceLock<T>,
+    make: Box<dyn Fn(&str) -> T + Send + Sync>,
+}
+
+impl<T: Clone> Keyed<T> {
+    pub(crate) fn new(
+        key: Key,
+        max_keys: usize,
+        make: impl Fn(&str) -> T + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            key,
+            max_keys,
+            map: ArcSwap::default(),
+            insert: Mutex::new(()),
+            overflow: OnceLock::new(),
+            make: Box::new(make),
+        }
+    }
+
+    /// The instance for a request.
+    pub(crate) fn for_request<B>(&self, request: &Request<B>, cache: &KeyCache<T>) -> T {
+        let key = self.key.of(request);
+        if let Some((cached, value)) = cache.get() {
+            if **cached == *key {
+                return value.clone();
+            }
+        }
+        let value = self.get(&key);
+        // The first key a service sees stays cached; others go to the map.
+        let _ = cache.set((Box::from(&*key), value.clone()));
+        value
+    }
+
+    /// The instance for `key`, made on first use.
+    pub(crate) fn get(&self, key: &str) -> T {
+        if let Some(value) = self.map.load().get(key) {
+            return value.clone();
+        }
+        let _insert = self
+            .insert
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.map.load_full();
+        if let Some(value) = current.get(key) {
+            return value.clone();
+        }
+        if current.len() >= self.max_keys {
+            return self
+                .overflow
+                .get_or_init(|| (self.make)(OVERFLOW_KEY))
+                .clone();
+        }
+        let value = (self.make)(key);
+        let mut next = HashMap::clone(&current);
+        next.insert(Arc::from(key), value.clone());
+        self.map.store(Arc::new(next));
+        value
+    }
+
+    /// Every instance made so far, by key (the overflow instance under `"overflow"`), sorted.
+    pub(crate) fn all(&self) -> Vec<(String, T)> {
+        let mut all: Vec<_> = self
+            .map
+            .load()
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.clone()))
+            .collect();
+        if let Some(overflow) = self.overflow.get() {
+            all.push((OVERFLOW_KEY.to_owned(), overflow.clone()));
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+/// The instance a service used last, by key: a service built for one route sees one key, so
+/// most calls find their instance here without hashing. Shared by the clones of one service.
+pub(crate) type KeyCache<T> = OnceLock<(Box<str>, T)>;
