@@ -4,6 +4,7 @@
 
 pub mod breaker;
 pub mod core;
+pub mod shed;
 pub mod timeout;
 
 pub use crate::core::{Deadline, Error, Rejection};

@@ -1,9 +1,9 @@
 //! Breaker settings, with their defaults and validation.
 
-use std::fmt;
 use std::time::Duration;
 
 use super::state::{MAX_PERMITS, Settings};
+pub use crate::core::ConfigError;
 
 /// How a breaker remembers calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,40 +43,6 @@ impl SlidingWindow {
         }
     }
 }
-
-/// A setting that cannot work, named by its key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    key: &'static str,
-    reason: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(key: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            key,
-            reason: reason.into(),
-        }
-    }
-
-    /// The setting at fault, as named in the configuration: `failure_rate_threshold`, ...
-    pub fn key(&self) -> &'static str {
-        self.key
-    }
-
-    /// What is wrong with it.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid breaker setting `{}`: {}", self.key, self.reason)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The settings of a circuit breaker. Defaults follow Resilience4j where it has one, so that a
 /// migrating team gets the behaviour it knows; the exceptions are marked.

@@ -19,36 +19,10 @@ pub const DEFAULT_MAX_BREAKERS: usize = crate::core::keyed::DEFAULT_MAX_KEYS;
 /// What a keyed breaker layer tells its breakers apart by.
 pub type BreakerKey = crate::core::keyed::Key;
 
-#[derive(Clone)]
-pub(crate) enum Source {
-    /// One breaker per key, made on first use.
-    Keyed(Arc<Keyed<BreakerHandle>>),
-    /// One breaker for all.
-    Shared(BreakerHandle),
-}
+pub(crate) type Source = crate::core::keyed::Source<BreakerHandle>;
 
 /// The breaker a service instance used last, by key.
 pub(crate) type RouteCache = KeyCache<BreakerHandle>;
-
-impl Source {
-    pub(crate) fn breaker_for<B>(
-        &self,
-        request: &http::Request<B>,
-        cache: &RouteCache,
-    ) -> BreakerHandle {
-        match self {
-            Source::Keyed(breakers) => breakers.for_request(request, cache),
-            Source::Shared(breaker) => breaker.clone(),
-        }
-    }
-
-    pub(crate) fn default_breaker(&self) -> BreakerHandle {
-        match self {
-            Source::Keyed(breakers) => breakers.get("default"),
-            Source::Shared(breaker) => breaker.clone(),
-        }
-    }
-}
 
 /// Applies [`CircuitBreaker`] to a service.
 ///
@@ -133,13 +107,8 @@ impl<C, M> CircuitBreakerLayer<C, M> {
 
     /// The breakers made so far, by key, to watch or steer them (an admin endpoint, a test).
     pub fn breakers(&self) -> Vec<(String, BreakerHandle)> {
-        match &self.source {
-            Source::Keyed(breakers) => breakers.all(),
-            Source::Shared(breaker) => vec![(
-                breaker.name().unwrap_or("shared").to_owned(),
-                breaker.clone(),
-            )],
-        }
+        self.source
+            .all(|breaker| breaker.name().unwrap_or("shared").to_owned())
     }
 }
 

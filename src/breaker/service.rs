@@ -119,7 +119,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let protocol = Protocol::of(request.headers());
-        let breaker = self.source.breaker_for(&request, &self.cache);
+        let breaker = self.source.for_request(&request, &self.cache);
         self.admit(breaker, protocol, |inner| inner.call(request))
     }
 }
@@ -140,7 +140,7 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let breaker = self.source.default_breaker();
+        let breaker = self.source.default_instance();
         self.admit(breaker, Protocol::Http, |inner| inner.call(request))
     }
 }

@@ -165,3 +165,44 @@ impl<T: Clone> Keyed<T> {
 /// The instance a service used last, by key: a service built for one route sees one key, so
 /// most calls find their instance here without hashing. Shared by the clones of one service.
 pub(crate) type KeyCache<T> = OnceLock<(Box<str>, T)>;
+
+/// Where a layer's services find their instance: one per key, or one shared by all.
+pub(crate) enum Source<T> {
+    Keyed(Arc<Keyed<T>>),
+    Shared(T),
+}
+
+impl<T: Clone> Clone for Source<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Source::Keyed(keyed) => Source::Keyed(keyed.clone()),
+            Source::Shared(shared) => Source::Shared(shared.clone()),
+        }
+    }
+}
+
+impl<T: Clone> Source<T> {
+    /// The instance for a request.
+    pub(crate) fn for_request<B>(&self, request: &Request<B>, cache: &KeyCache<T>) -> T {
+        match self {
+            Source::Keyed(keyed) => keyed.for_request(request, cache),
+            Source::Shared(shared) => shared.clone(),
+        }
+    }
+
+    /// The instance for requests that have no key (not HTTP).
+    pub(crate) fn default_instance(&self) -> T {
+        match self {
+            Source::Keyed(keyed) => keyed.get("default"),
+            Source::Shared(shared) => shared.clone(),
+        }
+    }
+
+    /// Every instance made so far, by key; a shared one under `shared_key`.
+    pub(crate) fn all(&self, shared_key: impl FnOnce(&T) -> String) -> Vec<(String, T)> {
+        match self {
+            Source::Keyed(keyed) => keyed.all(),
+            Source::Shared(shared) => vec![(shared_key(shared), shared.clone())],
+        }
+    }
+}

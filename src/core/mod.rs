@@ -16,6 +16,7 @@
 mod body;
 pub mod classify;
 pub mod clock;
+mod config_error;
 mod deadline;
 pub mod grpc;
 pub mod keyed;
@@ -30,6 +31,7 @@ pub use classify::{
     Classified, Classify, ClassifyTrailers, DefaultClassifier, ErrorsAsFailures, FailureReason,
     Outcome, classify_fn,
 };
+pub use config_error::ConfigError;
 pub use deadline::Deadline;
 #[cfg(feature = "axum")]
 pub use deadline::MissingDeadline;

@@ -86,6 +86,33 @@ pub const BREAKER_NOT_PERMITTED: Metric = Metric {
     description: "Calls a breaker rejected because it was open, forced open, or out of half-open probes.",
 };
 
+/// A load shedder's concurrency limit.
+pub const SHED_LIMIT: Metric = Metric {
+    name: "steadfast.shed.limit",
+    kind: MetricKind::Gauge,
+    unit: "{request}",
+    labels: &["limiter"],
+    description: "The current concurrency limit of each limiter (adaptive limits move with latency and drops).",
+};
+
+/// Requests in flight under a load shedder, sampled when its limit is updated.
+pub const SHED_IN_FLIGHT: Metric = Metric {
+    name: "steadfast.shed.in_flight",
+    kind: MetricKind::Gauge,
+    unit: "{request}",
+    labels: &["limiter"],
+    description: "Requests in flight under each limiter, sampled at every limit update.",
+};
+
+/// Requests a load shedder rejected, by class.
+pub const SHED_REJECTED: Metric = Metric {
+    name: "steadfast.shed.rejected",
+    kind: MetricKind::Counter,
+    unit: "{request}",
+    labels: &["limiter", "class"],
+    description: "Requests each limiter shed, by criticality class.",
+};
+
 /// Every metric steadfast emits.
 pub const CATALOGUE: &[Metric] = &[
     REJECTIONS,
@@ -94,6 +121,9 @@ pub const CATALOGUE: &[Metric] = &[
     BREAKER_TRANSITIONS,
     BREAKER_CALLS,
     BREAKER_NOT_PERMITTED,
+    SHED_LIMIT,
+    SHED_IN_FLIGHT,
+    SHED_REJECTED,
 ];
 
 /// Records a rejection: one `tracing` event and one count of [`REJECTIONS`].

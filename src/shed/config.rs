@@ -1,0 +1,378 @@
+//! Load shedder settings, with their defaults and validation.
+
+use std::time::Duration;
+
+use http::HeaderName;
+
+use super::priority::Criticality;
+use crate::core::ConfigError;
+use crate::core::grpc::Code;
+
+/// Additive increase, multiplicative decrease: grow by one per window while busy, shrink by
+/// `backoff` when a request was dropped (timed out or rejected downstream) or slower than
+/// `timeout`. Defaults from Netflix concurrency-limits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Aimd {
+    /// The limit to start from. Default 20.
+    pub initial: u32,
+    /// The floor. Default 20.
+    pub min: u32,
+    /// The ceiling. Default 200.
+    pub max: u32,
+    /// The factor applied on a drop. Default 0.9.
+    pub backoff: f64,
+    /// A request slower than this counts as a drop. Default 5 s.
+    pub timeout: Duration,
+}
+
+impl Default for Aimd {
+    fn default() -> Self {
+        Self {
+            initial: 20,
+            min: 20,
+            max: 200,
+            backoff: 0.9,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Gradient2: compares the window's average latency (short RTT) with a long-term exponential
+/// average (long RTT); while latency stays within `tolerance` of its long-term level the limit
+/// grows by `queue_size` per window, and as queueing pushes latency up it shrinks in proportion.
+/// Defaults from Netflix concurrency-limits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gradient2 {
+    /// The limit to start from. Default 20.
+    pub initial: u32,
+    /// The floor. Default 20.
+    pub min: u32,
+    /// The ceiling. Default 200.
+    pub max: u32,
+    /// How much of each new estimate enters the limit (exponential smoothing). Default 0.2.
+    pub smoothing: f64,
+    /// How much the short RTT may exceed the long RTT before the limit shrinks. Default 1.5.
+    pub tolerance: f64,
+    /// The number of samples the long RTT averages over. Default 600.
+    pub long_window: u32,
+    /// The headroom added to each estimate, allowing a small queue. Default 4.
+    pub queue_size: u32,
+}
+
+impl Default for Gradient2 {
+    fn default() -> Self {
+        Self {
+            initial: 20,
+            min: 20,
+            max: 200,
+            smoothing: 0.2,
+            tolerance: 1.5,
+            long_window: 600,
+            queue_size: 4,
+        }
+    }
+}
+
+/// How the concurrency limit is set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LimitAlgorithm {
+    /// A fixed number of requests in flight.
+    Fixed(u32),
+    /// Additive increase, multiplicative decrease.
+    Aimd(Aimd),
+    /// Gradient2, the default.
+    Gradient2(Gradient2),
+}
+
+impl LimitAlgorithm {
+    pub(crate) fn initial(&self) -> u32 {
+        match self {
+            LimitAlgorithm::Fixed(limit) => *limit,
+            LimitAlgorithm::Aimd(aimd) => aimd.initial,
+            LimitAlgorithm::Gradient2(gradient) => gradient.initial,
+        }
+    }
+}
+
+/// The settings of a load shedder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShedConfig {
+    pub(crate) algorithm: LimitAlgorithm,
+    pub(crate) window: Duration,
+    pub(crate) min_samples: u32,
+    pub(crate) default_criticality: Criticality,
+    pub(crate) criticality_header: Option<HeaderName>,
+    pub(crate) max_header_criticality: Criticality,
+    pub(crate) shares: [f64; 4],
+    pub(crate) admit_below: [f64; 4],
+    pub(crate) grpc_code: Code,
+    pub(crate) retry_after: Duration,
+    pub(crate) name: Option<String>,
+}
+
+impl Default for ShedConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: LimitAlgorithm::Gradient2(Gradient2::default()),
+            window: Duration::from_secs(1),
+            min_samples: 10,
+            default_criticality: Criticality::Critical,
+            criticality_header: None,
+            max_header_criticality: Criticality::Critical,
+            shares: [0.0; 4],
+            // Sheddable, sheddable-plus, critical, critical-plus.
+            admit_below: [0.9, 0.95, 1.0, 1.0],
+            grpc_code: Code::Unavailable,
+            retry_after: Duration::from_secs(1),
+            name: None,
+        }
+    }
+}
+
+impl ShedConfig {
+    /// The defaults: Gradient2 from 20 (between 20 and 200), windows of 1 s with at least 10
+    /// samples, requests `Critical` unless told otherwise, sheddable traffic shed from 90% of
+    /// the limit and sheddable-plus from 95%.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A fixed limit: at most `limit` requests in flight.
+    pub fn fixed(limit: u32) -> Self {
+        Self {
+            algorithm: LimitAlgorithm::Fixed(limit),
+            ..Self::default()
+        }
+    }
+
+    /// How the limit is set. Default: [`Gradient2`] with its defaults.
+    pub fn algorithm(mut self, algorithm: LimitAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// An adaptive limit is reconsidered once per window holding at least `min_samples`
+    /// completed requests. Default: 1 s and 10 samples.
+    pub fn sample_window(mut self, window: Duration, min_samples: u32) -> Self {
+        self.window = window;
+        self.min_samples = min_samples;
+        self
+    }
+
+    /// The class of requests that say nothing. Default: [`Criticality::Critical`].
+    pub fn default_criticality(mut self, criticality: Criticality) -> Self {
+        self.default_criticality = criticality;
+        self
+    }
+
+    /// Read the class from this request header (for example `x-criticality`), never above
+    /// `max`: callers are not trusted to rate their own requests above it. Default: no header.
+    pub fn criticality_header(mut self, name: HeaderName, max: Criticality) -> Self {
+        self.criticality_header = Some(name);
+        self.max_header_criticality = max;
+        self
+    }
+
+    /// Guarantee `class` this fraction of the limit: once the limit is reached, its requests
+    /// are still admitted while it has fewer than that many in flight. While it is idle, other
+    /// classes may borrow its share. Default: no guarantees.
+    pub fn guaranteed_share(mut self, class: Criticality, fraction: f64) -> Self {
+        self.shares[class.index()] = fraction;
+        self
+    }
+
+    /// Admit `class` only while fewer than this fraction of the limit is in flight, so that
+    /// lower classes are shed before higher ones. Defaults: sheddable 0.9, sheddable-plus 0.95,
+    /// critical and critical-plus 1.0.
+    pub fn admit_below(mut self, class: Criticality, fraction: f64) -> Self {
+        self.admit_below[class.index()] = fraction;
+        self
+    }
+
+    /// The gRPC status of a shed call: [`Code::Unavailable`] (the default; gRPC clients may retry
+    /// it on another replica) or [`Code::ResourceExhausted`] (not retried by default policies).
+    pub fn grpc_code(mut self, code: Code) -> Self {
+        self.grpc_code = code;
+        self
+    }
+
+    /// The `Retry-After` of a shed request. Default 1 s.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// The name in metric labels. Default: the route template (or gRPC method) of the limiter.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Checks every setting; the error names the first one at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bounds = |min: u32, initial: u32, max: u32| {
+            if min == 0 {
+                Err(ConfigError::new("algorithm.min", "must be at least 1"))
+            } else if min > max {
+                Err(ConfigError::new(
+                    "algorithm.min",
+                    format!("{min} is above the max {max}"),
+                ))
+            } else if !(min..=max).contains(&initial) {
+                Err(ConfigError::new(
+                    "algorithm.initial",
+                    format!("{initial} is outside [{min}, {max}]"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self.algorithm {
+            LimitAlgorithm::Fixed(0) => {
+                return Err(ConfigError::new("algorithm.limit", "must be at least 1"));
+            }
+            LimitAlgorithm::Fixed(_) => {}
+            LimitAlgorithm::Aimd(aimd) => {
+                bounds(aimd.min, aimd.initial, aimd.max)?;
+                if !(aimd.backoff > 0.0 && aimd.backoff < 1.0) {
+                    return Err(ConfigError::new(
+                        "algorithm.backoff",
+                        format!("must be in (0, 1), got {}", aimd.backoff),
+                    ));
+                }
+            }
+            LimitAlgorithm::Gradient2(gradient) => {
+                bounds(gradient.min, gradient.initial, gradient.max)?;
+                if !(gradient.smoothing > 0.0 && gradient.smoothing <= 1.0) {
+                    return Err(ConfigError::new("algorithm.smoothing", "must be in (0, 1]"));
+                }
+                if !(gradient.tolerance >= 1.0 && gradient.tolerance.is_finite()) {
+                    return Err(ConfigError::new(
+                        "algorithm.tolerance",
+                        "must be at least 1",
+                    ));
+                }
+                if gradient.long_window == 0 {
+                    return Err(ConfigError::new(
+                        "algorithm.long_window",
+                        "must be at least 1",
+                    ));
+                }
+            }
+        }
+        if self.window.is_zero() {
+            return Err(ConfigError::new(
+                "sample_window",
+                "must be longer than zero",
+            ));
+        }
+        if self.min_samples == 0 {
+            return Err(ConfigError::new("min_samples", "must be at least 1"));
+        }
+        if self.shares.iter().any(|share| !(0.0..=1.0).contains(share))
+            || self.shares.iter().sum::<f64>() > 1.0 + 1e-9
+        {
+            return Err(ConfigError::new(
+                "guaranteed_share",
+                "each share is in [0, 1] and together they are at most 1",
+            ));
+        }
+        if self
+            .admit_below
+            .iter()
+            .any(|fraction| !(*fraction > 0.0 && *fraction <= 1.0))
+        {
+            return Err(ConfigError::new(
+                "admit_below",
+                "each fraction is in (0, 1]",
+            ));
+        }
+        if !matches!(self.grpc_code, Code::Unavailable | Code::ResourceExhausted) {
+            return Err(ConfigError::new(
+                "grpc_code",
+                "is UNAVAILABLE or RESOURCE_EXHAUSTED",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        ShedConfig::default().validate().unwrap();
+        ShedConfig::fixed(10).validate().unwrap();
+        ShedConfig::new()
+            .algorithm(LimitAlgorithm::Aimd(Aimd::default()))
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn each_invalid_setting_is_named() {
+        let cases = [
+            (ShedConfig::fixed(0), "algorithm.limit"),
+            (
+                ShedConfig::new().algorithm(LimitAlgorithm::Aimd(Aimd {
+                    min: 50,
+                    max: 10,
+                    ..Aimd::default()
+                })),
+                "algorithm.min",
+            ),
+            (
+                ShedConfig::new().algorithm(LimitAlgorithm::Aimd(Aimd {
+                    initial: 5,
+                    ..Aimd::default()
+                })),
+                "algorithm.initial",
+            ),
+            (
+                ShedConfig::new().algorithm(LimitAlgorithm::Aimd(Aimd {
+                    backoff: 1.0,
+                    ..Aimd::default()
+                })),
+                "algorithm.backoff",
+            ),
+            (
+                ShedConfig::new().algorithm(LimitAlgorithm::Gradient2(Gradient2 {
+                    smoothing: 0.0,
+                    ..Gradient2::default()
+                })),
+                "algorithm.smoothing",
+            ),
+            (
+                ShedConfig::new().algorithm(LimitAlgorithm::Gradient2(Gradient2 {
+                    tolerance: 0.5,
+                    ..Gradient2::default()
+                })),
+                "algorithm.tolerance",
+            ),
+            (
+                ShedConfig::new().sample_window(Duration::ZERO, 10),
+                "sample_window",
+            ),
+            (
+                ShedConfig::new().sample_window(Duration::from_secs(1), 0),
+                "min_samples",
+            ),
+            (
+                ShedConfig::new()
+                    .guaranteed_share(Criticality::Critical, 0.8)
+                    .guaranteed_share(Criticality::Sheddable, 0.3),
+                "guaranteed_share",
+            ),
+            (
+                ShedConfig::new().admit_below(Criticality::Sheddable, 0.0),
+                "admit_below",
+            ),
+            (ShedConfig::new().grpc_code(Code::Internal), "grpc_code"),
+        ];
+        for (config, key) in cases {
+            assert_eq!(config.validate().unwrap_err().key(), key);
+        }
+    }
+}

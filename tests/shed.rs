@@ -1,0 +1,327 @@
+//! Load shedding behaviour, on paused time with scripted inner services.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::poll;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use steadfast::core::grpc::Code;
+use steadfast::core::{Origin, Rejection, RejectionKind};
+use steadfast::shed::{Aimd, Criticality, Gradient2, LimitAlgorithm, Shed, ShedConfig, ShedLayer};
+use tower::{Layer, Service, ServiceExt};
+
+/// An inner service answering `status` after `delay`, both set by the test.
+#[derive(Clone)]
+struct Script {
+    status: Arc<AtomicU16>,
+    delay_micros: Arc<AtomicU64>,
+}
+
+impl Script {
+    fn new(delay: Duration) -> Self {
+        Self {
+            status: Arc::new(AtomicU16::new(200)),
+            delay_micros: Arc::new(AtomicU64::new(delay.as_micros() as u64)),
+        }
+    }
+
+    fn delay(&self, delay: Duration) {
+        self.delay_micros
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    fn service(
+        &self,
+    ) -> impl Service<
+        Request<String>,
+        Response = Response<String>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static {
+        let script = self.clone();
+        tower::service_fn(move |_: Request<String>| {
+            let status = script.status.load(Ordering::SeqCst);
+            let delay = Duration::from_micros(script.delay_micros.load(Ordering::SeqCst));
+            async move {
+                tokio::time::sleep(delay).await;
+                let mut response = Response::new(String::new());
+                *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                Ok(response)
+            }
+        })
+    }
+}
+
+fn request(class: Option<Criticality>) -> Request<String> {
+    let mut request = Request::get("/work").body(String::new()).unwrap();
+    if let Some(class) = class {
+        request.extensions_mut().insert(class);
+    }
+    request
+}
+
+type Service_<S> = Shed<S>;
+
+/// Polls a call once: whether it was admitted and is now in flight (its handler pending).
+fn started<F: std::future::Future + Unpin>(call: &mut F) -> bool {
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    std::pin::Pin::new(call).poll(&mut cx).is_pending()
+}
+
+fn shed<S>(config: ShedConfig, inner: S) -> (Service_<S>, ShedLayer) {
+    let layer = ShedLayer::shared(config).unwrap();
+    (layer.layer(inner), layer)
+}
+
+fn snapshot(layer: &ShedLayer) -> steadfast::shed::LimiterSnapshot {
+    layer.limiters()[0].1.snapshot()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fixed_limit_sheds_the_excess_with_503_problem_json() {
+    let script = Script::new(Duration::from_millis(100));
+    let (service, layer) = shed(ShedConfig::fixed(2), script.service());
+    let mut in_flight: Vec<_> = (0..2)
+        .map(|_| Box::pin(service.clone().oneshot(request(None))))
+        .collect();
+    for call in &mut in_flight {
+        assert!(poll!(call.as_mut()).is_pending());
+    }
+    assert_eq!(snapshot(&layer).in_flight, 2);
+
+    let response = service.clone().oneshot(request(None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let rejection = response.extensions().get::<Rejection>().unwrap();
+    assert_eq!(
+        (rejection.kind(), rejection.origin()),
+        (RejectionKind::Overloaded, Origin::Shed)
+    );
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["status"], 503);
+
+    tokio::time::advance(Duration::from_millis(100)).await;
+    for call in in_flight {
+        assert_eq!(call.await.unwrap().status(), 200);
+    }
+    assert_eq!(snapshot(&layer).in_flight, 0);
+    assert_eq!(service.oneshot(request(None)).await.unwrap().status(), 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn grpc_calls_get_unavailable_or_resource_exhausted() {
+    let script = Script::new(Duration::from_secs(1));
+    for (config, code) in [
+        (ShedConfig::fixed(1), "14"),
+        (ShedConfig::fixed(1).grpc_code(Code::ResourceExhausted), "8"),
+    ] {
+        let (service, _) = shed(config, script.service());
+        let mut first = Box::pin(service.clone().oneshot(request(None)));
+        assert!(poll!(first.as_mut()).is_pending());
+        let grpc = Request::post("/pkg.S/M")
+            .header("content-type", "application/grpc")
+            .body(String::new())
+            .unwrap();
+        let response = service.oneshot(grpc).await.unwrap();
+        assert_eq!(response.headers()["grpc-status"], code);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_futures_at_any_point_never_leaks_a_slot() {
+    let script = Script::new(Duration::from_millis(10));
+    let (service, layer) = shed(ShedConfig::fixed(8), script.service());
+    // A deterministic spread of drop points: before the first poll, while pending, after some time.
+    for round in 0u64..50 {
+        let mut calls: Vec<_> = (0..8)
+            .map(|_| Box::pin(service.clone().oneshot(request(None))))
+            .collect();
+        for (index, call) in calls.iter_mut().enumerate() {
+            if (index as u64 + round) % 3 != 0 {
+                let _ = poll!(call.as_mut());
+            }
+        }
+        tokio::time::advance(Duration::from_millis(round % 15)).await;
+        let keep = (round % 8) as usize;
+        let finished: Vec<_> = calls.drain(..keep).collect();
+        drop(calls);
+        for call in finished {
+            let _ = call.await;
+        }
+        assert_eq!(snapshot(&layer).in_flight, 0, "round {round}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn lower_classes_are_shed_first() {
+    let script = Script::new(Duration::from_secs(1));
+    let (service, layer) = shed(ShedConfig::fixed(10), script.service());
+    let mut held = Vec::new();
+    let mut admit = |class| {
+        let mut call = Box::pin(service.clone().oneshot(request(Some(class))));
+        let admitted = started(&mut call);
+        held.push(call);
+        admitted
+    };
+    // Sheddable traffic gets 90% of the limit, sheddable-plus 95%, critical all of it.
+    let sheddable: Vec<bool> = (0..10).map(|_| admit(Criticality::Sheddable)).collect();
+    assert_eq!(sheddable.iter().filter(|admitted| **admitted).count(), 9);
+    assert!(admit(Criticality::SheddablePlus), "9 < 9.5");
+    assert!(!admit(Criticality::SheddablePlus), "10 in flight");
+    assert!(!admit(Criticality::Critical), "the limit is reached");
+    assert_eq!(snapshot(&layer).in_flight_by_class, [9, 1, 0, 0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guaranteed_share_is_kept_for_its_class_and_borrowed_while_idle() {
+    let script = Script::new(Duration::from_secs(1));
+    let config = ShedConfig::fixed(10)
+        .guaranteed_share(Criticality::Critical, 0.5)
+        .admit_below(Criticality::Sheddable, 1.0);
+    let (service, layer) = shed(config, script.service());
+    let mut held = Vec::new();
+    let mut try_class = |class, count| {
+        let mut admitted = 0;
+        for _ in 0..count {
+            let mut call = Box::pin(service.clone().oneshot(request(Some(class))));
+            if started(&mut call) {
+                admitted += 1;
+            }
+            held.push(call);
+        }
+        admitted
+    };
+    // Critical is idle: sheddable borrows the whole limit.
+    assert_eq!(try_class(Criticality::Sheddable, 12), 10);
+    // Critical arrives: its share is still its own, past the limit.
+    assert_eq!(try_class(Criticality::Critical, 8), 5);
+    assert_eq!(try_class(Criticality::Sheddable, 3), 0);
+    assert_eq!(snapshot(&layer).in_flight_by_class, [10, 0, 5, 0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn criticality_comes_from_extensions_then_a_capped_header_then_the_default() {
+    let script = Script::new(Duration::from_secs(1));
+    let config = ShedConfig::fixed(10)
+        .default_criticality(Criticality::Sheddable)
+        .criticality_header("x-criticality".parse().unwrap(), Criticality::Critical);
+    let (service, layer) = shed(config, script.service());
+    let with_header = |value: &str| {
+        Request::get("/")
+            .header("x-criticality", value)
+            .body(String::new())
+            .unwrap()
+    };
+    let mut held = Vec::new();
+    for request in [
+        with_header("CRITICAL_PLUS"),  // capped at critical
+        with_header("sheddable_plus"), // taken as is
+        with_header("urgent!!"),       // unreadable: the default
+        request(None),                 // nothing: the default
+        {
+            let mut request = with_header("sheddable");
+            request.extensions_mut().insert(Criticality::CriticalPlus); // trusted code wins
+            request
+        },
+    ] {
+        let mut call = Box::pin(service.clone().oneshot(request));
+        assert!(poll!(call.as_mut()).is_pending());
+        held.push(call);
+    }
+    assert_eq!(snapshot(&layer).in_flight_by_class, [2, 1, 1, 1]);
+}
+
+/// Keeps `concurrency` requests in flight for `windows` sample windows of 1 s.
+async fn drive<S>(service: &S, concurrency: usize, windows: u32)
+where
+    S: Service<Request<String>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send,
+    S::Error: Send + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(windows));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                while tokio::time::Instant::now() < deadline {
+                    let _ = service.clone().oneshot(request(None)).await;
+                    // Rejected at once: do not spin on the rejection.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn aimd_grows_while_busy_and_backs_off_on_drops() {
+    let script = Script::new(Duration::from_millis(10));
+    let config = ShedConfig::new().algorithm(LimitAlgorithm::Aimd(Aimd {
+        initial: 10,
+        min: 5,
+        max: 100,
+        ..Aimd::default()
+    }));
+    let (service, layer) = shed(config, script.service());
+    drive(&service, 30, 5).await;
+    let grown = snapshot(&layer).limit;
+    assert!(
+        grown > 10,
+        "busy at the limit: grows by one per window, got {grown}"
+    );
+
+    script.status.store(503, Ordering::SeqCst);
+    drive(&service, 30, 3).await;
+    let shrunk = snapshot(&layer).limit;
+    assert!(shrunk < grown, "drops back off: {grown} -> {shrunk}");
+
+    // Idle (far below half the limit): no growth, once the window with the drops has closed.
+    script.status.store(200, Ordering::SeqCst);
+    drive(&service, 1, 2).await;
+    let before = snapshot(&layer).limit;
+    drive(&service, 1, 5).await;
+    assert_eq!(snapshot(&layer).limit, before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn gradient2_shrinks_when_latency_rises_and_recovers_when_it_falls() {
+    let script = Script::new(Duration::from_millis(10));
+    let config = ShedConfig::new().algorithm(LimitAlgorithm::Gradient2(Gradient2 {
+        initial: 40,
+        min: 5,
+        max: 200,
+        ..Gradient2::default()
+    }));
+    let (service, layer) = shed(config, script.service());
+    drive(&service, 50, 12).await;
+    let steady = snapshot(&layer).limit;
+    assert!(
+        steady > 40,
+        "steady latency while busy: the limit grows, got {steady}"
+    );
+
+    script.delay(Duration::from_millis(40));
+    drive(&service, 50, 4).await;
+    let slowed = snapshot(&layer).limit;
+    assert!(
+        slowed < steady,
+        "latency 4x: the limit shrinks, {steady} -> {slowed}"
+    );
+
+    script.delay(Duration::from_millis(10));
+    drive(&service, 50, 12).await;
+    assert!(
+        snapshot(&layer).limit > slowed,
+        "latency back to normal: it grows again"
+    );
+}
