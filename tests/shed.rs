@@ -325,3 +325,250 @@ async fn gradient2_shrinks_when_latency_rises_and_recovers_when_it_falls() {
         "latency back to normal: it grows again"
     );
 }
+
+mod queue {
+    use super::*;
+    use steadfast::core::Deadline;
+    use steadfast::shed::QueueConfig;
+
+    /// An inner service that records the order in which requests start (by their `u32` id).
+    fn recording(
+        delay: Duration,
+        order: Arc<std::sync::Mutex<Vec<u32>>>,
+    ) -> impl Service<
+        Request<String>,
+        Response = Response<String>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static {
+        tower::service_fn(move |request: Request<String>| {
+            let order = order.clone();
+            async move {
+                order
+                    .lock()
+                    .unwrap()
+                    .push(*request.extensions().get::<u32>().unwrap_or(&u32::MAX));
+                tokio::time::sleep(delay).await;
+                Ok(Response::new(String::new()))
+            }
+        })
+    }
+
+    fn numbered(id: u32, class: Criticality) -> Request<String> {
+        let mut request = request(Some(class));
+        request.extensions_mut().insert(id);
+        request
+    }
+
+    fn patient() -> QueueConfig {
+        QueueConfig {
+            max_len: 100,
+            max_wait: Duration::from_secs(10),
+            target_wait: Duration::from_secs(10),
+            interval: Duration::from_millis(100),
+        }
+    }
+
+    async fn run_all<S>(
+        service: &S,
+        requests: Vec<Request<String>>,
+    ) -> Vec<tokio::task::JoinHandle<StatusCode>>
+    where
+        S: Service<
+                Request<String>,
+                Response = Response<steadfast::core::ResponseBody<String>>,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+    {
+        let mut handles = Vec::new();
+        for request in requests {
+            let service = service.clone();
+            handles.push(tokio::spawn(async move {
+                service.oneshot(request).await.unwrap().status()
+            }));
+            tokio::task::yield_now().await;
+        }
+        handles
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fifo_while_draining_then_lifo_once_a_queue_has_formed() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (service, _) = shed(
+            ShedConfig::fixed(1).queue(patient()),
+            recording(Duration::from_millis(50), order.clone()),
+        );
+        let requests = (0..7)
+            .map(|id| numbered(id, Criticality::Critical))
+            .collect();
+        for handle in run_all(&service, requests).await {
+            assert_eq!(handle.await.unwrap(), 200);
+        }
+        // 1 and 2 start at 50 and 100 ms, while the queue is younger than the 100 ms interval;
+        // from 150 ms a standing queue has formed and the newest is served first.
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 6, 5, 4, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn higher_classes_are_served_first_from_the_queue() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (service, _) = shed(
+            ShedConfig::fixed(1).queue(patient()),
+            recording(Duration::from_millis(10), order.clone()),
+        );
+        let requests = vec![
+            numbered(0, Criticality::Critical),
+            numbered(1, Criticality::Sheddable),
+            numbered(2, Criticality::SheddablePlus),
+            numbered(3, Criticality::CriticalPlus),
+        ];
+        for handle in run_all(&service, requests).await {
+            assert_eq!(handle.await.unwrap(), 200);
+        }
+        assert_eq!(*order.lock().unwrap(), [0, 3, 2, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn codel_waits_long_while_draining_and_short_once_a_queue_stands() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (service, _) = shed(
+            ShedConfig::fixed(1).queue(QueueConfig::default()),
+            recording(Duration::from_secs(10), order),
+        );
+        let hog = run_all(&service, vec![numbered(0, Criticality::Critical)]).await;
+
+        let started = tokio::time::Instant::now();
+        let first = run_all(&service, vec![numbered(1, Criticality::Critical)]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = run_all(&service, vec![numbered(2, Criticality::Critical)]).await;
+        tokio::time::sleep(Duration::from_millis(70)).await;
+        // The queue has not been empty for 120 ms: a standing queue, so only 5 ms of patience.
+        let third_joined = tokio::time::Instant::now();
+        let third = run_all(&service, vec![numbered(3, Criticality::Critical)]).await;
+
+        assert_eq!(third.into_iter().next().unwrap().await.unwrap(), 503);
+        assert_eq!(third_joined.elapsed(), Duration::from_millis(5));
+        assert_eq!(first.into_iter().next().unwrap().await.unwrap(), 503);
+        assert_eq!(second.into_iter().next().unwrap().await.unwrap(), 503);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(150),
+            "the second waited 100 ms from 50 ms"
+        );
+        drop(hog);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_that_cannot_be_met_is_rejected_at_once_and_bounds_the_wait() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (service, layer) = shed(
+            ShedConfig::fixed(1).queue(patient()),
+            recording(Duration::from_millis(100), order),
+        );
+        // Learn the service time: 100 ms.
+        for handle in run_all(&service, vec![numbered(0, Criticality::Critical)]).await {
+            handle.await.unwrap();
+        }
+        let hog = run_all(&service, vec![numbered(1, Criticality::Critical)]).await;
+
+        let mut hopeless = numbered(2, Criticality::Critical);
+        hopeless
+            .extensions_mut()
+            .insert(Deadline::after(Duration::from_millis(80)));
+        let joined = tokio::time::Instant::now();
+        let response = service.clone().oneshot(hopeless).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            joined.elapsed(),
+            Duration::ZERO,
+            "no time to be served: rejected at once"
+        );
+        assert!(
+            response
+                .extensions()
+                .get::<Rejection>()
+                .unwrap()
+                .detail()
+                .contains("deadline")
+        );
+
+        // 130 ms left, 100 ms of service: at most 30 ms of waiting.
+        let mut hurried = numbered(3, Criticality::Critical);
+        hurried
+            .extensions_mut()
+            .insert(Deadline::after(Duration::from_millis(130)));
+        let response = service.clone().oneshot(hurried).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(joined.elapsed(), Duration::from_millis(30));
+        assert_eq!(snapshot(&layer).queued, 0);
+        drop(hog);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_rejects_at_once() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let config = ShedConfig::fixed(1).queue(QueueConfig {
+            max_len: 2,
+            ..patient()
+        });
+        let (service, layer) = shed(config, recording(Duration::from_secs(1), order));
+        let waiting = run_all(
+            &service,
+            (0..3)
+                .map(|id| numbered(id, Criticality::Critical))
+                .collect(),
+        )
+        .await;
+        assert_eq!(snapshot(&layer).queued, 2);
+        let response = service
+            .clone()
+            .oneshot(numbered(9, Criticality::Critical))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        assert!(
+            response
+                .extensions()
+                .get::<Rejection>()
+                .unwrap()
+                .detail()
+                .contains("queue is full")
+        );
+        drop(waiting);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_waiters_leak_neither_slots_nor_places() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (service, layer) = shed(
+            ShedConfig::fixed(2).queue(patient()),
+            recording(Duration::from_millis(20), order),
+        );
+        for round in 0u64..30 {
+            let mut calls: Vec<_> = (0..6)
+                .map(|id| Box::pin(service.clone().oneshot(numbered(id, Criticality::Critical))))
+                .collect();
+            for call in calls.iter_mut() {
+                let _ = poll!(call.as_mut());
+            }
+            tokio::time::advance(Duration::from_millis(round % 45)).await;
+            let keep = (round % 6) as usize;
+            let finished: Vec<_> = calls.drain(..keep).collect();
+            drop(calls);
+            for call in finished {
+                let _ = call.await;
+            }
+            let snapshot = snapshot(&layer);
+            assert_eq!(
+                (snapshot.in_flight, snapshot.queued),
+                (0, 0),
+                "round {round}"
+            );
+        }
+    }
+}

@@ -109,8 +109,26 @@ pub const SHED_REJECTED: Metric = Metric {
     name: "steadfast.shed.rejected",
     kind: MetricKind::Counter,
     unit: "{request}",
-    labels: &["limiter", "class"],
-    description: "Requests each limiter shed, by criticality class.",
+    labels: &["limiter", "class", "reason"],
+    description: "Requests each limiter shed, by criticality class and reason: `limit`, `queue_full`, `queue_timeout` or `deadline`.",
+};
+
+/// Requests waiting in a load shedder's queue.
+pub const SHED_QUEUE_LENGTH: Metric = Metric {
+    name: "steadfast.shed.queue.length",
+    kind: MetricKind::Gauge,
+    unit: "{request}",
+    labels: &["limiter"],
+    description: "Requests waiting for a slot in each limiter's queue.",
+};
+
+/// How long requests waited in a load shedder's queue.
+pub const SHED_QUEUE_WAIT: Metric = Metric {
+    name: "steadfast.shed.queue.wait",
+    kind: MetricKind::Histogram,
+    unit: "s",
+    labels: &["limiter"],
+    description: "How long requests waited for a slot, whether they got one or not.",
 };
 
 /// Every metric steadfast emits.
@@ -124,6 +142,8 @@ pub const CATALOGUE: &[Metric] = &[
     SHED_LIMIT,
     SHED_IN_FLIGHT,
     SHED_REJECTED,
+    SHED_QUEUE_LENGTH,
+    SHED_QUEUE_WAIT,
 ];
 
 /// Records a rejection: one `tracing` event and one count of [`REJECTIONS`].

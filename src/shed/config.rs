@@ -5,6 +5,7 @@ use std::time::Duration;
 use http::HeaderName;
 
 use super::priority::Criticality;
+use super::queue::QueueConfig;
 use crate::core::ConfigError;
 use crate::core::grpc::Code;
 
@@ -107,6 +108,7 @@ pub struct ShedConfig {
     pub(crate) admit_below: [f64; 4],
     pub(crate) grpc_code: Code,
     pub(crate) retry_after: Duration,
+    pub(crate) queue: Option<QueueConfig>,
     pub(crate) name: Option<String>,
 }
 
@@ -124,6 +126,7 @@ impl Default for ShedConfig {
             admit_below: [0.9, 0.95, 1.0, 1.0],
             grpc_code: Code::Unavailable,
             retry_after: Duration::from_secs(1),
+            queue: None,
             name: None,
         }
     }
@@ -199,6 +202,13 @@ impl ShedConfig {
     /// The `Retry-After` of a shed request. Default 1 s.
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
+        self
+    }
+
+    /// Let requests that find the limiter full wait for a slot in a bounded queue (see
+    /// [`QueueConfig`]). Default: no queue, such requests are rejected at once.
+    pub fn queue(mut self, queue: QueueConfig) -> Self {
+        self.queue = Some(queue);
         self
     }
 
@@ -287,6 +297,17 @@ impl ShedConfig {
                 "each fraction is in (0, 1]",
             ));
         }
+        if let Some(queue) = &self.queue {
+            if queue.max_len == 0 {
+                return Err(ConfigError::new("queue.max_len", "must be at least 1"));
+            }
+            if queue.target_wait > queue.max_wait {
+                return Err(ConfigError::new(
+                    "queue.target_wait",
+                    "must not be longer than queue.max_wait",
+                ));
+            }
+        }
         if !matches!(self.grpc_code, Code::Unavailable | Code::ResourceExhausted) {
             return Err(ConfigError::new(
                 "grpc_code",
@@ -370,6 +391,20 @@ mod tests {
                 "admit_below",
             ),
             (ShedConfig::new().grpc_code(Code::Internal), "grpc_code"),
+            (
+                ShedConfig::new().queue(QueueConfig {
+                    max_len: 0,
+                    ..QueueConfig::default()
+                }),
+                "queue.max_len",
+            ),
+            (
+                ShedConfig::new().queue(QueueConfig {
+                    target_wait: Duration::from_secs(1),
+                    ..QueueConfig::default()
+                }),
+                "queue.target_wait",
+            ),
         ];
         for (config, key) in cases {
             assert_eq!(config.validate().unwrap_err().key(), key);

@@ -3,49 +3,99 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::StatusCode;
 use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::Service;
 
-use super::limiter::{LimiterHandle, Slot};
+use super::layer::RequestSettings;
+use super::limiter::{LimiterHandle, ShedReason, Slot, Waiting};
+use super::priority::Criticality;
 use crate::core::grpc::Code;
 use crate::core::telemetry;
 use crate::core::{
-    Classified, Classify, FailureReason, Outcome, Protocol, Rejection, RejectionKind, Reply,
+    Classified, Classify, FailureReason, Origin, Outcome, Protocol, Rejection, RejectionKind, Reply,
 };
 
 pin_project! {
     /// The response future of [`Shed`](super::Shed). Its slot is given back when the response
-    /// head is ready, or when the future is dropped; the response body is not covered.
-    pub struct ResponseFuture<F, C, M> {
+    /// head is ready, or when the future is dropped; the response body is not covered. A request
+    /// waiting in the queue holds the inner service (ready) and the request until it gets a slot.
+    pub struct ResponseFuture<F, S, Req, C, M> {
         #[pin]
-        state: State<F>,
+        state: State<F, S, Req>,
         classifier: C,
         protocol: Protocol,
+        class: Criticality,
         _mode: PhantomData<fn() -> M>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, S, Req> {
+        Queued {
+            waiting: Option<Waiting>,
+            #[pin]
+            timer: Sleep,
+            service: Option<S>,
+            request: Option<Req>,
+            settings: Arc<RequestSettings>,
+        },
         Running { #[pin] inner: F, slot: Option<Slot> },
         Rejected { rejection: Option<Rejection>, limiter: LimiterHandle },
     }
 }
 
-impl<F, C, M> ResponseFuture<F, C, M> {
-    pub(crate) fn running(inner: F, slot: Slot, classifier: C, protocol: Protocol) -> Self {
-        Self {
-            state: State::Running {
+/// The rejection of a shed request.
+pub(crate) fn shed_rejection(reason: ShedReason, settings: &RequestSettings) -> Rejection {
+    Rejection::new(RejectionKind::Overloaded, Origin::Shed)
+        .with_grpc_code(settings.grpc_code)
+        .with_retry_after(settings.retry_after)
+        .with_detail(reason.detail())
+}
+
+impl<F, S, Req, C, M> ResponseFuture<F, S, Req, C, M> {
+    pub(crate) fn running(
+        inner: F,
+        slot: Slot,
+        classifier: C,
+        protocol: Protocol,
+        class: Criticality,
+    ) -> Self {
+        Self::with(
+            State::Running {
                 inner,
                 slot: Some(slot),
             },
             classifier,
             protocol,
-            _mode: PhantomData,
-        }
+            class,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn queued(
+        waiting: Waiting,
+        service: S,
+        request: Req,
+        settings: Arc<RequestSettings>,
+        classifier: C,
+        protocol: Protocol,
+        class: Criticality,
+    ) -> Self {
+        let timer = tokio::time::sleep_until(waiting.until);
+        let state = State::Queued {
+            waiting: Some(waiting),
+            timer,
+            service: Some(service),
+            request: Some(request),
+            settings,
+        };
+        Self::with(state, classifier, protocol, class)
     }
 
     pub(crate) fn rejected(
@@ -53,14 +103,30 @@ impl<F, C, M> ResponseFuture<F, C, M> {
         limiter: LimiterHandle,
         classifier: C,
         protocol: Protocol,
+        class: Criticality,
     ) -> Self {
-        Self {
-            state: State::Rejected {
+        Self::with(
+            State::Rejected {
                 rejection: Some(rejection),
                 limiter,
             },
             classifier,
             protocol,
+            class,
+        )
+    }
+
+    fn with(
+        state: State<F, S, Req>,
+        classifier: C,
+        protocol: Protocol,
+        class: Criticality,
+    ) -> Self {
+        Self {
+            state,
+            classifier,
+            protocol,
+            class,
             _mode: PhantomData,
         }
     }
@@ -85,8 +151,15 @@ pub(crate) fn signals_overload(outcome: Outcome) -> bool {
     }
 }
 
-impl<F, C, M, Res, E> Future for ResponseFuture<F, C, M>
+/// What a queued request turns into.
+enum Next<F> {
+    Run(F, Slot),
+    Reject(Rejection, LimiterHandle),
+}
+
+impl<F, S, Req, C, M, Res, E> Future for ResponseFuture<F, S, Req, C, M>
 where
+    S: Service<Req, Future = F>,
     F: Future<Output = Result<Res, E>>,
     C: Classify<Res, E>,
     M: Reply<Res, E>,
@@ -94,29 +167,81 @@ where
     type Output = Result<M::Response, M::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.state.project() {
-            StateProj::Running { inner, slot } => {
-                let result = ready!(inner.poll(cx));
-                if let Some(slot) = slot.take() {
-                    let outcome = match &result {
-                        Ok(response) => match this.classifier.classify_response(response) {
-                            Classified::Done(outcome) => outcome,
-                            // Streaming: the head came back, which is all the slot covers.
-                            Classified::AtEndOfStream => Outcome::Success,
-                        },
-                        Err(error) => this.classifier.classify_error(error),
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Queued {
+                    waiting,
+                    timer,
+                    service,
+                    request,
+                    settings,
+                } => {
+                    let queued = waiting
+                        .as_mut()
+                        .expect("ResponseFuture polled after completion");
+                    let slot = match Pin::new(&mut queued.receiver).poll(cx) {
+                        Poll::Ready(result) => result.ok(),
+                        Poll::Pending => {
+                            ready!(timer.poll(cx));
+                            // Out of time; a slot may still have been sent in the meantime.
+                            queued.receiver.close();
+                            queued.receiver.try_recv().ok()
+                        }
                     };
-                    slot.finish(signals_overload(outcome));
+                    let queued = waiting.take().expect("checked above");
+                    match slot {
+                        Some(slot) => {
+                            drop(queued);
+                            let mut service =
+                                service.take().expect("a queued request holds its service");
+                            let request =
+                                request.take().expect("a queued request holds its request");
+                            Next::Run(service.call(request), slot)
+                        }
+                        None => {
+                            let limiter = queued.limiter().clone();
+                            drop(queued);
+                            limiter.count_rejection(*this.class, ShedReason::QueueTimeout);
+                            Next::Reject(
+                                shed_rejection(ShedReason::QueueTimeout, settings),
+                                limiter,
+                            )
+                        }
+                    }
                 }
-                Poll::Ready(M::forward(result))
-            }
-            StateProj::Rejected { rejection, limiter } => {
-                let rejection = rejection
-                    .take()
-                    .expect("ResponseFuture polled after completion");
-                telemetry::record_rejection(&rejection, limiter.name().unwrap_or("shared"));
-                Poll::Ready(M::reject(*this.protocol, rejection))
+                StateProj::Running { inner, slot } => {
+                    let result = ready!(inner.poll(cx));
+                    if let Some(slot) = slot.take() {
+                        let outcome = match &result {
+                            Ok(response) => match this.classifier.classify_response(response) {
+                                Classified::Done(outcome) => outcome,
+                                // Streaming: the head came back, which is all the slot covers.
+                                Classified::AtEndOfStream => Outcome::Success,
+                            },
+                            Err(error) => this.classifier.classify_error(error),
+                        };
+                        slot.finish(signals_overload(outcome));
+                    }
+                    return Poll::Ready(M::forward(result));
+                }
+                StateProj::Rejected { rejection, limiter } => {
+                    let rejection = rejection
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    telemetry::record_rejection(&rejection, limiter.name().unwrap_or("shared"));
+                    return Poll::Ready(M::reject(*this.protocol, rejection));
+                }
+            };
+            match next {
+                Next::Run(inner, slot) => this.state.set(State::Running {
+                    inner,
+                    slot: Some(slot),
+                }),
+                Next::Reject(rejection, limiter) => this.state.set(State::Rejected {
+                    rejection: Some(rejection),
+                    limiter,
+                }),
             }
         }
     }

@@ -4,11 +4,14 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, SharedString};
+use metrics::{Counter, Gauge, Histogram, SharedString};
+use tokio::sync::oneshot;
 
 use super::config::{LimitAlgorithm, ShedConfig};
 use super::limit::Adaptive;
 use super::priority::Criticality;
+use super::queue::{NoWait, Queue, nanos};
+use crate::core::Deadline;
 use crate::core::clock::{self, Instant};
 use crate::core::sync::{AtomicU64, Ordering};
 use crate::core::telemetry;
@@ -68,6 +71,26 @@ impl Admission {
         }
     }
 
+    /// Whether a waiter of class `to` would be admitted in the place of a slot of class `from`
+    /// being released.
+    pub(crate) fn would_take_over(&self, from: Criticality, to: Criticality) -> bool {
+        let index = to.index();
+        let limit = self.limit.load(Ordering::Acquire) as f64;
+        let total_after = self.total.load(Ordering::Acquire).saturating_sub(1) as f64;
+        let class_after = self.by_class[index].load(Ordering::Acquire) - u64::from(from == to);
+        let share = (limit * self.shares[index]).ceil();
+        total_after < limit * self.admit_below[index]
+            || (share > 0.0 && (class_after as f64) < share)
+    }
+
+    /// Moves a slot from one class to another; the total is unchanged.
+    pub(crate) fn transfer(&self, from: Criticality, to: Criticality) {
+        if from != to {
+            self.by_class[to.index()].fetch_add(1, Ordering::AcqRel);
+            self.by_class[from.index()].fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     /// Gives back a slot of `class`.
     pub(crate) fn release(&self, class: Criticality) {
         self.by_class[class.index()].fetch_sub(1, Ordering::AcqRel);
@@ -103,6 +126,11 @@ pub struct LimiterHandle {
 struct Inner {
     admission: Admission,
     adaptive: Option<Adaptive>,
+    queue: Option<Queue>,
+    /// Whether requests' service times are measured (an adaptive limit or a queue needs them).
+    measures: bool,
+    /// An exponential average of the service time, in nanoseconds (0 until measured).
+    expected_rtt: AtomicU64,
     base: Instant,
     name: OnceLock<SharedString>,
     metrics: OnceLock<LimiterMetrics>,
@@ -111,7 +139,54 @@ struct Inner {
 struct LimiterMetrics {
     limit: Gauge,
     in_flight: Gauge,
-    rejected: [Counter; 4],
+    queue_length: Gauge,
+    queue_wait: Histogram,
+    /// By class, then by reason.
+    rejected: [[Counter; 4]; 4],
+}
+
+/// Why the shedder rejected a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ShedReason {
+    /// At the limit, with no queue or a class that may not wait.
+    Limit,
+    /// At the limit and the queue is full.
+    QueueFull,
+    /// Waited as long as allowed.
+    QueueTimeout,
+    /// Its deadline leaves no time to wait and be served.
+    Deadline,
+}
+
+impl ShedReason {
+    const ALL: [ShedReason; 4] = [
+        ShedReason::Limit,
+        ShedReason::QueueFull,
+        ShedReason::QueueTimeout,
+        ShedReason::Deadline,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ShedReason::Limit => "limit",
+            ShedReason::QueueFull => "queue_full",
+            ShedReason::QueueTimeout => "queue_timeout",
+            ShedReason::Deadline => "deadline",
+        }
+    }
+
+    pub(crate) fn detail(self) -> &'static str {
+        match self {
+            ShedReason::Limit => "the service is at its concurrency limit; try again shortly",
+            ShedReason::QueueFull => {
+                "the service is at its concurrency limit and its queue is full"
+            }
+            ShedReason::QueueTimeout => "the request waited for a slot as long as allowed",
+            ShedReason::Deadline => {
+                "the request's deadline leaves no time to wait for a slot and be served"
+            }
+        }
+    }
 }
 
 /// What a limiter knows right now.
@@ -123,6 +198,8 @@ pub struct LimiterSnapshot {
     pub in_flight: u64,
     /// Requests in flight by class, lowest class first (see [`Criticality::ALL`]).
     pub in_flight_by_class: [u64; 4],
+    /// Requests waiting in the queue.
+    pub queued: u64,
 }
 
 impl LimiterHandle {
@@ -147,7 +224,10 @@ impl LimiterHandle {
                     config.shares,
                     config.admit_below,
                 ),
+                measures: adaptive.is_some() || config.queue.is_some(),
                 adaptive,
+                queue: config.queue.map(Queue::new),
+                expected_rtt: AtomicU64::new(0),
                 base: clock::now(),
                 name: OnceLock::new(),
                 metrics: OnceLock::new(),
@@ -166,6 +246,7 @@ impl LimiterHandle {
             limit: admission.limit(),
             in_flight: admission.in_flight(),
             in_flight_by_class: Criticality::ALL.map(|class| admission.in_flight_of(class)),
+            queued: self.inner.queue.as_ref().map_or(0, Queue::len),
         }
     }
 
@@ -183,8 +264,17 @@ impl LimiterHandle {
             let metrics = LimiterMetrics {
                 limit: metrics::gauge!(telemetry::SHED_LIMIT.name, "limiter" => name.clone()),
                 in_flight: metrics::gauge!(telemetry::SHED_IN_FLIGHT.name, "limiter" => name.clone()),
+                queue_length: metrics::gauge!(telemetry::SHED_QUEUE_LENGTH.name, "limiter" => name.clone()),
+                queue_wait: metrics::histogram!(telemetry::SHED_QUEUE_WAIT.name, "limiter" => name.clone()),
                 rejected: Criticality::ALL.map(|class| {
-                    metrics::counter!(telemetry::SHED_REJECTED.name, "limiter" => name.clone(), "class" => class.as_str())
+                    ShedReason::ALL.map(|reason| {
+                        metrics::counter!(
+                            telemetry::SHED_REJECTED.name,
+                            "limiter" => name.clone(),
+                            "class" => class.as_str(),
+                            "reason" => reason.as_str(),
+                        )
+                    })
                 }),
             };
             metrics.limit.set(self.inner.admission.limit() as f64);
@@ -194,26 +284,114 @@ impl LimiterHandle {
 
     /// Takes a slot, or says the limiter is full.
     pub(crate) fn acquire(&self, class: Criticality) -> Option<Slot> {
-        match self.inner.admission.try_acquire(class) {
-            Some(in_flight) => Some(Slot {
-                limiter: self.clone(),
-                class,
-                in_flight,
-                started: self.inner.adaptive.as_ref().map(|_| clock::now()),
-            }),
-            None => {
-                if let Some(metrics) = self.inner.metrics.get() {
-                    metrics.rejected[class.index()].increment(1);
-                }
-                None
-            }
+        let in_flight = self.inner.admission.try_acquire(class)?;
+        Some(self.slot(class, in_flight))
+    }
+
+    fn slot(&self, class: Criticality, in_flight: u64) -> Slot {
+        Slot {
+            limiter: self.clone(),
+            class,
+            in_flight,
+            started: self.inner.measures.then(clock::now),
+            armed: true,
         }
     }
 
+    /// Counts a rejection.
+    pub(crate) fn count_rejection(&self, class: Criticality, reason: ShedReason) {
+        if let Some(metrics) = self.inner.metrics.get() {
+            metrics.rejected[class.index()][reason as usize].increment(1);
+        }
+    }
+
+    /// Waits in the queue for a slot: the slot's receiver and when to give up; or why not.
+    pub(crate) fn wait(
+        &self,
+        class: Criticality,
+        deadline: Option<Deadline>,
+    ) -> Result<Waiting, ShedReason> {
+        let Some(queue) = &self.inner.queue else {
+            return Err(ShedReason::Limit);
+        };
+        let now = clock::now();
+        let mut longest = None;
+        if let Some(deadline) = deadline {
+            // Time to wait is what the deadline leaves after the expected service time.
+            let service = Duration::from_nanos(self.inner.expected_rtt.load(Ordering::Acquire));
+            let left = deadline.instant().saturating_duration_since(now);
+            if left <= service {
+                return Err(ShedReason::Deadline);
+            }
+            longest = Some(left - service);
+        }
+        let (receiver, wait) = queue
+            .join(class, self.nanos_since_base(now))
+            .map_err(|NoWait::Full| ShedReason::QueueFull)?;
+        let wait = longest.map_or(wait, |longest| wait.min(longest));
+        self.set_queue_gauge(queue);
+        Ok(Waiting {
+            limiter: self.clone(),
+            receiver,
+            until: now + wait,
+            since: now,
+        })
+    }
+
+    fn set_queue_gauge(&self, queue: &Queue) {
+        if let Some(metrics) = self.inner.metrics.get() {
+            metrics.queue_length.set(queue.len() as f64);
+        }
+    }
+
+    fn nanos_since_base(&self, now: Instant) -> u64 {
+        nanos(now.saturating_duration_since(self.inner.base))
+    }
+
+    /// Gives back a slot of `class`: to the best waiter that may take it, or to the pool.
+    fn release(&self, class: Criticality) {
+        let mut holder = class;
+        if let Some(queue) = self
+            .inner
+            .queue
+            .as_ref()
+            .filter(|queue| queue.has_waiters())
+        {
+            let now = self.nanos_since_base(clock::now());
+            let admission = &self.inner.admission;
+            while let Some((to, sender)) =
+                queue.next(now, |to| admission.would_take_over(holder, to))
+            {
+                admission.transfer(holder, to);
+                let slot = self.slot(to, admission.in_flight());
+                match sender.send(slot) {
+                    Ok(()) => return,
+                    // The waiter gave up meanwhile: offer the slot to the next one.
+                    Err(mut slot) => {
+                        slot.armed = false;
+                        holder = to;
+                    }
+                }
+            }
+        }
+        self.inner.admission.release(holder);
+    }
+
     fn finish(&self, slot: &Slot, dropped: bool) {
-        if let (Some(adaptive), Some(started)) = (&self.inner.adaptive, slot.started) {
-            let now = clock::now();
-            let rtt = now.saturating_duration_since(started);
+        let Some(started) = slot.started else {
+            return;
+        };
+        let now = clock::now();
+        let rtt = now.saturating_duration_since(started);
+        // An exponential average over about 20 requests: the expected service time.
+        let expected = self.inner.expected_rtt.load(Ordering::Acquire);
+        let updated = if expected == 0 {
+            nanos(rtt)
+        } else {
+            (expected * 19 + nanos(rtt)) / 20
+        };
+        self.inner.expected_rtt.store(updated, Ordering::Release);
+        if let Some(adaptive) = &self.inner.adaptive {
             let since_base = now.saturating_duration_since(self.inner.base);
             let sampled = adaptive.sample(nanos(since_base), nanos(rtt), dropped, slot.in_flight);
             if let Some(limit) = sampled {
@@ -235,10 +413,6 @@ impl LimiterHandle {
     }
 }
 
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl fmt::Debug for LimiterHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimiterHandle")
@@ -256,6 +430,9 @@ pub(crate) struct Slot {
     class: Criticality,
     in_flight: u64,
     started: Option<Instant>,
+    /// Whether dropping it releases it; a slot refused by a waiter that gave up is passed on
+    /// by the releaser instead.
+    armed: bool,
 }
 
 impl Slot {
@@ -268,7 +445,38 @@ impl Slot {
 impl Drop for Slot {
     /// Released on every path, finished or cancelled.
     fn drop(&mut self) {
-        self.limiter.inner.admission.release(self.class);
+        if self.armed {
+            self.limiter.release(self.class);
+        }
+    }
+}
+
+/// A request waiting in the queue. Dropped (served, timed out or cancelled), it leaves the queue.
+pub(crate) struct Waiting {
+    limiter: LimiterHandle,
+    pub(crate) receiver: oneshot::Receiver<Slot>,
+    pub(crate) until: Instant,
+    since: Instant,
+}
+
+impl Waiting {
+    pub(crate) fn limiter(&self) -> &LimiterHandle {
+        &self.limiter
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(queue) = &self.limiter.inner.queue {
+            let now = clock::now();
+            queue.leave(self.limiter.nanos_since_base(now));
+            self.limiter.set_queue_gauge(queue);
+            if let Some(metrics) = self.limiter.inner.metrics.get() {
+                metrics
+                    .queue_wait
+                    .record(now.saturating_duration_since(self.since).as_secs_f64());
+            }
+        }
     }
 }
 

@@ -46,10 +46,19 @@
 //! or its response future is dropped (a cancelled request frees its slot). Streaming response
 //! bodies are not covered: the limit bounds the work of producing responses, not of sending them.
 //!
-//! # Not yet
+//! # Queueing
 //!
-//! Waiting in a bounded queue (CoDel timeouts, adaptive LIFO, deadline-aware) is not built yet:
-//! a request is admitted or rejected at once.
+//! With [`ShedConfig::queue`], a request that finds the limiter full may wait for a slot in a
+//! bounded queue instead of being rejected at once ([`QueueConfig`]): a released slot goes to the
+//! highest class waiting, oldest first while the queue drains and newest first once a standing
+//! queue has formed (adaptive LIFO); the wait is bounded CoDel-style (100 ms, or 5 ms once the
+//! queue has not been empty for 100 ms) and never outlasts the request's [`Deadline`] minus the
+//! expected service time; a request whose deadline leaves no time to be served is rejected at
+//! once. Time spent waiting counts against the deadline. A queued request holds a clone of the
+//! inner service, which is why the layer needs `S: Clone`. Admission takes no lock; the queue's
+//! lock is taken only while someone waits.
+//!
+//! [`Deadline`]: crate::core::Deadline
 
 mod config;
 mod future;
@@ -57,6 +66,7 @@ mod layer;
 mod limit;
 mod limiter;
 mod priority;
+mod queue;
 mod service;
 
 #[cfg(all(test, loom))]
@@ -67,4 +77,5 @@ pub use future::ResponseFuture;
 pub use layer::ShedLayer;
 pub use limiter::{LimiterHandle, LimiterSnapshot};
 pub use priority::{Criticality, UnknownCriticality};
+pub use queue::QueueConfig;
 pub use service::Shed;

@@ -9,14 +9,14 @@ use http::{Request, Response};
 use metrics::SharedString;
 use tower::Service;
 
-use super::future::ResponseFuture;
+use super::future::{ResponseFuture, shed_rejection};
 use super::layer::RequestSettings;
 use super::limiter::LimiterHandle;
 use super::priority::Criticality;
 use crate::core::keyed::{KeyCache, Source};
 use crate::core::{
-    Classify, DefaultClassifier, Error, Origin, Protocol, ProtocolResponses, Rejection,
-    RejectionKind, ResponseBody, TypedErrors,
+    Classify, Deadline, DefaultClassifier, Error, Protocol, ProtocolResponses, ResponseBody,
+    TypedErrors,
 };
 
 /// Admits requests up to its limiter's concurrency limit and answers the rest at once; see the
@@ -79,27 +79,51 @@ impl<S: fmt::Debug, C, M> fmt::Debug for Shed<S, C, M> {
     }
 }
 
-impl<S, C: Clone, M> Shed<S, C, M> {
-    /// Admits the call under `limiter`, or answers for the inner service.
-    fn admit<F>(
+impl<S: Clone, C: Clone, M> Shed<S, C, M> {
+    /// Admits the request under `limiter`, queues it, or answers for the inner service.
+    fn admit<Req>(
         &mut self,
         limiter: LimiterHandle,
         class: Criticality,
         protocol: Protocol,
-        call: impl FnOnce(&mut S) -> F,
-    ) -> ResponseFuture<F, C, M> {
+        deadline: Option<Deadline>,
+        request: Req,
+    ) -> ResponseFuture<S::Future, S, Req, C, M>
+    where
+        S: Service<Req>,
+    {
         limiter.name_once(|| SharedString::const_str("shared"));
-        match limiter.acquire(class) {
-            Some(slot) => {
-                let future = call(&mut self.inner);
-                ResponseFuture::running(future, slot, self.classifier.clone(), protocol)
+        if let Some(slot) = limiter.acquire(class) {
+            let future = self.inner.call(request);
+            return ResponseFuture::running(future, slot, self.classifier.clone(), protocol, class);
+        }
+        match limiter.wait(class, deadline) {
+            Ok(waiting) => {
+                // The waiter takes the instance that is ready; this service keeps a clone,
+                // which the caller will make ready before its next call.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                let settings = self.settings.clone();
+                ResponseFuture::queued(
+                    waiting,
+                    ready,
+                    request,
+                    settings,
+                    self.classifier.clone(),
+                    protocol,
+                    class,
+                )
             }
-            None => {
-                let rejection = Rejection::new(RejectionKind::Overloaded, Origin::Shed)
-                    .with_grpc_code(self.settings.grpc_code)
-                    .with_retry_after(self.settings.retry_after)
-                    .with_detail("the service is at its concurrency limit; try again shortly");
-                ResponseFuture::rejected(rejection, limiter, self.classifier.clone(), protocol)
+            Err(reason) => {
+                limiter.count_rejection(class, reason);
+                let rejection = shed_rejection(reason, &self.settings);
+                ResponseFuture::rejected(
+                    rejection,
+                    limiter,
+                    self.classifier.clone(),
+                    protocol,
+                    class,
+                )
             }
         }
     }
@@ -107,12 +131,12 @@ impl<S, C: Clone, M> Shed<S, C, M> {
 
 impl<S, C, B, ResBody> Service<Request<B>> for Shed<S, C, ProtocolResponses>
 where
-    S: Service<Request<B>, Response = Response<ResBody>>,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     C: Classify<Response<ResBody>, S::Error> + Clone,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, C, ProtocolResponses>;
+    type Future = ResponseFuture<S::Future, S, Request<B>, C, ProtocolResponses>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -123,19 +147,20 @@ where
         let protocol = Protocol::of(request.headers());
         let class = self.settings.criticality(&request);
         let limiter = self.source.for_request(&request, &self.cache);
-        self.admit(limiter, class, protocol, |inner| inner.call(request))
+        let deadline = Deadline::of(&request);
+        self.admit(limiter, class, protocol, deadline, request)
     }
 }
 
 /// For any request type: requests are of the default class; rejections are [`Error::Rejected`].
 impl<S, C, Req> Service<Req> for Shed<S, C, TypedErrors>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     C: Classify<S::Response, S::Error> + Clone,
 {
     type Response = S::Response;
     type Error = Error<S::Error>;
-    type Future = ResponseFuture<S::Future, C, TypedErrors>;
+    type Future = ResponseFuture<S::Future, S, Req, C, TypedErrors>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -145,6 +170,6 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let limiter = self.source.default_instance();
         let class = self.settings.default_criticality;
-        self.admit(limiter, class, Protocol::Http, |inner| inner.call(request))
+        self.admit(limiter, class, Protocol::Http, None, request)
     }
 }
