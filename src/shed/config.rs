@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+use super::limiter::MAX_PER_CLASS;
 use super::priority::Criticality;
 use super::queue::QueueConfig;
 use crate::core::ConfigError;
@@ -221,7 +222,12 @@ impl ShedConfig {
     /// Checks every setting; the error names the first one at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bounds = |min: u32, initial: u32, max: u32| {
-            if min == 0 {
+            if max > MAX_PER_CLASS {
+                Err(ConfigError::new(
+                    "algorithm.max",
+                    format!("at most {MAX_PER_CLASS}, got {max}"),
+                ))
+            } else if min == 0 {
                 Err(ConfigError::new("algorithm.min", "must be at least 1"))
             } else if min > max {
                 Err(ConfigError::new(
@@ -238,8 +244,11 @@ impl ShedConfig {
             }
         };
         match self.algorithm {
-            LimitAlgorithm::Fixed(0) => {
-                return Err(ConfigError::new("algorithm.limit", "must be at least 1"));
+            LimitAlgorithm::Fixed(limit) if limit == 0 || limit > MAX_PER_CLASS => {
+                return Err(ConfigError::new(
+                    "algorithm.limit",
+                    format!("must be 1 to {MAX_PER_CLASS}, got {limit}"),
+                ));
             }
             LimitAlgorithm::Fixed(_) => {}
             LimitAlgorithm::Aimd(aimd) => {
@@ -336,6 +345,14 @@ mod tests {
     fn each_invalid_setting_is_named() {
         let cases = [
             (ShedConfig::fixed(0), "algorithm.limit"),
+            (ShedConfig::fixed(70_000), "algorithm.limit"),
+            (
+                ShedConfig::new().algorithm(LimitAlgorithm::Aimd(Aimd {
+                    max: 70_000,
+                    ..Aimd::default()
+                })),
+                "algorithm.max",
+            ),
             (
                 ShedConfig::new().algorithm(LimitAlgorithm::Aimd(Aimd {
                     min: 50,

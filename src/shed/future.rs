@@ -37,16 +37,23 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, S, Req> {
-        Queued {
-            waiting: Option<Waiting>,
-            #[pin]
-            timer: Sleep,
-            service: Option<S>,
-            request: Option<Req>,
-            settings: Arc<RequestSettings>,
-        },
+        // Boxed: only a request that waits pays for the room a waiter needs.
+        Queued { queued: Pin<Box<Queued<S, Req>>> },
         Running { #[pin] inner: F, slot: Option<Slot> },
         Rejected { rejection: Option<Rejection>, limiter: LimiterHandle },
+    }
+}
+
+pin_project! {
+    /// A request waiting for a slot, with the ready inner service that will serve it.
+    #[project = QueuedProj]
+    struct Queued<S, Req> {
+        waiting: Option<Waiting>,
+        #[pin]
+        timer: Sleep,
+        service: Option<S>,
+        request: Option<Req>,
+        settings: Arc<RequestSettings>,
     }
 }
 
@@ -59,22 +66,13 @@ pub(crate) fn shed_rejection(reason: ShedReason, settings: &RequestSettings) -> 
 }
 
 impl<F, S, Req, C, M> ResponseFuture<F, S, Req, C, M> {
-    pub(crate) fn running(
-        inner: F,
-        slot: Slot,
-        classifier: C,
-        protocol: Protocol,
-        class: Criticality,
-    ) -> Self {
-        Self::with(
-            State::Running {
-                inner,
-                slot: Some(slot),
-            },
-            classifier,
-            protocol,
-            class,
-        )
+    pub(crate) fn running(inner: F, slot: Slot, classifier: C, class: Criticality) -> Self {
+        // The protocol shapes rejections only, and an admitted request is not rejected.
+        let state = State::Running {
+            inner,
+            slot: Some(slot),
+        };
+        Self::with(state, classifier, Protocol::Http, class)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -88,14 +86,14 @@ impl<F, S, Req, C, M> ResponseFuture<F, S, Req, C, M> {
         class: Criticality,
     ) -> Self {
         let timer = tokio::time::sleep_until(waiting.until);
-        let state = State::Queued {
+        let queued = Box::pin(Queued {
             waiting: Some(waiting),
             timer,
             service: Some(service),
             request: Some(request),
             settings,
-        };
-        Self::with(state, classifier, protocol, class)
+        });
+        Self::with(State::Queued { queued }, classifier, protocol, class)
     }
 
     pub(crate) fn rejected(
@@ -170,13 +168,14 @@ where
         let mut this = self.project();
         loop {
             let next = match this.state.as_mut().project() {
-                StateProj::Queued {
-                    waiting,
-                    timer,
-                    service,
-                    request,
-                    settings,
-                } => {
+                StateProj::Queued { queued } => {
+                    let QueuedProj {
+                        waiting,
+                        timer,
+                        service,
+                        request,
+                        settings,
+                    } = queued.as_mut().project();
                     let queued = waiting
                         .as_mut()
                         .expect("ResponseFuture polled after completion");
@@ -212,7 +211,7 @@ where
                 }
                 StateProj::Running { inner, slot } => {
                     let result = ready!(inner.poll(cx));
-                    if let Some(slot) = slot.take() {
+                    if let Some(slot) = slot.take().filter(Slot::measures) {
                         let outcome = match &result {
                             Ok(response) => match this.classifier.classify_response(response) {
                                 Classified::Done(outcome) => outcome,

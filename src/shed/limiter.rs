@@ -16,57 +16,75 @@ use crate::core::clock::{self, Instant};
 use crate::core::sync::{AtomicU64, Ordering};
 use crate::core::telemetry;
 
+/// The most requests of one class that may be in flight at once (16 bits per class).
+pub(crate) const MAX_PER_CLASS: u32 = 0xFFFF;
+
 /// In-flight counts and the limit they are held to.
 ///
-/// Admission is a compare-and-swap on the total: a class is admitted while the total is below
-/// its threshold (`admit_below` × limit), or, once past it, while the class holds less than its
-/// guaranteed share. The share check reads the class count beside the CAS, so under contention a
-/// class may overshoot its share by the number of racing callers; the total never passes the
-/// limit except through guaranteed shares.
+/// The four classes' in-flight counts share one word, 16 bits each, and the total is their sum:
+/// admission is one compare-and-swap and release one subtraction. A class is admitted while the
+/// total is below its threshold (`admit_below` x limit), or, once past it, while the class holds
+/// less than its guaranteed share; the total never passes the limit except through guaranteed
+/// shares.
 #[derive(Debug)]
 pub(crate) struct Admission {
     limit: AtomicU64,
-    total: AtomicU64,
-    by_class: [AtomicU64; 4],
+    counts: AtomicU64,
     shares: [f64; 4],
     admit_below: [f64; 4],
+}
+
+fn unit(class: Criticality) -> u64 {
+    1 << (16 * class.index())
+}
+
+fn count_of(counts: u64, class: Criticality) -> u64 {
+    (counts >> (16 * class.index())) & u64::from(MAX_PER_CLASS)
+}
+
+fn total_of(counts: u64) -> u64 {
+    Criticality::ALL
+        .into_iter()
+        .map(|class| count_of(counts, class))
+        .sum()
 }
 
 impl Admission {
     pub(crate) fn new(limit: u32, shares: [f64; 4], admit_below: [f64; 4]) -> Self {
         Self {
             limit: AtomicU64::new(u64::from(limit)),
-            total: AtomicU64::new(0),
-            by_class: std::array::from_fn(|_| AtomicU64::new(0)),
+            counts: AtomicU64::new(0),
             shares,
             admit_below,
         }
     }
 
+    fn admits(&self, counts: u64, class: Criticality, limit: f64) -> bool {
+        let index = class.index();
+        let share = (limit * self.shares[index]).ceil();
+        (total_of(counts) as f64) < limit * self.admit_below[index]
+            || (share > 0.0 && (count_of(counts, class) as f64) < share)
+    }
+
     /// Takes a slot for `class`; returns the number in flight with it, or `None` when full.
     pub(crate) fn try_acquire(&self, class: Criticality) -> Option<u64> {
-        let index = class.index();
         let limit = self.limit.load(Ordering::Acquire) as f64;
-        let threshold = limit * self.admit_below[index];
-        let share = (limit * self.shares[index]).ceil();
-        let mut total = self.total.load(Ordering::Acquire);
+        let mut counts = self.counts.load(Ordering::Acquire);
         loop {
-            let admitted = (total as f64) < threshold
-                || (share > 0.0 && (self.by_class[index].load(Ordering::Acquire) as f64) < share);
-            if !admitted {
+            if !self.admits(counts, class, limit)
+                || count_of(counts, class) == u64::from(MAX_PER_CLASS)
+            {
                 return None;
             }
-            match self.total.compare_exchange_weak(
-                total,
-                total + 1,
+            let taken = counts + unit(class);
+            match self.counts.compare_exchange_weak(
+                counts,
+                taken,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    self.by_class[index].fetch_add(1, Ordering::AcqRel);
-                    return Some(total + 1);
-                }
-                Err(actual) => total = actual,
+                Ok(_) => return Some(total_of(taken)),
+                Err(actual) => counts = actual,
             }
         }
     }
@@ -74,27 +92,21 @@ impl Admission {
     /// Whether a waiter of class `to` would be admitted in the place of a slot of class `from`
     /// being released.
     pub(crate) fn would_take_over(&self, from: Criticality, to: Criticality) -> bool {
-        let index = to.index();
         let limit = self.limit.load(Ordering::Acquire) as f64;
-        let total_after = self.total.load(Ordering::Acquire).saturating_sub(1) as f64;
-        let class_after = self.by_class[index].load(Ordering::Acquire) - u64::from(from == to);
-        let share = (limit * self.shares[index]).ceil();
-        total_after < limit * self.admit_below[index]
-            || (share > 0.0 && (class_after as f64) < share)
+        let after_release = self.counts.load(Ordering::Acquire) - unit(from);
+        self.admits(after_release, to, limit)
     }
 
     /// Moves a slot from one class to another; the total is unchanged.
     pub(crate) fn transfer(&self, from: Criticality, to: Criticality) {
-        if from != to {
-            self.by_class[to.index()].fetch_add(1, Ordering::AcqRel);
-            self.by_class[from.index()].fetch_sub(1, Ordering::AcqRel);
-        }
+        // Modular: the word stays the sum of non-negative fields.
+        self.counts
+            .fetch_add(unit(to).wrapping_sub(unit(from)), Ordering::AcqRel);
     }
 
     /// Gives back a slot of `class`.
     pub(crate) fn release(&self, class: Criticality) {
-        self.by_class[class.index()].fetch_sub(1, Ordering::AcqRel);
-        self.total.fetch_sub(1, Ordering::AcqRel);
+        self.counts.fetch_sub(unit(class), Ordering::AcqRel);
     }
 
     pub(crate) fn set_limit(&self, limit: u32) {
@@ -106,11 +118,11 @@ impl Admission {
     }
 
     pub(crate) fn in_flight(&self) -> u64 {
-        self.total.load(Ordering::Acquire)
+        total_of(self.counts.load(Ordering::Acquire))
     }
 
     pub(crate) fn in_flight_of(&self, class: Criticality) -> u64 {
-        self.by_class[class.index()].load(Ordering::Acquire)
+        count_of(self.counts.load(Ordering::Acquire), class)
     }
 }
 
@@ -282,10 +294,21 @@ impl LimiterHandle {
         });
     }
 
-    /// Takes a slot, or says the limiter is full.
-    pub(crate) fn acquire(&self, class: Criticality) -> Option<Slot> {
-        let in_flight = self.inner.admission.try_acquire(class)?;
-        Some(self.slot(class, in_flight))
+    /// Takes a slot, or gives the handle back when the limiter is full.
+    pub(crate) fn acquire(self, class: Criticality) -> Result<Slot, LimiterHandle> {
+        match self.inner.admission.try_acquire(class) {
+            Some(in_flight) => {
+                let started = self.inner.measures.then(clock::now);
+                Ok(Slot {
+                    limiter: self,
+                    class,
+                    in_flight,
+                    started,
+                    armed: true,
+                })
+            }
+            None => Err(self),
+        }
     }
 
     fn slot(&self, class: Criticality, in_flight: u64) -> Slot {
@@ -436,6 +459,11 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// Whether the limiter wants to hear how the request went.
+    pub(crate) fn measures(&self) -> bool {
+        self.started.is_some()
+    }
+
     /// The request finished; `dropped` says whether it signals overload downstream.
     pub(crate) fn finish(self, dropped: bool) {
         self.limiter.finish(&self, dropped);

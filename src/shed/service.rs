@@ -81,11 +81,12 @@ impl<S: fmt::Debug, C, M> fmt::Debug for Shed<S, C, M> {
 
 impl<S: Clone, C: Clone, M> Shed<S, C, M> {
     /// Admits the request under `limiter`, queues it, or answers for the inner service.
+    /// `protocol` is read only when the request is not admitted at once.
     fn admit<Req>(
         &mut self,
         limiter: LimiterHandle,
         class: Criticality,
-        protocol: Protocol,
+        protocol: impl FnOnce(&Req) -> Protocol,
         deadline: Option<Deadline>,
         request: Req,
     ) -> ResponseFuture<S::Future, S, Req, C, M>
@@ -93,10 +94,14 @@ impl<S: Clone, C: Clone, M> Shed<S, C, M> {
         S: Service<Req>,
     {
         limiter.name_once(|| SharedString::const_str("shared"));
-        if let Some(slot) = limiter.acquire(class) {
-            let future = self.inner.call(request);
-            return ResponseFuture::running(future, slot, self.classifier.clone(), protocol, class);
-        }
+        let limiter = match limiter.acquire(class) {
+            Ok(slot) => {
+                let future = self.inner.call(request);
+                return ResponseFuture::running(future, slot, self.classifier.clone(), class);
+            }
+            Err(limiter) => limiter,
+        };
+        let protocol = protocol(&request);
         match limiter.wait(class, deadline) {
             Ok(waiting) => {
                 // The waiter takes the instance that is ready; this service keeps a clone,
@@ -144,10 +149,10 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let protocol = Protocol::of(request.headers());
         let class = self.settings.criticality(&request);
         let limiter = self.source.for_request(&request, &self.cache);
         let deadline = Deadline::of(&request);
+        let protocol = |request: &Request<B>| Protocol::of(request.headers());
         self.admit(limiter, class, protocol, deadline, request)
     }
 }
@@ -170,6 +175,6 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let limiter = self.source.default_instance();
         let class = self.settings.default_criticality;
-        self.admit(limiter, class, Protocol::Http, None, request)
+        self.admit(limiter, class, |_: &Req| Protocol::Http, None, request)
     }
 }
