@@ -572,3 +572,81 @@ mod queue {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn metrics_name_the_limiter_class_and_reason() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let script = Script::new(Duration::from_millis(10));
+    let config = ShedConfig::new()
+        .algorithm(LimitAlgorithm::Aimd(Aimd {
+            initial: 1,
+            min: 1,
+            max: 10,
+            ..Aimd::default()
+        }))
+        .sample_window(Duration::from_millis(100), 1)
+        .name("search");
+    let (service, _) = shed(config, script.service());
+    let mut held = Box::pin(service.clone().oneshot(request(None)));
+    assert!(poll!(held.as_mut()).is_pending());
+    assert_eq!(
+        service
+            .clone()
+            .oneshot(request(Some(Criticality::Sheddable)))
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    held.await.unwrap();
+    tokio::time::advance(Duration::from_millis(100)).await;
+    service.clone().oneshot(request(None)).await.unwrap();
+
+    let snapshot = snapshotter.snapshot().into_vec();
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        snapshot
+            .iter()
+            .find(|(key, ..)| {
+                key.key().name() == name
+                    && labels.iter().all(|(k, v)| {
+                        key.key()
+                            .labels()
+                            .any(|label| label.key() == *k && label.value() == *v)
+                    })
+            })
+            .map(|(_, _, _, value)| value)
+    };
+    assert_eq!(
+        value(
+            "steadfast.shed.rejected",
+            &[
+                ("limiter", "search"),
+                ("class", "sheddable"),
+                ("reason", "limit")
+            ]
+        ),
+        Some(&DebugValue::Counter(1))
+    );
+    assert!(matches!(
+        value("steadfast.shed.limit", &[("limiter", "search")]),
+        Some(DebugValue::Gauge(_))
+    ));
+    assert!(matches!(
+        value(
+            "steadfast.shed.rtt",
+            &[("limiter", "search"), ("window", "short")]
+        ),
+        Some(DebugValue::Gauge(_))
+    ));
+    assert!(
+        value(
+            "steadfast.rejections",
+            &[("layer", "shed"), ("reason", "overloaded")]
+        )
+        .is_some()
+    );
+}

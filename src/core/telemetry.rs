@@ -104,6 +104,15 @@ pub const SHED_IN_FLIGHT: Metric = Metric {
     description: "Requests in flight under each limiter, sampled at every limit update.",
 };
 
+/// The latencies an adaptive limit works from.
+pub const SHED_RTT: Metric = Metric {
+    name: "steadfast.shed.rtt",
+    kind: MetricKind::Gauge,
+    unit: "s",
+    labels: &["limiter", "window"],
+    description: "The latencies an adaptive limit is computed from: `short` (the last window's average) and `long` (Gradient2's long-term average).",
+};
+
 /// Requests a load shedder rejected, by class.
 pub const SHED_REJECTED: Metric = Metric {
     name: "steadfast.shed.rejected",
@@ -141,6 +150,7 @@ pub const CATALOGUE: &[Metric] = &[
     BREAKER_NOT_PERMITTED,
     SHED_LIMIT,
     SHED_IN_FLIGHT,
+    SHED_RTT,
     SHED_REJECTED,
     SHED_QUEUE_LENGTH,
     SHED_QUEUE_WAIT,

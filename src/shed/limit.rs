@@ -74,6 +74,16 @@ pub(crate) fn long_rtt_next(
     }
 }
 
+/// A new limit, and the latencies it was computed from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LimitUpdate {
+    pub(crate) limit: u32,
+    /// The window's average latency, in nanoseconds.
+    pub(crate) short_rtt_nanos: f64,
+    /// Gradient2's long-term latency, in nanoseconds (none for AIMD).
+    pub(crate) long_rtt_nanos: Option<f64>,
+}
+
 /// The sampling state of an adaptive limit.
 #[derive(Debug)]
 pub(crate) struct Adaptive {
@@ -116,7 +126,7 @@ impl Adaptive {
         rtt_nanos: u64,
         dropped: bool,
         inflight: u64,
-    ) -> Option<u32> {
+    ) -> Option<LimitUpdate> {
         self.samples.fetch_add(1, Ordering::AcqRel);
         self.rtt_sum.fetch_add(rtt_nanos, Ordering::AcqRel);
         if dropped {
@@ -150,6 +160,7 @@ impl Adaptive {
             max_inflight,
         };
         let limit = f64::from_bits(self.estimate.load(Ordering::Acquire));
+        let mut long_rtt_nanos = None;
         let next = match &self.algorithm {
             LimitAlgorithm::Fixed(limit) => f64::from(*limit),
             LimitAlgorithm::Aimd(config) => aimd_next(config, limit, window),
@@ -158,16 +169,16 @@ impl Adaptive {
                 let long = f64::from_bits(self.long_rtt.load(Ordering::Acquire));
                 let long = long_rtt_next(config, long, windows, window.rtt_nanos);
                 self.long_rtt.store(long.to_bits(), Ordering::Release);
+                long_rtt_nanos = Some(long);
                 gradient2_next(config, limit, long, window)
             }
         };
         self.estimate.store(next.to_bits(), Ordering::Release);
-        Some(next.round().max(1.0) as u32)
-    }
-
-    /// The long RTT in nanoseconds (Gradient2), for metrics.
-    pub(crate) fn long_rtt_nanos(&self) -> f64 {
-        f64::from_bits(self.long_rtt.load(Ordering::Acquire))
+        Some(LimitUpdate {
+            limit: next.round().max(1.0) as u32,
+            short_rtt_nanos: window.rtt_nanos,
+            long_rtt_nanos,
+        })
     }
 }
 
@@ -270,7 +281,12 @@ mod tests {
             None,
             "too few samples"
         );
-        assert_eq!(adaptive.sample(second, 1_000, false, 20), Some(21));
+        assert_eq!(
+            adaptive
+                .sample(second, 1_000, false, 20)
+                .map(|update| update.limit),
+            Some(21)
+        );
         for _ in 0..3 {
             assert_eq!(
                 adaptive.sample(second + 10, 1_000, true, 20),
@@ -279,7 +295,9 @@ mod tests {
             );
         }
         assert_eq!(
-            adaptive.sample(2 * second, 1_000, true, 20),
+            adaptive
+                .sample(2 * second, 1_000, true, 20)
+                .map(|update| update.limit),
             Some(20),
             "21 * 0.9, floored at the min"
         );

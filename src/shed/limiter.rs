@@ -151,6 +151,8 @@ struct Inner {
 struct LimiterMetrics {
     limit: Gauge,
     in_flight: Gauge,
+    short_rtt: Gauge,
+    long_rtt: Gauge,
     queue_length: Gauge,
     queue_wait: Histogram,
     /// By class, then by reason.
@@ -276,6 +278,8 @@ impl LimiterHandle {
             let metrics = LimiterMetrics {
                 limit: metrics::gauge!(telemetry::SHED_LIMIT.name, "limiter" => name.clone()),
                 in_flight: metrics::gauge!(telemetry::SHED_IN_FLIGHT.name, "limiter" => name.clone()),
+                short_rtt: metrics::gauge!(telemetry::SHED_RTT.name, "limiter" => name.clone(), "window" => "short"),
+                long_rtt: metrics::gauge!(telemetry::SHED_RTT.name, "limiter" => name.clone(), "window" => "long"),
                 queue_length: metrics::gauge!(telemetry::SHED_QUEUE_LENGTH.name, "limiter" => name.clone()),
                 queue_wait: metrics::histogram!(telemetry::SHED_QUEUE_WAIT.name, "limiter" => name.clone()),
                 rejected: Criticality::ALL.map(|class| {
@@ -417,18 +421,23 @@ impl LimiterHandle {
         if let Some(adaptive) = &self.inner.adaptive {
             let since_base = now.saturating_duration_since(self.inner.base);
             let sampled = adaptive.sample(nanos(since_base), nanos(rtt), dropped, slot.in_flight);
-            if let Some(limit) = sampled {
-                self.inner.admission.set_limit(limit);
+            if let Some(update) = sampled {
+                self.inner.admission.set_limit(update.limit);
                 if let Some(metrics) = self.inner.metrics.get() {
-                    metrics.limit.set(f64::from(limit));
+                    metrics.limit.set(f64::from(update.limit));
                     metrics
                         .in_flight
                         .set(self.inner.admission.in_flight() as f64);
+                    metrics.short_rtt.set(update.short_rtt_nanos / 1e9);
+                    if let Some(long) = update.long_rtt_nanos {
+                        metrics.long_rtt.set(long / 1e9);
+                    }
                 }
                 tracing::debug!(
                     limiter = self.name().unwrap_or("shared"),
-                    limit,
-                    long_rtt_ms = adaptive.long_rtt_nanos() / 1e6,
+                    limit = update.limit,
+                    short_rtt_ms = update.short_rtt_nanos / 1e6,
+                    long_rtt_ms = update.long_rtt_nanos.map(|long| long / 1e6),
                     "concurrency limit updated"
                 );
             }
