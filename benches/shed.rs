@@ -6,69 +6,12 @@
 //! tower-resilience's adaptive AIMD limiter (both of which make callers wait instead of
 //! rejecting; measured alone, as in `shared/ANCHORS.md`).
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+mod common;
 
-use bytes::Bytes;
+use common::{bare, current_thread, one_thread, two_threads, two_workers};
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::{Request, Response};
-use http_body_util::Empty;
 use steadfast::shed::{ShedConfig, ShedLayer};
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-
-type Answer = Ready<Result<Response<Empty<Bytes>>, Infallible>>;
-
-/// A service whose response is ready at once: the cost measured is the layer's alone.
-fn bare()
--> impl Service<Request<()>, Response = Response<Empty<Bytes>>, Error = Infallible, Future = Answer>
-+ Clone {
-    tower::service_fn(|_: Request<()>| ready(Ok(Response::new(Empty::new()))))
-}
-
-async fn calls<S>(mut service: S, iterations: u64)
-where
-    S: Service<Request<()>>,
-    S::Error: std::fmt::Debug,
-{
-    for _ in 0..iterations {
-        let ready = service.ready().await.unwrap();
-        black_box(ready.call(black_box(Request::new(()))).await.unwrap());
-    }
-}
-
-/// One thread: `iterations` calls on a current-thread runtime.
-fn one_thread<S>(runtime: &tokio::runtime::Runtime, service: S, iterations: u64) -> Duration
-where
-    S: Service<Request<()>>,
-    S::Error: std::fmt::Debug,
-{
-    runtime.block_on(async {
-        let start = Instant::now();
-        calls(service, iterations).await;
-        start.elapsed()
-    })
-}
-
-/// Two worker threads, each making `iterations` calls through clones of one service.
-fn two_threads<S>(runtime: &tokio::runtime::Runtime, service: S, iterations: u64) -> Duration
-where
-    S: Service<Request<()>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: std::fmt::Debug,
-{
-    runtime.block_on(async {
-        let start = Instant::now();
-        let workers: Vec<_> = (0..2)
-            .map(|_| tokio::spawn(calls(service.clone(), iterations)))
-            .collect();
-        for worker in workers {
-            worker.await.unwrap();
-        }
-        start.elapsed()
-    })
-}
+use tower::{Layer, ServiceBuilder};
 
 fn fixed() -> ShedLayer {
     ShedLayer::shared(ShedConfig::fixed(1000)).unwrap()
@@ -135,16 +78,9 @@ macro_rules! variants {
 }
 
 fn shedders(c: &mut Criterion) {
-    let current = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let current = current_thread();
     variants!(c.benchmark_group("shed"), one_thread, &current);
-    let workers = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let workers = two_workers();
     variants!(c.benchmark_group("shed_2w"), two_threads, &workers);
 }
 
