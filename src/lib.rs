@@ -4,6 +4,7 @@
 
 pub mod breaker;
 pub mod core;
+pub mod observe;
 pub mod shed;
 pub mod timeout;
 

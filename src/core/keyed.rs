@@ -108,15 +108,19 @@ impl<T: Clone> Keyed<T> {
 
     /// The instance for a request.
     pub(crate) fn for_request<B>(&self, request: &Request<B>, cache: &KeyCache<T>) -> T {
-        let key = self.key.of(request);
+        self.get_cached(&self.key.of(request), cache)
+    }
+
+    /// The instance for `key`, looked up in `cache` first.
+    pub(crate) fn get_cached(&self, key: &str, cache: &KeyCache<T>) -> T {
         if let Some((cached, value)) = cache.get() {
             if **cached == *key {
                 return value.clone();
             }
         }
-        let value = self.get(&key);
+        let value = self.get(key);
         // The first key a service sees stays cached; others go to the map.
-        let _ = cache.set((Box::from(&*key), value.clone()));
+        let _ = cache.set((Box::from(key), value.clone()));
         value
     }
 

@@ -32,6 +32,45 @@ pub struct Metric {
     pub description: &'static str,
 }
 
+/// The duration of HTTP requests, as OpenTelemetry's HTTP semantic conventions name it.
+pub const HTTP_SERVER_REQUEST_DURATION: Metric = Metric {
+    name: "http.server.request.duration",
+    kind: MetricKind::Histogram,
+    unit: "s",
+    labels: &[
+        "http.request.method",
+        "url.scheme",
+        "http.route",
+        "network.protocol.version",
+        "http.response.status_code",
+        "error.type",
+    ],
+    description: "Duration of HTTP requests, until the response head (OpenTelemetry HTTP semantic conventions); `error.type` only on errors.",
+};
+
+/// HTTP requests being served.
+pub const HTTP_SERVER_ACTIVE_REQUESTS: Metric = Metric {
+    name: "http.server.active_requests",
+    kind: MetricKind::Gauge,
+    unit: "{request}",
+    labels: &["http.request.method", "url.scheme"],
+    description: "HTTP requests being served (an up-down counter).",
+};
+
+/// The duration of gRPC calls, as OpenTelemetry's RPC semantic conventions name it.
+pub const RPC_SERVER_CALL_DURATION: Metric = Metric {
+    name: "rpc.server.call.duration",
+    kind: MetricKind::Histogram,
+    unit: "s",
+    labels: &[
+        "rpc.system.name",
+        "rpc.method",
+        "rpc.status_code",
+        "error.type",
+    ],
+    description: "Duration of gRPC calls, until the status is known (OpenTelemetry RPC semantic conventions); `error.type` only on server errors.",
+};
+
 /// Requests a steadfast layer rejected or gave up on.
 pub const REJECTIONS: Metric = Metric {
     name: "steadfast.rejections",
@@ -142,6 +181,9 @@ pub const SHED_QUEUE_WAIT: Metric = Metric {
 
 /// Every metric steadfast emits.
 pub const CATALOGUE: &[Metric] = &[
+    HTTP_SERVER_REQUEST_DURATION,
+    HTTP_SERVER_ACTIVE_REQUESTS,
+    RPC_SERVER_CALL_DURATION,
     REJECTIONS,
     INVALID_DEADLINES,
     BREAKER_STATE,

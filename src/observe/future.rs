@@ -1,0 +1,274 @@
+//! The instrumentation's response future and the end of a streaming gRPC call.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, Response};
+use metrics::SharedString;
+use pin_project_lite::pin_project;
+use tracing::Span;
+
+use super::labels;
+use crate::core::clock::{self, Instant};
+use crate::core::grpc::Code;
+use crate::core::telemetry;
+use crate::core::{DefaultClassifier, OnEndOfStream, Rejection, TrackedBody};
+
+/// What is known of a request when it arrives, to label its measurement when it ends.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) started: Instant,
+    pub(crate) method: &'static str,
+    pub(crate) scheme: &'static str,
+    pub(crate) version: &'static str,
+    /// The route template (HTTP) or `pkg.Service/Method` (gRPC), interned and bounded.
+    pub(crate) route: SharedString,
+    pub(crate) grpc: bool,
+}
+
+impl Request {
+    fn seconds(&self) -> f64 {
+        clock::now()
+            .saturating_duration_since(self.started)
+            .as_secs_f64()
+    }
+
+    fn finish_http(
+        &self,
+        span: &Span,
+        status: Option<http::StatusCode>,
+        error: Option<&'static str>,
+    ) {
+        let seconds = self.seconds();
+        let status_label = status.map_or("", labels::status);
+        let histogram = match error {
+            Some(error) => metrics::histogram!(
+                telemetry::HTTP_SERVER_REQUEST_DURATION.name,
+                "http.request.method" => self.method,
+                "url.scheme" => self.scheme,
+                "http.route" => self.route.clone(),
+                "network.protocol.version" => self.version,
+                "http.response.status_code" => status_label,
+                "error.type" => error,
+            ),
+            None => metrics::histogram!(
+                telemetry::HTTP_SERVER_REQUEST_DURATION.name,
+                "http.request.method" => self.method,
+                "url.scheme" => self.scheme,
+                "http.route" => self.route.clone(),
+                "network.protocol.version" => self.version,
+                "http.response.status_code" => status_label,
+            ),
+        };
+        histogram.record(seconds);
+        if let Some(status) = status {
+            span.record("http.response.status_code", status.as_u16());
+        }
+        if let Some(error) = error {
+            span.record("error.type", error);
+        }
+        // 5xx and errors mark the server span as failed; 4xx does not (a rejection of bad
+        // input still names its reason in `error.type`).
+        if status.is_none_or(|status| status.is_server_error()) {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+
+    fn finish_grpc(&self, span: &Span, code: Code, error: Option<&'static str>) {
+        let seconds = self.seconds();
+        let histogram = match error {
+            Some(error) => metrics::histogram!(
+                telemetry::RPC_SERVER_CALL_DURATION.name,
+                "rpc.system.name" => "grpc",
+                "rpc.method" => self.route.clone(),
+                "rpc.status_code" => code.as_str(),
+                "error.type" => error,
+            ),
+            None => metrics::histogram!(
+                telemetry::RPC_SERVER_CALL_DURATION.name,
+                "rpc.system.name" => "grpc",
+                "rpc.method" => self.route.clone(),
+                "rpc.status_code" => code.as_str(),
+            ),
+        };
+        histogram.record(seconds);
+        span.record("rpc.status_code", code.as_str());
+        if let Some(error) = error {
+            span.record("error.type", error);
+        }
+        if DefaultClassifier::new()
+            .classify_grpc_code(code)
+            .is_failure()
+        {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+
+    /// A gRPC call ended with `code`: a server error if the default classification says so.
+    fn finish_grpc_code(&self, span: &Span, code: Code) {
+        let error = DefaultClassifier::new()
+            .classify_grpc_code(code)
+            .is_failure()
+            .then(|| code.as_str());
+        self.finish_grpc(span, code, error);
+    }
+}
+
+/// `http.server.active_requests`, held while an HTTP request is served.
+pub(crate) struct Active {
+    gauge: metrics::Gauge,
+}
+
+impl Active {
+    pub(crate) fn start(method: &'static str, scheme: &'static str) -> Self {
+        let gauge = metrics::gauge!(
+            telemetry::HTTP_SERVER_ACTIVE_REQUESTS.name,
+            "http.request.method" => method,
+            "url.scheme" => scheme,
+        );
+        gauge.increment(1.0);
+        Self { gauge }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.gauge.decrement(1.0);
+    }
+}
+
+/// A gRPC call whose status is in its trailers: measured when its response body ends.
+pub struct EndOfCall {
+    request: Request,
+    span: Span,
+    done: bool,
+}
+
+impl OnEndOfStream for EndOfCall {
+    fn on_end(mut self, trailers: Option<&HeaderMap>) {
+        self.done = true;
+        let code = trailers
+            .and_then(Code::from_headers)
+            .unwrap_or(Code::Unknown);
+        self.request.finish_grpc_code(&self.span, code);
+    }
+
+    fn on_error(mut self) {
+        self.done = true;
+        self.request
+            .finish_grpc(&self.span, Code::Unknown, Some("stream_error"));
+    }
+}
+
+impl Drop for EndOfCall {
+    fn drop(&mut self) {
+        if !self.done {
+            // The body was dropped before its end: the caller went away.
+            self.request
+                .finish_grpc(&self.span, Code::Cancelled, Some(Code::Cancelled.as_str()));
+        }
+    }
+}
+
+impl std::fmt::Debug for EndOfCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndOfCall").finish_non_exhaustive()
+    }
+}
+
+/// The response body of [`Observe`](super::Observe): the inner body, which measures a streaming
+/// gRPC call when it ends.
+pub type ObserveBody<B> = TrackedBody<B, EndOfCall>;
+
+pin_project! {
+    /// The response future of [`Observe`](super::Observe): polls the inner future inside the
+    /// request's span and measures the request when its response head is ready.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        request: Option<Request>,
+        span: Span,
+        active: Option<Active>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, request: Request, span: Span, active: Option<Active>) -> Self {
+        Self {
+            inner,
+            request: Some(request),
+            span,
+            active,
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ObserveBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _entered = this.span.enter();
+            ready!(this.inner.poll(cx))
+        };
+        let request = this
+            .request
+            .take()
+            .expect("ResponseFuture polled after completion");
+        drop(this.active.take());
+        let span = this.span.clone();
+        Poll::Ready(match result {
+            Ok(response) => {
+                let pending = finish(request, &span, &response);
+                Ok(response.map(|body| TrackedBody::new(body, pending)))
+            }
+            Err(error) => {
+                let kind = std::any::type_name::<E>();
+                if request.grpc {
+                    request.finish_grpc(&span, Code::Unknown, Some(kind));
+                } else {
+                    request.finish_http(&span, None, Some(kind));
+                }
+                Err(error)
+            }
+        })
+    }
+}
+
+/// Measures a request whose response head is ready, or returns the tracker that will once its
+/// gRPC status arrives in the trailers.
+fn finish<B>(request: Request, span: &Span, response: &Response<B>) -> Option<EndOfCall> {
+    let rejection = response
+        .extensions()
+        .get::<Rejection>()
+        .map(|rejection| rejection.kind().as_str());
+    if request.grpc {
+        match Code::from_headers(response.headers()) {
+            Some(code) => {
+                let error = rejection.or_else(|| {
+                    DefaultClassifier::new()
+                        .classify_grpc_code(code)
+                        .is_failure()
+                        .then(|| code.as_str())
+                });
+                request.finish_grpc(span, code, error);
+                None
+            }
+            None => Some(EndOfCall {
+                request,
+                span: span.clone(),
+                done: false,
+            }),
+        }
+    } else {
+        let status = response.status();
+        let error = rejection.or_else(|| status.is_server_error().then(|| labels::status(status)));
+        request.finish_http(span, Some(status), error);
+        None
+    }
+}

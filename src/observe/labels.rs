@@ -1,0 +1,68 @@
+//! Label values of bounded cardinality: never raw paths or caller-chosen strings.
+
+use std::sync::LazyLock;
+
+use http::{Method, Version};
+
+/// The method as OpenTelemetry names it: the nine standard methods, anything else `_OTHER`
+/// (a caller can send any token as a method).
+pub(crate) fn method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+/// `network.protocol.version`.
+pub(crate) fn version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "_OTHER",
+    }
+}
+
+/// Every status code as a static string, so that a label costs no allocation.
+static STATUS_CODES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    (0..1000u16)
+        .map(|code| &*Box::leak(code.to_string().into_boxed_str()))
+        .collect()
+});
+
+/// `http.response.status_code`.
+pub(crate) fn status(status: http::StatusCode) -> &'static str {
+    STATUS_CODES[usize::from(status.as_u16()).min(999)]
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_are_other() {
+        assert_eq!(method(&Method::GET), "GET");
+        assert_eq!(method(&Method::from_bytes(b"PURGE").unwrap()), "_OTHER");
+        assert_eq!(
+            method(&Method::from_bytes(b"x-anything-a-caller-wants").unwrap()),
+            "_OTHER"
+        );
+    }
+
+    #[test]
+    fn statuses_and_versions() {
+        assert_eq!(status(http::StatusCode::NOT_FOUND), "404");
+        assert_eq!(status(http::StatusCode::from_u16(599).unwrap()), "599");
+        assert_eq!(version(Version::HTTP_2), "2");
+    }
+}

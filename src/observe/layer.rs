@@ -1,0 +1,57 @@
+//! The instrumentation layer.
+
+use std::fmt;
+use std::sync::Arc;
+
+use metrics::SharedString;
+use tower::Layer;
+
+use super::service::Observe;
+use crate::core::keyed::{Key, Keyed};
+
+/// The most distinct route labels by default; beyond, routes are labelled `overflow`.
+pub const DEFAULT_MAX_ROUTES: usize = 1000;
+
+/// Applies [`Observe`] to a service.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    routes: Arc<Keyed<SharedString>>,
+}
+
+impl ObserveLayer {
+    /// Instrumentation with at most [`DEFAULT_MAX_ROUTES`] distinct route labels.
+    pub fn new() -> Self {
+        Self::with_max_routes(DEFAULT_MAX_ROUTES)
+    }
+
+    /// Instrumentation with at most `max_routes` distinct route labels (at least 1): a guard
+    /// against unbounded label sets, for example from callers probing unknown gRPC methods.
+    pub fn with_max_routes(max_routes: usize) -> Self {
+        let routes = Keyed::new(Key::Route, max_routes.max(1), |route| {
+            SharedString::from(route.to_owned())
+        });
+        Self {
+            routes: Arc::new(routes),
+        }
+    }
+}
+
+impl Default for ObserveLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe::new(inner, self.routes.clone())
+    }
+}
+
+impl fmt::Debug for ObserveLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserveLayer").finish_non_exhaustive()
+    }
+}

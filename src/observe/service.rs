@@ -1,0 +1,146 @@
+//! The instrumentation service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use metrics::SharedString;
+use tower::Service;
+
+use super::future::{Active, ObserveBody, Request as Measured, ResponseFuture};
+use super::labels;
+use crate::core::clock;
+use crate::core::grpc;
+use crate::core::keyed::{KeyCache, Keyed};
+use crate::core::route::{self, UNMATCHED_ROUTE};
+
+/// Measures every request and wraps it in a server span; see the [module docs](super).
+pub struct Observe<S> {
+    inner: S,
+    routes: Arc<Keyed<SharedString>>,
+    cache: Arc<KeyCache<SharedString>>,
+}
+
+impl<S> Observe<S> {
+    pub(crate) fn new(inner: S, routes: Arc<Keyed<SharedString>>) -> Self {
+        Self {
+            inner,
+            routes,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for Observe<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            routes: self.routes.clone(),
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Observe<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observe")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for Observe<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = Response<ObserveBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let started = clock::now();
+        let grpc = grpc::is_grpc(request.headers());
+        let method = labels::method(request.method());
+        let scheme = if request.uri().scheme_str() == Some("https") {
+            "https"
+        } else {
+            "http"
+        };
+        let version = labels::version(request.version());
+        // Never the raw path: the router's template, the gRPC method, or one fallback; and at
+        // most a bounded number of distinct values (the rest share `overflow`).
+        let route = match route::template(request.extensions()) {
+            Some(template) => self.routes.get_cached(template, &self.cache),
+            None if grpc => self
+                .routes
+                .get_cached(request.uri().path().trim_start_matches('/'), &self.cache),
+            None => SharedString::const_str(UNMATCHED_ROUTE),
+        };
+        let span = if grpc {
+            tracing::info_span!(
+                target: "steadfast::observe",
+                "request",
+                otel.name = tracing::field::Empty,
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                rpc.system.name = "grpc",
+                rpc.method = &*route,
+                rpc.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            )
+        } else {
+            tracing::info_span!(
+                target: "steadfast::observe",
+                "request",
+                otel.name = tracing::field::Empty,
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = method,
+                http.route = &*route,
+                url.scheme = scheme,
+                network.protocol.version = version,
+                http.response.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            )
+        };
+        if !span.is_disabled() {
+            // `{method} {route}` for HTTP, the method path for gRPC (tracing-opentelemetry
+            // takes the span's name from `otel.name`).
+            if grpc {
+                span.record("otel.name", &*route);
+            } else {
+                span.record("otel.name", format!("{method} {route}"));
+            }
+        }
+        let active = (!grpc).then(|| Active::start(method, scheme));
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        let measured = Measured {
+            started,
+            method,
+            scheme,
+            version,
+            route,
+            grpc,
+        };
+        ResponseFuture::new(future, measured, span, active)
+    }
+}

@@ -1,0 +1,372 @@
+//! Instrumentation: exact metric names, labels and values, with a debugging recorder.
+#![cfg(feature = "axum")]
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::routing::get;
+use bytes::Bytes;
+use http::Request;
+use http_body_util::BodyExt;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use steadfast::observe::ObserveLayer;
+use steadfast::timeout::TimeoutLayer;
+use tower::{Layer, ServiceExt};
+
+type Labels = Vec<(String, String)>;
+
+/// Every recorded series as (name, sorted labels, value).
+fn series(snapshotter: &Snapshotter) -> Vec<(String, Labels, DebugValue)> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let mut labels: Labels = key
+                .key()
+                .labels()
+                .map(|label| (label.key().to_owned(), label.value().to_owned()))
+                .collect();
+            labels.sort();
+            (key.key().name().to_owned(), labels, value)
+        })
+        .collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    let mut labels: Labels = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    labels.sort();
+    labels
+}
+
+fn durations(all: &[(String, Labels, DebugValue)], name: &str) -> Vec<(Labels, usize)> {
+    all.iter()
+        .filter(|(n, ..)| n == name)
+        .map(|(_, labels, value)| match value {
+            DebugValue::Histogram(samples) => (labels.clone(), samples.len()),
+            other => panic!("{name} is not a histogram: {other:?}"),
+        })
+        .collect()
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    "late"
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+        .route(
+            "/broken",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .route("/slow", get(slow))
+        .route_layer(TimeoutLayer::new(Duration::from_millis(100)))
+        .route_layer(ObserveLayer::new())
+}
+
+async fn send(app: &Router, path: &str) -> StatusCode {
+    let response = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    response.into_body().collect().await.unwrap();
+    status
+}
+
+#[tokio::test(start_paused = true)]
+async fn http_requests_are_measured_with_the_conventions_labels() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let app = app();
+    assert_eq!(send(&app, "/users/1").await, 200);
+    assert_eq!(send(&app, "/users/2").await, 200);
+    assert_eq!(send(&app, "/missing").await, 404);
+    assert_eq!(send(&app, "/broken").await, 500);
+    assert_eq!(send(&app, "/slow").await, 504);
+
+    let all = series(&snapshotter);
+    let base = |route: &str, status: &str| {
+        vec![
+            ("http.request.method", "GET"),
+            ("http.response.status_code", status),
+            ("http.route", route),
+            ("network.protocol.version", "1.1"),
+            ("url.scheme", "http"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect::<Vec<_>>()
+    };
+    let with_error = |route: &str, status: &str, error: &str| {
+        let mut labels = base(route, status);
+        labels.push(("error.type".to_owned(), error.to_owned()));
+        labels.sort();
+        labels
+    };
+    let mut found = durations(&all, "http.server.request.duration");
+    found.sort();
+    let mut expected = vec![
+        (
+            labels(
+                &base("/users/{id}", "200")
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+            2,
+        ),
+        (
+            labels(
+                &base("/missing", "404")
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+            1,
+        ),
+        (with_error("/broken", "500", "500"), 1),
+        (with_error("/slow", "504", "timeout"), 1),
+    ];
+    expected.sort();
+    assert_eq!(found, expected);
+
+    let active: Vec<_> = all
+        .iter()
+        .filter(|(n, ..)| n == "http.server.active_requests")
+        .collect();
+    assert_eq!(active.len(), 1);
+    assert_eq!(
+        active[0].1,
+        labels(&[("http.request.method", "GET"), ("url.scheme", "http")])
+    );
+    assert_eq!(
+        active[0].2,
+        DebugValue::Gauge(0.0.into()),
+        "every request that started has ended"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unmatched_paths_and_unknown_methods_do_not_grow_the_label_sets() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    // Router::layer also wraps the fallback, which sees every unmatched path.
+    let app = Router::new()
+        .route("/known", get(|| async { "ok" }))
+        .layer(ObserveLayer::new());
+    for n in 0..500 {
+        let method = if n % 2 == 0 { "GET" } else { "PURGE" };
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("/random/{n}"))
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request).await.unwrap();
+    }
+    let found = durations(&series(&snapshotter), "http.server.request.duration");
+    let routes: std::collections::BTreeSet<_> = found
+        .iter()
+        .flat_map(|(labels, _)| {
+            labels
+                .iter()
+                .filter(|(k, _)| k == "http.route")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(routes.into_iter().collect::<Vec<_>>(), ["unmatched"]);
+    let methods: std::collections::BTreeSet<_> = found
+        .iter()
+        .flat_map(|(labels, _)| {
+            labels
+                .iter()
+                .filter(|(k, _)| k == "http.request.method")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(methods.into_iter().collect::<Vec<_>>(), ["GET", "_OTHER"]);
+    assert_eq!(found.len(), 2, "one series per method, not per path");
+}
+
+fn grpc(path: &str) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/grpc")
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn grpc_calls_are_measured_by_method_and_status() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    // A trailers-only UNAVAILABLE, and a streaming OK whose status is in the trailers.
+    let service = tower::service_fn(|request: Request<Body>| async move {
+        let response = if request.uri().path().contains("Fail") {
+            http::Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "14")
+                .body(Body::empty())
+                .unwrap()
+        } else {
+            let trailers = http::HeaderMap::from_iter([(
+                http::HeaderName::from_static("grpc-status"),
+                http::HeaderValue::from_static("0"),
+            )]);
+            let frames: Vec<Result<http_body::Frame<Bytes>, Infallible>> = vec![
+                Ok(http_body::Frame::data(Bytes::from_static(b"x"))),
+                Ok(http_body::Frame::trailers(trailers)),
+            ];
+            let body = Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+                frames,
+            )));
+            http::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(body)
+                .unwrap()
+        };
+        Ok::<_, Infallible>(response)
+    });
+    let observed = ObserveLayer::with_max_routes(3).layer(service);
+    observed
+        .clone()
+        .oneshot(grpc("/pkg.Svc/Fail"))
+        .await
+        .unwrap();
+    let ok = observed
+        .clone()
+        .oneshot(grpc("/pkg.Svc/Get"))
+        .await
+        .unwrap();
+    // (A snapshot drains the recorded samples: what follows counts from here.)
+    let before_the_end = durations(&series(&snapshotter), "rpc.server.call.duration");
+    let fail = |method: &str| {
+        labels(&[
+            ("error.type", "UNAVAILABLE"),
+            ("rpc.method", method),
+            ("rpc.status_code", "UNAVAILABLE"),
+            ("rpc.system.name", "grpc"),
+        ])
+    };
+    assert_eq!(
+        before_the_end,
+        [(fail("pkg.Svc/Fail"), 1)],
+        "OK is recorded when its body ends"
+    );
+    ok.into_body().collect().await.unwrap();
+    // Callers probing methods that do not exist cannot grow the label set beyond the bound.
+    for n in 0..50 {
+        observed
+            .clone()
+            .oneshot(grpc(&format!("/pkg.Svc/Fail{n}")))
+            .await
+            .unwrap();
+    }
+
+    let mut found = durations(&series(&snapshotter), "rpc.server.call.duration");
+    found.sort();
+    let grpc_labels = |method: &str, code: &str, error: Option<&str>| {
+        let mut pairs = vec![
+            ("rpc.method", method),
+            ("rpc.status_code", code),
+            ("rpc.system.name", "grpc"),
+        ];
+        if let Some(error) = error {
+            pairs.push(("error.type", error));
+        }
+        labels(&pairs)
+    };
+    let mut expected = vec![
+        (
+            grpc_labels("pkg.Svc/Fail", "UNAVAILABLE", Some("UNAVAILABLE")),
+            0,
+        ),
+        (grpc_labels("pkg.Svc/Get", "OK", None), 1),
+        (
+            grpc_labels("pkg.Svc/Fail0", "UNAVAILABLE", Some("UNAVAILABLE")),
+            1,
+        ),
+        (
+            grpc_labels("overflow", "UNAVAILABLE", Some("UNAVAILABLE")),
+            49,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn inner_errors_are_named_by_their_type() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let failing = tower::service_fn(|_: Request<Body>| async {
+        Err::<http::Response<Body>, _>(std::io::Error::other("down"))
+    });
+    ObserveLayer::new()
+        .layer(failing)
+        .oneshot(Request::get("/x").body(Body::empty()).unwrap())
+        .await
+        .unwrap_err();
+    let found = durations(&series(&snapshotter), "http.server.request.duration");
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0]
+            .0
+            .contains(&("error.type".to_owned(), "std::io::error::Error".to_owned())),
+        "{:?}",
+        found[0].0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_body_dropped_before_its_end_is_a_cancelled_call() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let streaming = tower::service_fn(|_: Request<Body>| async {
+        let frames: Vec<Result<http_body::Frame<Bytes>, Infallible>> =
+            vec![Ok(http_body::Frame::data(Bytes::from_static(b"x")))];
+        let body = Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+            frames,
+        )));
+        Ok::<_, Infallible>(
+            http::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(body)
+                .unwrap(),
+        )
+    });
+    drop(
+        ObserveLayer::new()
+            .layer(streaming)
+            .oneshot(grpc("/pkg.Svc/Watch"))
+            .await
+            .unwrap(),
+    );
+    let found = durations(&series(&snapshotter), "rpc.server.call.duration");
+    assert_eq!(
+        found,
+        [(
+            labels(&[
+                ("error.type", "CANCELLED"),
+                ("rpc.method", "pkg.Svc/Watch"),
+                ("rpc.status_code", "CANCELLED"),
+                ("rpc.system.name", "grpc")
+            ]),
+            1
+        )]
+    );
+}
