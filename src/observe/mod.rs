@@ -37,6 +37,8 @@
 mod future;
 mod labels;
 mod layer;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod service;
 
 pub use future::{EndOfCall, ObserveBody, ResponseFuture};
