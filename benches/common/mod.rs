@@ -23,15 +23,49 @@ pub fn bare()
     tower::service_fn(|_: Request<()>| ready(Ok(Response::new(Empty::new()))))
 }
 
-async fn calls<S>(mut service: S, iterations: u64)
+/// [`bare`] for any request type.
+#[allow(dead_code)] // not every bench needs another request type
+pub fn bare_any<R>()
+-> impl Service<R, Response = Response<Empty<Bytes>>, Error = Infallible, Future = Answer> + Clone {
+    tower::service_fn(|_: R| ready(Ok(Response::new(Empty::new()))))
+}
+
+async fn calls<S>(service: S, iterations: u64)
 where
     S: Service<Request<()>>,
     S::Error: std::fmt::Debug,
 {
+    calls_with(service, || Request::new(()), iterations).await
+}
+
+async fn calls_with<S, R>(mut service: S, request: fn() -> R, iterations: u64)
+where
+    S: Service<R>,
+    S::Error: std::fmt::Debug,
+{
     for _ in 0..iterations {
         let ready = service.ready().await.unwrap();
-        black_box(ready.call(black_box(Request::new(()))).await.unwrap());
+        black_box(ready.call(black_box(request())).await.unwrap());
     }
+}
+
+/// `iterations` calls on one thread, with requests made by `request`.
+#[allow(dead_code)] // not every bench needs another request type
+pub fn one_thread_with<S, R>(
+    runtime: &tokio::runtime::Runtime,
+    service: S,
+    request: fn() -> R,
+    iterations: u64,
+) -> Duration
+where
+    S: Service<R>,
+    S::Error: std::fmt::Debug,
+{
+    runtime.block_on(async {
+        let start = Instant::now();
+        calls_with(service, request, iterations).await;
+        start.elapsed()
+    })
 }
 
 /// A current-thread runtime, for [`one_thread`].
@@ -43,6 +77,7 @@ pub fn current_thread() -> tokio::runtime::Runtime {
 }
 
 /// A runtime with two worker threads, for [`two_threads`].
+#[allow(dead_code)] // not every bench runs on two threads
 pub fn two_workers() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -66,6 +101,7 @@ where
 
 /// Two worker threads, each making `iterations` calls through clones of one service: the wall
 /// time per call each worker sees while the other hammers the same state.
+#[allow(dead_code)] // not every bench runs on two threads
 pub fn two_threads<S>(runtime: &tokio::runtime::Runtime, service: S, iterations: u64) -> Duration
 where
     S: Service<Request<()>> + Clone + Send + 'static,
