@@ -121,16 +121,24 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    pub(crate) fn start(method: &'static str, scheme: &'static str) -> Self {
-        let gauge = metrics::gauge!(
-            telemetry::HTTP_SERVER_ACTIVE_REQUESTS.name,
-            "http.request.method" => method,
-            "url.scheme" => scheme,
-        );
+    pub(crate) fn start(gauges: &ActiveGauges, method: usize, https: bool) -> Self {
+        let gauge = gauges[method * 2 + usize::from(https)]
+            .get_or_init(|| {
+                metrics::gauge!(
+                    telemetry::HTTP_SERVER_ACTIVE_REQUESTS.name,
+                    "http.request.method" => labels::METHODS[method],
+                    "url.scheme" => if https { "https" } else { "http" },
+                )
+            })
+            .clone();
         gauge.increment(1.0);
         Self { gauge }
     }
 }
+
+/// The `http.server.active_requests` gauge of each method and scheme, registered on first use:
+/// twenty label sets at most, so a request costs no key building.
+pub(crate) type ActiveGauges = [std::sync::OnceLock<metrics::Gauge>; 20];
 
 impl Drop for Active {
     fn drop(&mut self) {

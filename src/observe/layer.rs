@@ -6,16 +6,23 @@ use std::sync::Arc;
 use metrics::SharedString;
 use tower::Layer;
 
+use super::future::ActiveGauges;
 use super::service::Observe;
 use crate::core::keyed::{Key, Keyed};
 
 /// The most distinct route labels by default; beyond, routes are labelled `overflow`.
 pub const DEFAULT_MAX_ROUTES: usize = 1000;
 
+/// What every service of one layer shares: the bounded route labels and the metric handles.
+pub(crate) struct Shared {
+    pub(crate) routes: Keyed<SharedString>,
+    pub(crate) active: ActiveGauges,
+}
+
 /// Applies [`Observe`] to a service.
 #[derive(Clone)]
 pub struct ObserveLayer {
-    routes: Arc<Keyed<SharedString>>,
+    shared: Arc<Shared>,
 }
 
 impl ObserveLayer {
@@ -31,7 +38,10 @@ impl ObserveLayer {
             SharedString::from(route.to_owned())
         });
         Self {
-            routes: Arc::new(routes),
+            shared: Arc::new(Shared {
+                routes,
+                active: Default::default(),
+            }),
         }
     }
 }
@@ -46,7 +56,7 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe::new(inner, self.routes.clone())
+        Observe::new(inner, self.shared.clone())
     }
 }
 

@@ -10,23 +10,24 @@ use tower::Service;
 
 use super::future::{Active, ObserveBody, Request as Measured, ResponseFuture};
 use super::labels;
+use super::layer::Shared;
 use crate::core::clock;
 use crate::core::grpc;
-use crate::core::keyed::{KeyCache, Keyed};
+use crate::core::keyed::KeyCache;
 use crate::core::route::{self, UNMATCHED_ROUTE};
 
 /// Measures every request and wraps it in a server span; see the [module docs](super).
 pub struct Observe<S> {
     inner: S,
-    routes: Arc<Keyed<SharedString>>,
+    shared: Arc<Shared>,
     cache: Arc<KeyCache<SharedString>>,
 }
 
 impl<S> Observe<S> {
-    pub(crate) fn new(inner: S, routes: Arc<Keyed<SharedString>>) -> Self {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
         Self {
             inner,
-            routes,
+            shared,
             cache: Arc::default(),
         }
     }
@@ -46,7 +47,7 @@ impl<S: Clone> Clone for Observe<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            routes: self.routes.clone(),
+            shared: self.shared.clone(),
             cache: self.cache.clone(),
         }
     }
@@ -76,18 +77,17 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let started = clock::now();
         let grpc = grpc::is_grpc(request.headers());
-        let method = labels::method(request.method());
-        let scheme = if request.uri().scheme_str() == Some("https") {
-            "https"
-        } else {
-            "http"
-        };
+        let method_index = labels::method_index(request.method());
+        let method = labels::METHODS[method_index];
+        let https = request.uri().scheme_str() == Some("https");
+        let scheme = if https { "https" } else { "http" };
         let version = labels::version(request.version());
         // Never the raw path: the router's template, the gRPC method, or one fallback; and at
         // most a bounded number of distinct values (the rest share `overflow`).
         let route = match route::template(request.extensions()) {
-            Some(template) => self.routes.get_cached(template, &self.cache),
+            Some(template) => self.shared.routes.get_cached(template, &self.cache),
             None if grpc => self
+                .shared
                 .routes
                 .get_cached(request.uri().path().trim_start_matches('/'), &self.cache),
             None => SharedString::const_str(UNMATCHED_ROUTE),
@@ -128,7 +128,7 @@ where
                 span.record("otel.name", format!("{method} {route}"));
             }
         }
-        let active = (!grpc).then(|| Active::start(method, scheme));
+        let active = (!grpc).then(|| Active::start(&self.shared.active, method_index, https));
         let future = {
             let _entered = span.enter();
             self.inner.call(request)
