@@ -5,7 +5,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, Response};
-use metrics::SharedString;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use metrics::{Histogram, SharedString};
 use pin_project_lite::pin_project;
 use tracing::Span;
 
@@ -15,6 +19,55 @@ use crate::core::grpc::Code;
 use crate::core::telemetry;
 use crate::core::{DefaultClassifier, OnEndOfStream, Rejection, TrackedBody};
 
+/// A route's label and the duration histograms of its error-free label sets, registered once
+/// so that the common request builds no metric key. (Requests with an `error.type` register
+/// their label set each time: errors are the exception.)
+pub(crate) struct RouteMetrics {
+    pub(crate) label: SharedString,
+    histograms: ArcSwap<HashMap<u32, Histogram>>,
+    insert: Mutex<()>,
+}
+
+impl RouteMetrics {
+    pub(crate) fn new(label: SharedString) -> Self {
+        Self {
+            label,
+            histograms: ArcSwap::default(),
+            insert: Mutex::new(()),
+        }
+    }
+
+    fn histogram(&self, key: u32, register: impl FnOnce() -> Histogram) -> Histogram {
+        if let Some(histogram) = self.histograms.load().get(&key) {
+            return histogram.clone();
+        }
+        let _insert = self
+            .insert
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.histograms.load_full();
+        if let Some(histogram) = current.get(&key) {
+            return histogram.clone();
+        }
+        let histogram = register();
+        let mut next = HashMap::clone(&current);
+        next.insert(key, histogram.clone());
+        self.histograms.store(Arc::new(next));
+        histogram
+    }
+}
+
+impl std::fmt::Debug for RouteMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteMetrics")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Marks the cache keys of gRPC label sets (HTTP keys stay below 2^24).
+const GRPC_KEY: u32 = 1 << 31;
+
 /// What is known of a request when it arrives, to label its measurement when it ends.
 #[derive(Debug)]
 pub(crate) struct Request {
@@ -23,7 +76,10 @@ pub(crate) struct Request {
     pub(crate) scheme: &'static str,
     pub(crate) version: &'static str,
     /// The route template (HTTP) or `pkg.Service/Method` (gRPC), interned and bounded.
-    pub(crate) route: SharedString,
+    pub(crate) route: Arc<RouteMetrics>,
+    /// Method, scheme and version packed: the cache key of an error-free response, but for its
+    /// status.
+    pub(crate) key: u32,
     pub(crate) grpc: bool,
 }
 
@@ -42,24 +98,30 @@ impl Request {
     ) {
         let seconds = self.seconds();
         let status_label = status.map_or("", labels::status);
-        let histogram = match error {
-            Some(error) => metrics::histogram!(
+        let register = || {
+            metrics::histogram!(
                 telemetry::HTTP_SERVER_REQUEST_DURATION.name,
                 "http.request.method" => self.method,
                 "url.scheme" => self.scheme,
-                "http.route" => self.route.clone(),
+                "http.route" => self.route.label.clone(),
+                "network.protocol.version" => self.version,
+                "http.response.status_code" => status_label,
+            )
+        };
+        let histogram = match (error, status) {
+            (Some(error), _) => metrics::histogram!(
+                telemetry::HTTP_SERVER_REQUEST_DURATION.name,
+                "http.request.method" => self.method,
+                "url.scheme" => self.scheme,
+                "http.route" => self.route.label.clone(),
                 "network.protocol.version" => self.version,
                 "http.response.status_code" => status_label,
                 "error.type" => error,
             ),
-            None => metrics::histogram!(
-                telemetry::HTTP_SERVER_REQUEST_DURATION.name,
-                "http.request.method" => self.method,
-                "url.scheme" => self.scheme,
-                "http.route" => self.route.clone(),
-                "network.protocol.version" => self.version,
-                "http.response.status_code" => status_label,
-            ),
+            (None, Some(status)) => self
+                .route
+                .histogram(self.key | u32::from(status.as_u16()) << 8, register),
+            (None, None) => register(),
         };
         histogram.record(seconds);
         if let Some(status) = status {
@@ -81,16 +143,20 @@ impl Request {
             Some(error) => metrics::histogram!(
                 telemetry::RPC_SERVER_CALL_DURATION.name,
                 "rpc.system.name" => "grpc",
-                "rpc.method" => self.route.clone(),
+                "rpc.method" => self.route.label.clone(),
                 "rpc.status_code" => code.as_str(),
                 "error.type" => error,
             ),
-            None => metrics::histogram!(
-                telemetry::RPC_SERVER_CALL_DURATION.name,
-                "rpc.system.name" => "grpc",
-                "rpc.method" => self.route.clone(),
-                "rpc.status_code" => code.as_str(),
-            ),
+            None => self
+                .route
+                .histogram(GRPC_KEY | u32::from(code.as_u8()), || {
+                    metrics::histogram!(
+                        telemetry::RPC_SERVER_CALL_DURATION.name,
+                        "rpc.system.name" => "grpc",
+                        "rpc.method" => self.route.label.clone(),
+                        "rpc.status_code" => code.as_str(),
+                    )
+                }),
         };
         histogram.record(seconds);
         span.record("rpc.status_code", code.as_str());

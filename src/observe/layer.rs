@@ -6,16 +6,19 @@ use std::sync::Arc;
 use metrics::SharedString;
 use tower::Layer;
 
-use super::future::ActiveGauges;
+use super::future::{ActiveGauges, RouteMetrics};
 use super::service::Observe;
 use crate::core::keyed::{Key, Keyed};
+use crate::core::route::UNMATCHED_ROUTE;
 
 /// The most distinct route labels by default; beyond, routes are labelled `overflow`.
 pub const DEFAULT_MAX_ROUTES: usize = 1000;
 
 /// What every service of one layer shares: the bounded route labels and the metric handles.
 pub(crate) struct Shared {
-    pub(crate) routes: Keyed<SharedString>,
+    pub(crate) routes: Keyed<Arc<RouteMetrics>>,
+    /// Requests that matched no route, outside the bound.
+    pub(crate) unmatched: Arc<RouteMetrics>,
     pub(crate) active: ActiveGauges,
 }
 
@@ -35,11 +38,13 @@ impl ObserveLayer {
     /// against unbounded label sets, for example from callers probing unknown gRPC methods.
     pub fn with_max_routes(max_routes: usize) -> Self {
         let routes = Keyed::new(Key::Route, max_routes.max(1), |route| {
-            SharedString::from(route.to_owned())
+            Arc::new(RouteMetrics::new(SharedString::from(route.to_owned())))
         });
+        let unmatched = Arc::new(RouteMetrics::new(SharedString::const_str(UNMATCHED_ROUTE)));
         Self {
             shared: Arc::new(Shared {
                 routes,
+                unmatched,
                 active: Default::default(),
             }),
         }

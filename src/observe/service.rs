@@ -5,22 +5,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use metrics::SharedString;
 use tower::Service;
 
-use super::future::{Active, ObserveBody, Request as Measured, ResponseFuture};
+use super::future::{Active, ObserveBody, Request as Measured, ResponseFuture, RouteMetrics};
 use super::labels;
 use super::layer::Shared;
 use crate::core::clock;
 use crate::core::grpc;
 use crate::core::keyed::KeyCache;
-use crate::core::route::{self, UNMATCHED_ROUTE};
+use crate::core::route;
 
 /// Measures every request and wraps it in a server span; see the [module docs](super).
 pub struct Observe<S> {
     inner: S,
     shared: Arc<Shared>,
-    cache: Arc<KeyCache<SharedString>>,
+    cache: Arc<KeyCache<Arc<RouteMetrics>>>,
 }
 
 impl<S> Observe<S> {
@@ -81,7 +80,8 @@ where
         let method = labels::METHODS[method_index];
         let https = request.uri().scheme_str() == Some("https");
         let scheme = if https { "https" } else { "http" };
-        let version = labels::version(request.version());
+        let version_index = labels::version_index(request.version());
+        let version = labels::VERSIONS[version_index];
         // Never the raw path: the router's template, the gRPC method, or one fallback; and at
         // most a bounded number of distinct values (the rest share `overflow`).
         let route = match route::template(request.extensions()) {
@@ -90,7 +90,7 @@ where
                 .shared
                 .routes
                 .get_cached(request.uri().path().trim_start_matches('/'), &self.cache),
-            None => SharedString::const_str(UNMATCHED_ROUTE),
+            None => self.shared.unmatched.clone(),
         };
         let span = if grpc {
             tracing::info_span!(
@@ -100,7 +100,7 @@ where
                 otel.kind = "server",
                 otel.status_code = tracing::field::Empty,
                 rpc.system.name = "grpc",
-                rpc.method = &*route,
+                rpc.method = &*route.label,
                 rpc.status_code = tracing::field::Empty,
                 error.type = tracing::field::Empty,
             )
@@ -112,7 +112,7 @@ where
                 otel.kind = "server",
                 otel.status_code = tracing::field::Empty,
                 http.request.method = method,
-                http.route = &*route,
+                http.route = &*route.label,
                 url.scheme = scheme,
                 network.protocol.version = version,
                 http.response.status_code = tracing::field::Empty,
@@ -123,9 +123,9 @@ where
             // `{method} {route}` for HTTP, the method path for gRPC (tracing-opentelemetry
             // takes the span's name from `otel.name`).
             if grpc {
-                span.record("otel.name", &*route);
+                span.record("otel.name", &*route.label);
             } else {
-                span.record("otel.name", format!("{method} {route}"));
+                span.record("otel.name", format!("{method} {}", route.label));
             }
         }
         let active = (!grpc).then(|| Active::start(&self.shared.active, method_index, https));
@@ -133,12 +133,14 @@ where
             let _entered = span.enter();
             self.inner.call(request)
         };
+        let key = method_index as u32 | u32::from(https) << 4 | (version_index as u32) << 5;
         let measured = Measured {
             started,
             method,
             scheme,
             version,
             route,
+            key,
             grpc,
         };
         ResponseFuture::new(future, measured, span, active)
