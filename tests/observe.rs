@@ -370,3 +370,148 @@ async fn a_grpc_body_dropped_before_its_end_is_a_cancelled_call() {
         )]
     );
 }
+
+/// Every layer at work behind the observer: each rejection kind is named in `error.type`, and
+/// every metric any layer emits is in the catalogue.
+#[tokio::test(start_paused = true)]
+async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
+    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    use steadfast::shed::{QueueConfig, ShedConfig, ShedLayer};
+    use steadfast::timeout::{OnInvalidDeadline, TimeoutConfig};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let breaker = CircuitBreakerLayer::new(
+        BreakerConfig::new()
+            .sliding_window(SlidingWindow::count(4))
+            .minimum_calls(2)
+            .slow_call_duration(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let shed = ShedLayer::new(
+        ShedConfig::new()
+            .algorithm(steadfast::shed::LimitAlgorithm::Aimd(
+                steadfast::shed::Aimd {
+                    initial: 1,
+                    min: 1,
+                    max: 1,
+                    ..Default::default()
+                },
+            ))
+            .sample_window(Duration::from_millis(10), 1)
+            .queue(QueueConfig {
+                max_len: 1,
+                ..QueueConfig::default()
+            }),
+    )
+    .unwrap();
+    let timeout = TimeoutLayer::from_config(
+        TimeoutConfig::new(Duration::from_millis(100))
+            .on_invalid_deadline(OnInvalidDeadline::Reject),
+    );
+    // Outermost first: observe, breaker, shed, timeout.
+    let app = Router::new()
+        .route(
+            "/broken",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .route("/slow", get(slow))
+        .route(
+            "/busy",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                "done"
+            }),
+        )
+        .route_layer(timeout)
+        .route_layer(shed)
+        .route_layer(breaker)
+        .route_layer(ObserveLayer::new());
+
+    let request = |path: &str, headers: &[(&str, &str)]| {
+        let mut builder = Request::get(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::empty()).unwrap()
+    };
+    let status = |request: Request<Body>| {
+        let app = app.clone();
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+
+    // The breaker opens on /broken after two failures.
+    assert_eq!(status(request("/broken", &[])).await, 500);
+    assert_eq!(status(request("/broken", &[])).await, 500);
+    assert_eq!(status(request("/broken", &[])).await, 503);
+    // Timeouts, spent and unreadable deadlines.
+    assert_eq!(status(request("/slow", &[])).await, 504);
+    assert_eq!(
+        status(request("/busy", &[("grpc-timeout", "0n")])).await,
+        504
+    );
+    assert_eq!(
+        status(request("/busy", &[("grpc-timeout", "soon")])).await,
+        400
+    );
+    // /busy allows one request at a time and queues one: the third is shed.
+    let calls: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(status(request("/busy", &[]))))
+        .collect();
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap().as_u16());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 503]);
+    tokio::time::advance(Duration::from_millis(20)).await;
+    assert_eq!(status(request("/busy", &[])).await, 200);
+
+    let all = series(&snapshotter);
+    let errors: std::collections::BTreeSet<(String, String)> =
+        durations(&all, "http.server.request.duration")
+            .into_iter()
+            .filter_map(|(labels, _)| {
+                let route = labels.iter().find(|(k, _)| k == "http.route")?.1.clone();
+                let error = labels.iter().find(|(k, _)| k == "error.type")?.1.clone();
+                Some((route, error))
+            })
+            .collect();
+    let expected: std::collections::BTreeSet<(String, String)> = [
+        ("/broken", "500"),
+        ("/broken", "circuit_open"),
+        ("/slow", "timeout"),
+        ("/busy", "deadline_expired"),
+        ("/busy", "invalid_deadline"),
+        ("/busy", "overloaded"),
+    ]
+    .into_iter()
+    .map(|(route, error)| (route.to_owned(), error.to_owned()))
+    .collect();
+    assert_eq!(errors, expected);
+
+    let catalogued: std::collections::BTreeSet<&str> = steadfast::core::telemetry::CATALOGUE
+        .iter()
+        .map(|metric| metric.name)
+        .collect();
+    let emitted: std::collections::BTreeSet<String> =
+        all.iter().map(|(name, ..)| name.clone()).collect();
+    for name in &emitted {
+        assert!(
+            catalogued.contains(name.as_str()),
+            "{name} is emitted but not in the catalogue"
+        );
+    }
+    // And the run exercised most of the catalogue (the gRPC histogram needs gRPC traffic).
+    let missed: Vec<_> = catalogued
+        .iter()
+        .filter(|name| !emitted.contains(**name))
+        .collect();
+    assert_eq!(
+        missed,
+        [&"rpc.server.call.duration"],
+        "not emitted by this run"
+    );
+}
