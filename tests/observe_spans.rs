@@ -2,30 +2,17 @@
 //! tracing caches callsite interest process-wide.
 #![cfg(feature = "axum")]
 
-use std::sync::{Arc, Mutex};
+mod common;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::routing::get;
+use common::Capture;
 use http::Request;
 use steadfast::observe::ObserveLayer;
 use tower::ServiceExt;
 use tracing_subscriber::fmt::format::FmtSpan;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn each_request_gets_a_server_span_named_method_and_route() {
@@ -53,7 +40,7 @@ async fn each_request_gets_a_server_span_named_method_and_route() {
             .unwrap();
     }
 
-    let output = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let output = capture.text();
     println!("{output}");
     let line = |route: &str| {
         output

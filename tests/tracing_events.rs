@@ -4,7 +4,9 @@
 //! on another thread hitting the same callsite with no subscriber could hide the events from this
 //! thread's subscriber.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use common::Capture;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,19 +38,6 @@ fn request(headers: &[(&str, &str)]) -> Request<Empty<Bytes>> {
 }
 
 /// Collects what a `tracing` fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn rejections_emit_tracing_events() {
@@ -66,7 +55,7 @@ async fn rejections_emit_tracing_events() {
     let expired = request(&[("content-type", "application/grpc"), ("grpc-timeout", "0n")]);
     service.oneshot(expired).await.unwrap();
 
-    let output = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let output = capture.text();
     let timeout = output
         .lines()
         .find(|line| line.contains("reason=\"timeout\""))

@@ -2,9 +2,11 @@
 //! builds: Axum rebuilds a route's service per connection (and per request when a `Router` is
 //! called directly), so state kept in a service instance would be forgotten.
 
+use std::borrow::Borrow;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -77,6 +79,68 @@ impl Key {
     }
 }
 
+/// A map read without a lock (a snapshot behind an `ArcSwap`) and written by copying it under a
+/// lock: for maps read on every request and written once per new key.
+pub(crate) struct CowMap<K, V> {
+    map: ArcSwap<HashMap<K, V>>,
+    insert: Mutex<()>,
+}
+
+impl<K, V> Default for CowMap<K, V> {
+    fn default() -> Self {
+        Self {
+            map: ArcSwap::default(),
+            insert: Mutex::new(()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> CowMap<K, V> {
+    /// The value for `key`, if present.
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.load().get(key).cloned()
+    }
+
+    /// The value for `key`; if absent, `make` is asked for one, given the map's size, and may
+    /// decline (`None`, say at a bound). `owned` turns the key into the map's key type.
+    pub(crate) fn get_or_insert_with<Q>(
+        &self,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        make: impl FnOnce(usize) -> Option<V>,
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(value) = self.get(key) {
+            return Some(value);
+        }
+        let _insert = self
+            .insert
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.map.load_full();
+        if let Some(value) = current.get(key) {
+            return Some(value.clone());
+        }
+        let value = make(current.len())?;
+        let mut next = HashMap::clone(&current);
+        next.insert(owned(), value.clone());
+        self.map.store(Arc::new(next));
+        Some(value)
+    }
+
+    /// The map as it is now.
+    pub(crate) fn snapshot(&self) -> Arc<HashMap<K, V>> {
+        self.map.load_full()
+    }
+}
+
 /// Instances by key, made on first use by `make`. Reads are lock-free (a snapshot of the map
 /// behind an `ArcSwap`); a new key copies the map under a lock, once per key. Keys beyond the
 /// bound share one `overflow` instance, so request-controlled keys cannot grow memory or metric
@@ -84,8 +148,7 @@ impl Key {
 pub(crate) struct Keyed<T> {
     key: Key,
     max_keys: usize,
-    map: ArcSwap<HashMap<Arc<str>, T>>,
-    insert: Mutex<()>,
+    map: CowMap<Arc<str>, T>,
     overflow: OnceLock<T>,
     make: Box<dyn Fn(&str) -> T + Send + Sync>,
 }
@@ -99,8 +162,7 @@ impl<T: Clone> Keyed<T> {
         Self {
             key,
             max_keys,
-            map: ArcSwap::default(),
-            insert: Mutex::new(()),
+            map: CowMap::default(),
             overflow: OnceLock::new(),
             make: Box::new(make),
         }
@@ -124,37 +186,25 @@ impl<T: Clone> Keyed<T> {
         value
     }
 
-    /// The instance for `key`, made on first use.
+    /// The instance for `key`, made on first use; beyond the bound, the overflow instance.
     pub(crate) fn get(&self, key: &str) -> T {
-        if let Some(value) = self.map.load().get(key) {
-            return value.clone();
-        }
-        let _insert = self
-            .insert
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let current = self.map.load_full();
-        if let Some(value) = current.get(key) {
-            return value.clone();
-        }
-        if current.len() >= self.max_keys {
-            return self
-                .overflow
+        let made = self.map.get_or_insert_with(
+            key,
+            || Arc::from(key),
+            |len| (len < self.max_keys).then(|| (self.make)(key)),
+        );
+        made.unwrap_or_else(|| {
+            self.overflow
                 .get_or_init(|| (self.make)(OVERFLOW_KEY))
-                .clone();
-        }
-        let value = (self.make)(key);
-        let mut next = HashMap::clone(&current);
-        next.insert(Arc::from(key), value.clone());
-        self.map.store(Arc::new(next));
-        value
+                .clone()
+        })
     }
 
     /// Every instance made so far, by key (the overflow instance under `"overflow"`), sorted.
     pub(crate) fn all(&self) -> Vec<(String, T)> {
         let mut all: Vec<_> = self
             .map
-            .load()
+            .snapshot()
             .iter()
             .map(|(key, value)| (key.to_string(), value.clone()))
             .collect();

@@ -5,10 +5,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, Response};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use metrics::{Histogram, SharedString};
 use pin_project_lite::pin_project;
 use tracing::Span;
@@ -16,6 +14,7 @@ use tracing::Span;
 use super::labels;
 use crate::core::clock::{self, Instant};
 use crate::core::grpc::Code;
+use crate::core::keyed::CowMap;
 use crate::core::telemetry;
 use crate::core::{DefaultClassifier, OnEndOfStream, Rejection, TrackedBody};
 
@@ -24,36 +23,21 @@ use crate::core::{DefaultClassifier, OnEndOfStream, Rejection, TrackedBody};
 /// their label set each time: errors are the exception.)
 pub(crate) struct RouteMetrics {
     pub(crate) label: SharedString,
-    histograms: ArcSwap<HashMap<u32, Histogram>>,
-    insert: Mutex<()>,
+    histograms: CowMap<u32, Histogram>,
 }
 
 impl RouteMetrics {
     pub(crate) fn new(label: SharedString) -> Self {
         Self {
             label,
-            histograms: ArcSwap::default(),
-            insert: Mutex::new(()),
+            histograms: CowMap::default(),
         }
     }
 
     fn histogram(&self, key: u32, register: impl FnOnce() -> Histogram) -> Histogram {
-        if let Some(histogram) = self.histograms.load().get(&key) {
-            return histogram.clone();
-        }
-        let _insert = self
-            .insert
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let current = self.histograms.load_full();
-        if let Some(histogram) = current.get(&key) {
-            return histogram.clone();
-        }
-        let histogram = register();
-        let mut next = HashMap::clone(&current);
-        next.insert(key, histogram.clone());
-        self.histograms.store(Arc::new(next));
-        histogram
+        self.histograms
+            .get_or_insert_with(&key, || key, |_| Some(register()))
+            .expect("an unbounded map always inserts")
     }
 }
 
