@@ -1,0 +1,63 @@
+//! Hot paths for the CI instruction-count guard (`.ci/instructions`), without a timing harness:
+//! `instructions <path> <calls>` runs `calls` requests through one hot path and exits. Run
+//! under `valgrind --tool=callgrind`, the difference between two call counts is the exact
+//! number of instructions per call: repeatable whatever else the machine is doing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{bare, current_thread};
+use steadfast::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
+use steadfast::observe::ObserveLayer;
+use steadfast::shed::{ShedConfig, ShedLayer};
+use steadfast::timeout::TimeoutLayer;
+use tower::{Layer, ServiceBuilder};
+
+/// The hot paths, by name.
+const PATHS: [&str; 6] = ["bare", "timeout", "breaker", "shed", "observe", "stack"];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(path), Some(Ok(calls))) =
+        (args.first(), args.get(1).map(|calls| calls.parse::<u64>()))
+    else {
+        // `cargo bench` runs every bench with its own flags: nothing to do here.
+        eprintln!("usage: instructions <{}> <calls>", PATHS.join("|"));
+        return;
+    };
+    let runtime = current_thread();
+    macro_rules! run {
+        ($service:expr) => {{
+            common::one_thread(&runtime, $service, calls);
+        }};
+    }
+    match path.as_str() {
+        "bare" => run!(bare()),
+        "timeout" => run!(TimeoutLayer::new(Duration::from_secs(30)).layer(bare())),
+        "breaker" => {
+            let breaker = BreakerHandle::new(BreakerConfig::new().name("guard")).unwrap();
+            run!(CircuitBreakerLayer::shared(breaker).layer(bare()))
+        }
+        "shed" => run!(
+            ShedLayer::shared(ShedConfig::fixed(1000))
+                .unwrap()
+                .layer(bare())
+        ),
+        "observe" => run!(ObserveLayer::new().layer(bare())),
+        "stack" => {
+            let breaker = BreakerHandle::new(BreakerConfig::new().name("guard")).unwrap();
+            let stack = ServiceBuilder::new()
+                .layer(ObserveLayer::new())
+                .layer(CircuitBreakerLayer::shared(breaker))
+                .layer(ShedLayer::shared(ShedConfig::fixed(1000)).unwrap())
+                .layer(TimeoutLayer::new(Duration::from_secs(30)))
+                .service(bare());
+            run!(stack)
+        }
+        other => {
+            eprintln!("unknown hot path {other}; one of {}", PATHS.join(", "));
+            std::process::exit(2);
+        }
+    }
+}
