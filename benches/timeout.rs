@@ -4,48 +4,16 @@
 //! ready at once, on a current-thread tokio runtime (the setting of the peer figures in
 //! `shared/ANCHORS.md`). Run: `cargo bench --bench timeout`.
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+mod common;
 
-use bytes::Bytes;
+use std::time::Duration;
+
+use common::{bare, current_thread, one_thread_with};
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::{Request, Response};
-use http_body_util::Empty;
-use tower::{Layer, Service, ServiceExt};
+use http::Request;
+use tower::Layer;
 
 const BUDGET: Duration = Duration::from_secs(30);
-
-type Answer = Ready<Result<Response<Empty<Bytes>>, Infallible>>;
-
-/// A service whose response is ready at once: the cost measured is the layer's alone.
-fn bare()
--> impl Service<Request<()>, Response = Response<Empty<Bytes>>, Error = Infallible, Future = Answer>
-{
-    tower::service_fn(|_: Request<()>| ready(Ok(Response::new(Empty::new()))))
-}
-
-/// Times `iterations` calls of one service instance.
-fn run<S>(
-    runtime: &tokio::runtime::Runtime,
-    mut service: S,
-    request: fn() -> Request<()>,
-    iterations: u64,
-) -> Duration
-where
-    S: Service<Request<()>>,
-    S::Error: std::fmt::Debug,
-{
-    runtime.block_on(async {
-        let start = Instant::now();
-        for _ in 0..iterations {
-            let ready = service.ready().await.unwrap();
-            black_box(ready.call(black_box(request())).await.unwrap());
-        }
-        start.elapsed()
-    })
-}
 
 /// A request with no extensions, as in the peers' figures in `shared/ANCHORS.md`.
 fn plain_request() -> Request<()> {
@@ -63,31 +31,28 @@ fn axum_like_request() -> Request<()> {
 }
 
 fn compare(c: &mut Criterion, group_name: &str, request: fn() -> Request<()>) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread();
     let mut group = c.benchmark_group(group_name);
     group.bench_function("bare", |b| {
-        b.iter_custom(|n| run(&runtime, bare(), request, n))
+        b.iter_custom(|n| one_thread_with(&runtime, bare(), request, n))
     });
     group.bench_function("steadfast", |b| {
         let layer = steadfast::timeout::TimeoutLayer::new(BUDGET);
-        b.iter_custom(|n| run(&runtime, layer.layer(bare()), request, n))
+        b.iter_custom(|n| one_thread_with(&runtime, layer.layer(bare()), request, n))
     });
     group.bench_function("steadfast-unpublished", |b| {
         let config = steadfast::timeout::TimeoutConfig::new(BUDGET).publish_deadline(false);
         let layer = steadfast::timeout::TimeoutLayer::from_config(config);
-        b.iter_custom(|n| run(&runtime, layer.layer(bare()), request, n))
+        b.iter_custom(|n| one_thread_with(&runtime, layer.layer(bare()), request, n))
     });
     group.bench_function("tower", |b| {
         let layer = tower::timeout::TimeoutLayer::new(BUDGET);
-        b.iter_custom(|n| run(&runtime, layer.layer(bare()), request, n))
+        b.iter_custom(|n| one_thread_with(&runtime, layer.layer(bare()), request, n))
     });
     group.bench_function("tower-http", |b| {
         #[allow(deprecated)]
         let layer = tower_http::timeout::TimeoutLayer::new(BUDGET);
-        b.iter_custom(|n| run(&runtime, layer.layer(bare()), request, n))
+        b.iter_custom(|n| one_thread_with(&runtime, layer.layer(bare()), request, n))
     });
     group.finish();
 }

@@ -4,6 +4,9 @@
 //! ready at once, so what is measured is the layer's own cost (the setting of the peer figures
 //! in `shared/ANCHORS.md`).
 
+// Each bench compiles this module on its own and uses only some of it.
+#![allow(dead_code)]
+
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::hint::black_box;
@@ -24,7 +27,6 @@ pub fn bare()
 }
 
 /// [`bare`] for any request type.
-#[allow(dead_code)] // not every bench needs another request type
 pub fn bare_any<R>()
 -> impl Service<R, Response = Response<Empty<Bytes>>, Error = Infallible, Future = Answer> + Clone {
     tower::service_fn(|_: R| ready(Ok(Response::new(Empty::new()))))
@@ -50,7 +52,6 @@ where
 }
 
 /// `iterations` calls on one thread, with requests made by `request`.
-#[allow(dead_code)] // not every bench needs another request type
 pub fn one_thread_with<S, R>(
     runtime: &tokio::runtime::Runtime,
     service: S,
@@ -77,7 +78,6 @@ pub fn current_thread() -> tokio::runtime::Runtime {
 }
 
 /// A runtime with two worker threads, for [`two_threads`].
-#[allow(dead_code)] // not every bench runs on two threads
 pub fn two_workers() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -101,7 +101,6 @@ where
 
 /// Two worker threads, each making `iterations` calls through clones of one service: the wall
 /// time per call each worker sees while the other hammers the same state.
-#[allow(dead_code)] // not every bench runs on two threads
 pub fn two_threads<S>(runtime: &tokio::runtime::Runtime, service: S, iterations: u64) -> Duration
 where
     S: Service<Request<()>> + Clone + Send + 'static,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::state::{MAX_PERMITS, Settings};
 pub use crate::core::ConfigError;
+use crate::core::clock::nanos;
 
 /// How a breaker remembers calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,10 +270,6 @@ impl BreakerConfig {
             half_open_max_wait_nanos: self.half_open_max_wait.map(nanos),
         }
     }
-}
-
-pub(crate) fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(all(test, not(loom)))]

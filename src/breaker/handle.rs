@@ -7,9 +7,10 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, SharedString};
 use tokio::sync::broadcast;
 
-use super::config::{BreakerConfig, ConfigError, SlidingWindow, nanos};
+use super::config::{BreakerConfig, ConfigError, SlidingWindow};
 use super::state::{Machine, Permit, Refusal, State, Transition, Verdict};
 use super::window::{CountWindow, TimeWindow, Window, WindowSnapshot};
+use crate::core::clock::nanos;
 use crate::core::clock::{self, Instant};
 use crate::core::telemetry;
 

@@ -22,3 +22,9 @@ pub(crate) fn saturating_add(instant: Instant, duration: std::time::Duration) ->
         .or_else(|| instant.checked_add(FAR_FUTURE))
         .unwrap_or(instant)
 }
+
+/// A duration in whole nanoseconds, saturating at `u64::MAX` (about 584 years).
+#[inline]
+pub(crate) fn nanos(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}

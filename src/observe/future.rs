@@ -147,22 +147,24 @@ impl Request {
         if let Some(error) = error {
             span.record("error.type", error);
         }
-        if DefaultClassifier::new()
-            .classify_grpc_code(code)
-            .is_failure()
-        {
+        if is_server_error(code) {
             span.record("otel.status_code", "ERROR");
         }
     }
 
-    /// A gRPC call ended with `code`: a server error if the default classification says so.
-    fn finish_grpc_code(&self, span: &Span, code: Code) {
-        let error = DefaultClassifier::new()
-            .classify_grpc_code(code)
-            .is_failure()
-            .then(|| code.as_str());
+    /// A gRPC call ended with `code`. Its `error.type` is steadfast's rejection reason if it
+    /// has one, else the code when the default classification calls it a server error.
+    fn finish_grpc_code(&self, span: &Span, code: Code, rejection: Option<&'static str>) {
+        let error = rejection.or_else(|| is_server_error(code).then(|| code.as_str()));
         self.finish_grpc(span, code, error);
     }
+}
+
+/// Whether a gRPC code is a server error (the OpenTelemetry RPC conventions' list).
+fn is_server_error(code: Code) -> bool {
+    DefaultClassifier::new()
+        .classify_grpc_code(code)
+        .is_failure()
 }
 
 /// `http.server.active_requests`, held while an HTTP request is served.
@@ -209,7 +211,7 @@ impl OnEndOfStream for EndOfCall {
         let code = trailers
             .and_then(Code::from_headers)
             .unwrap_or(Code::Unknown);
-        self.request.finish_grpc_code(&self.span, code);
+        self.request.finish_grpc_code(&self.span, code, None);
     }
 
     fn on_error(mut self) {
@@ -308,13 +310,7 @@ fn finish<B>(request: Request, span: &Span, response: &Response<B>) -> Option<En
     if request.grpc {
         match Code::from_headers(response.headers()) {
             Some(code) => {
-                let error = rejection.or_else(|| {
-                    DefaultClassifier::new()
-                        .classify_grpc_code(code)
-                        .is_failure()
-                        .then(|| code.as_str())
-                });
-                request.finish_grpc(span, code, error);
+                request.finish_grpc_code(span, code, rejection);
                 None
             }
             None => Some(EndOfCall {

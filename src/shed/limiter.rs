@@ -10,8 +10,9 @@ use tokio::sync::oneshot;
 use super::config::{LimitAlgorithm, ShedConfig};
 use super::limit::Adaptive;
 use super::priority::Criticality;
-use super::queue::{NoWait, Queue, nanos};
+use super::queue::{NoWait, Queue};
 use crate::core::Deadline;
+use crate::core::clock::nanos;
 use crate::core::clock::{self, Instant};
 use crate::core::sync::{AtomicU64, Ordering};
 use crate::core::telemetry;
@@ -228,7 +229,7 @@ impl LimiterHandle {
 
     pub(crate) fn from_valid(config: &ShedConfig, name: Option<SharedString>) -> Self {
         let adaptive = config.algorithm.is_adaptive().then(|| {
-            let window = u64::try_from(config.window.as_nanos()).unwrap_or(u64::MAX);
+            let window = nanos(config.window);
             Adaptive::new(config.algorithm, window, config.min_samples)
         });
         let handle = Self {

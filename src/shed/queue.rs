@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use super::limiter::Slot;
 use super::priority::Criticality;
+use crate::core::clock::nanos;
 use crate::core::sync::{AtomicU64, Ordering};
 
 /// The settings of the wait queue. Defaults from Facebook's "Fail at Scale" (CoDel 5 ms /
@@ -148,8 +149,4 @@ impl Queue {
         }
         None
     }
-}
-
-pub(crate) fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
