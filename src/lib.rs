@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod breaker;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod core;
 pub mod observe;
 pub mod shed;

@@ -25,6 +25,11 @@ pin_project! {
     enum Kind<B> {
         Inner { #[pin] body: B },
         Full { data: Option<Bytes> },
+        Replay {
+            prefix: Option<Bytes>,
+            trailers: Option<http::HeaderMap>,
+            rest: Option<Pin<Box<B>>>,
+        },
     }
 }
 
@@ -41,6 +46,22 @@ impl<B> ResponseBody<B> {
         let data = (!data.is_empty()).then_some(data);
         Self {
             kind: Kind::Full { data },
+        }
+    }
+
+    /// A body a layer has read (part of) to inspect it, handed on unchanged: the bytes read,
+    /// then what is left of the inner body if the layer stopped early, else the trailers read.
+    pub fn replay(
+        prefix: Bytes,
+        trailers: Option<http::HeaderMap>,
+        rest: Option<Pin<Box<B>>>,
+    ) -> Self {
+        Self {
+            kind: Kind::Replay {
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                trailers,
+                rest,
+            },
         }
     }
 
@@ -69,6 +90,19 @@ where
             KindProj::Full { data } => {
                 Poll::Ready(data.take().map(|data| Ok(Frame::data(data.into()))))
             }
+            KindProj::Replay {
+                prefix,
+                trailers,
+                rest,
+            } => {
+                if let Some(data) = prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(data.into()))));
+                }
+                match rest {
+                    Some(rest) => rest.as_mut().poll_frame(cx),
+                    None => Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t)))),
+                }
+            }
         }
     }
 
@@ -76,6 +110,16 @@ where
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
             Kind::Full { data } => data.is_none(),
+            Kind::Replay {
+                prefix,
+                trailers,
+                rest,
+            } => {
+                prefix.is_none()
+                    && rest
+                        .as_ref()
+                        .map_or(trailers.is_none(), |rest| rest.is_end_stream())
+            }
         }
     }
 
@@ -84,6 +128,18 @@ where
             Kind::Inner { body } => body.size_hint(),
             Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
+            }
+            Kind::Replay { prefix, rest, .. } => {
+                let read = prefix.as_ref().map_or(0, |data| data.len() as u64);
+                let rest = rest
+                    .as_ref()
+                    .map_or(SizeHint::with_exact(0), Body::size_hint);
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower().saturating_add(read));
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(read));
+                }
+                hint
             }
         }
     }
@@ -109,6 +165,23 @@ mod tests {
         let empty = ResponseBody::<Full<Bytes>>::empty();
         assert!(empty.is_end_stream());
         assert_eq!(empty.size_hint().exact(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn replay_gives_back_what_was_read_then_the_rest() {
+        let rest = Full::new(Bytes::from_static(b" world"));
+        let body = ResponseBody::replay(Bytes::from_static(b"hello"), None, Some(Box::pin(rest)));
+        assert_eq!(body.size_hint().exact(), Some(11));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello world");
+
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let body =
+            ResponseBody::<Full<Bytes>>::replay(Bytes::from_static(b"all"), Some(trailers), None);
+        assert!(!body.is_end_stream());
+        let collected = body.collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+        assert_eq!(collected.to_bytes(), "all");
     }
 }
 

@@ -35,5 +35,5 @@ pub use config_error::ConfigError;
 pub use deadline::Deadline;
 #[cfg(feature = "axum")]
 pub use deadline::MissingDeadline;
-pub use rejection::{Origin, Rejection, RejectionKind};
+pub use rejection::{Origin, Rejection, RejectionKind, Violation};
 pub use reply::{Error, Protocol, ProtocolResponses, Reply, TypedErrors};

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -199,6 +200,57 @@ pub struct Rejection {
     grpc_code: Code,
     detail: Cow<'static, str>,
     retry_after: Option<Duration>,
+    violations: Option<Arc<Violations>>,
+}
+
+/// One way a request or a response broke its contract: where, which rule, and a short message.
+///
+/// The pointer is an RFC 6901 JSON pointer into a virtual document of the message:
+/// `/body/items/0/name` for a place in a JSON body, `/query/limit`, `/path/id` and
+/// `/header/x-tenant` for parameters, `/status` and `/content-type` for the response head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pointer: String,
+    keyword: Cow<'static, str>,
+    message: String,
+}
+
+impl Violation {
+    /// A violation at `pointer` of the rule `keyword` (a JSON Schema keyword such as `type`, or
+    /// one of steadfast's own: `contentType`, `maxBodySize`, `syntax`, `status`, ...).
+    pub fn new(
+        pointer: impl Into<String>,
+        keyword: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            pointer: pointer.into(),
+            keyword: keyword.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Where the violation is (a JSON pointer).
+    pub fn pointer(&self) -> &str {
+        &self.pointer
+    }
+
+    /// The rule that failed.
+    pub fn keyword(&self) -> &str {
+        &self.keyword
+    }
+
+    /// What is wrong, in a few words; never the whole schema, never a large piece of the input.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// The violations a rejection reports, and how many more were found but not listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Violations {
+    listed: Vec<Violation>,
+    omitted: usize,
 }
 
 impl Rejection {
@@ -211,7 +263,15 @@ impl Rejection {
             grpc_code: kind.default_grpc_code(),
             detail: Cow::Borrowed(kind.title()),
             retry_after: None,
+            violations: None,
         }
+    }
+
+    /// List what broke the contract in the problem body (`violations`, with `violations_omitted`
+    /// when more were found than listed) and in the gRPC message.
+    pub fn with_violations(mut self, listed: Vec<Violation>, omitted: usize) -> Self {
+        self.violations = Some(Arc::new(Violations { listed, omitted }));
+        self
     }
 
     /// Answer HTTP callers with this status instead of the kind's default.
@@ -269,22 +329,30 @@ impl Rejection {
         self.retry_after
     }
 
+    /// The violations listed with this rejection (empty unless it is a contract rejection).
+    pub fn violations(&self) -> &[Violation] {
+        self.violations
+            .as_deref()
+            .map_or(&[], |violations| violations.listed.as_slice())
+    }
+
+    /// How many violations were found beyond those listed.
+    pub fn violations_omitted(&self) -> usize {
+        self.violations
+            .as_deref()
+            .map_or(0, |violations| violations.omitted)
+    }
+
     /// Shorthand for `self.kind().counts_as_failure()`.
     pub fn counts_as_failure(&self) -> bool {
         self.kind.counts_as_failure()
     }
 
     /// The HTTP form: the status, `content-type: application/problem+json`, `Retry-After` when
-    /// set, and a problem body with `type`, `title`, `status` and `detail`.
+    /// set, and a problem body with `type`, `title`, `status` and `detail` (and `violations`
+    /// for a contract rejection).
     pub fn to_http_response<B>(&self) -> Response<ResponseBody<B>> {
-        let problem = ProblemDetails {
-            problem_type: self.kind.problem_type(),
-            title: self.kind.title(),
-            status: self.status.as_u16(),
-            detail: &self.detail,
-        };
-        let body = serde_json::to_vec(&problem).expect("a problem body always serializes");
-        let mut response = Response::new(ResponseBody::full(Bytes::from(body)));
+        let mut response = Response::new(ResponseBody::full(self.problem_json()));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(
@@ -298,14 +366,28 @@ impl Rejection {
         response
     }
 
+    /// The RFC 9457 problem document of [`Rejection::to_http_response`], serialized.
+    pub fn problem_json(&self) -> Bytes {
+        let problem = ProblemDetails {
+            problem_type: self.kind.problem_type(),
+            title: self.kind.title(),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            violations: self.violations.as_deref().map(|v| v.listed.as_slice()),
+            violations_omitted: self.violations_omitted(),
+        };
+        Bytes::from(serde_json::to_vec(&problem).expect("a problem body always serializes"))
+    }
+
     /// The gRPC form: a trailers-only response (HTTP 200, no body) whose headers carry
-    /// `grpc-status` and the percent-encoded `grpc-message`.
+    /// `grpc-status` and the percent-encoded `grpc-message` (the detail, then the first
+    /// violations if any).
     pub fn to_grpc_response<B>(&self) -> Response<ResponseBody<B>> {
         let mut response = Response::new(ResponseBody::empty());
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(grpc::GRPC_STATUS, self.grpc_code.to_header_value());
-        let message = utf8_percent_encode(&self.detail, GRPC_MESSAGE_ESCAPED).to_string();
+        let message = utf8_percent_encode(&self.grpc_message(), GRPC_MESSAGE_ESCAPED).to_string();
         if let Ok(message) = HeaderValue::from_str(&message) {
             headers.insert(grpc::GRPC_MESSAGE, message);
         }
@@ -314,6 +396,29 @@ impl Rejection {
         }
         response.extensions_mut().insert(self.clone());
         response
+    }
+}
+
+impl Rejection {
+    /// The detail, followed by up to three violations: gRPC has no structured place for them
+    /// without a protobuf dependency (`google.rpc.BadRequest`).
+    fn grpc_message(&self) -> Cow<'_, str> {
+        let violations = self.violations();
+        if violations.is_empty() {
+            return Cow::Borrowed(&self.detail);
+        }
+        let mut message = self.detail.to_string();
+        for violation in violations.iter().take(3) {
+            message.push_str("; ");
+            message.push_str(&violation.pointer);
+            message.push_str(": ");
+            message.push_str(&violation.message);
+        }
+        let more = violations.len().saturating_sub(3) + self.violations_omitted();
+        if more > 0 {
+            message.push_str(&format!("; and {more} more"));
+        }
+        Cow::Owned(message)
     }
 }
 
@@ -331,6 +436,14 @@ struct ProblemDetails<'a> {
     title: &'a str,
     status: u16,
     detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    violations: Option<&'a [Violation]>,
+    #[serde(skip_serializing_if = "is_zero")]
+    violations_omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl fmt::Display for Rejection {

@@ -179,6 +179,15 @@ pub const SHED_QUEUE_WAIT: Metric = Metric {
     description: "How long requests waited for a slot, whether they got one or not.",
 };
 
+/// Contract violations found by the contract layer.
+pub const CONTRACT_VIOLATIONS: Metric = Metric {
+    name: "steadfast.contract.violations",
+    kind: MetricKind::Counter,
+    unit: "{violation}",
+    labels: &["route", "direction", "keyword"],
+    description: "Contract violations, by route, direction (`request` or `response`) and failed keyword (`type`, `required`, `contentType`, `maxBodySize`, ...; `unlisted` for those past `max_violations`).",
+};
+
 /// Every metric steadfast emits.
 pub const CATALOGUE: &[Metric] = &[
     HTTP_SERVER_REQUEST_DURATION,
@@ -196,6 +205,7 @@ pub const CATALOGUE: &[Metric] = &[
     SHED_REJECTED,
     SHED_QUEUE_LENGTH,
     SHED_QUEUE_WAIT,
+    CONTRACT_VIOLATIONS,
 ];
 
 /// Records a rejection: one `tracing` event and one count of [`REJECTIONS`].
@@ -242,4 +252,29 @@ pub(crate) fn record_invalid_deadline(
         "route" => route.to_owned(),
     )
     .increment(1);
+}
+
+/// Counts the violations of one request or response, by keyword.
+#[cfg(feature = "contract")]
+pub(crate) fn record_contract_violations(
+    route: &str,
+    direction: &'static str,
+    listed: &[super::Violation],
+    omitted: usize,
+) {
+    let count = |keyword: &str, n: u64| {
+        metrics::counter!(
+            CONTRACT_VIOLATIONS.name,
+            "route" => route.to_owned(),
+            "direction" => direction,
+            "keyword" => keyword.to_owned(),
+        )
+        .increment(n);
+    };
+    for violation in listed {
+        count(violation.keyword(), 1);
+    }
+    if omitted > 0 {
+        count("unlisted", omitted as u64);
+    }
 }

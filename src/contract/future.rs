@@ -1,0 +1,531 @@
+//! The response future: read the request body if it must be checked, call the inner service,
+//! read the response body if it must be checked.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower::Service;
+
+use super::Direction;
+use super::body::ContractBody;
+use super::config::Mode;
+use super::grpc::{FirstFrame, FrameChecker, MessageCheck, first_frame};
+use super::json;
+use super::service::{Next, OperationRef, Shared};
+use super::violation::Collector;
+use crate::core::grpc::Code;
+use crate::core::{Origin, Rejection, RejectionKind, ResponseBody, telemetry};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What to do with a request body once it is read.
+pub(crate) enum ReadPlan {
+    /// Parse it as JSON and validate it against the operation's media type `media`.
+    Json {
+        operation: OperationRef,
+        media: usize,
+        enforce: bool,
+    },
+    /// Read the first gRPC message, check its size and run the method's hook on it.
+    GrpcFirstMessage {
+        path: String,
+        check: Option<Arc<MessageCheck>>,
+        max: usize,
+    },
+}
+
+/// A response to check once the inner service answers.
+pub(crate) struct ResponseCheck {
+    pub(crate) operation: OperationRef,
+    pub(crate) mode: Mode,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Bytes read from a body, kept as one chunk without copying while there is only one.
+#[derive(Default)]
+pub(crate) struct Reader {
+    first: Option<Bytes>,
+    joined: BytesMut,
+    size: usize,
+    trailers: Option<HeaderMap>,
+    ended: bool,
+}
+
+enum Read {
+    /// The body ended (or the plan has what it needs).
+    Done,
+    /// The next chunk would pass the limit; it is kept only if `keep_overflow`.
+    Overflow,
+}
+
+impl Reader {
+    fn push(&mut self, data: Bytes) {
+        self.size += data.len();
+        if self.first.is_none() && self.joined.is_empty() {
+            self.first = Some(data);
+            return;
+        }
+        if let Some(first) = self.first.take() {
+            self.joined.extend_from_slice(&first);
+        }
+        self.joined.extend_from_slice(&data);
+    }
+
+    fn contiguous(&self) -> &[u8] {
+        match &self.first {
+            Some(first) => first,
+            None => &self.joined,
+        }
+    }
+
+    fn take(&mut self) -> Bytes {
+        match self.first.take() {
+            Some(first) => first,
+            None => self.joined.split().freeze(),
+        }
+    }
+
+    /// Reads until the body ends, `enough` says so, or the limit would be passed.
+    fn poll_read<B>(
+        &mut self,
+        mut body: Pin<&mut B>,
+        cx: &mut Context<'_>,
+        limit: usize,
+        keep_overflow: bool,
+        enough: impl Fn(&[u8]) -> bool,
+    ) -> Poll<Result<Read, B::Error>>
+    where
+        B: Body + ?Sized,
+    {
+        loop {
+            if enough(self.contiguous()) {
+                return Poll::Ready(Ok(Read::Done));
+            }
+            match ready!(body.as_mut().poll_frame(cx)) {
+                None => {
+                    self.ended = true;
+                    return Poll::Ready(Ok(Read::Done));
+                }
+                Some(Err(error)) => return Poll::Ready(Err(error)),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(mut data) => {
+                        let data = data.copy_to_bytes(data.remaining());
+                        if self.size.saturating_add(data.len()) > limit {
+                            if keep_overflow {
+                                self.push(data);
+                            }
+                            return Poll::Ready(Ok(Read::Overflow));
+                        }
+                        self.push(data);
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            self.trailers = Some(trailers);
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`ContractService`](super::ContractService).
+    pub struct ResponseFuture<S, B, RB>
+    where
+        S: Service<Request<ContractBody<B>>>,
+    {
+        #[pin]
+        state: State<S, S::Future, B, RB>,
+        response_check: Option<ResponseCheck>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, F, B, RB> {
+        Rejected { response: Option<Response<ResponseBody<RB>>> },
+        ReadRequest {
+            service: Option<S>,
+            parts: Option<http::request::Parts>,
+            body: Option<Pin<Box<B>>>,
+            reader: Reader,
+            limit: usize,
+            shared: Arc<Shared>,
+            plan: ReadPlan,
+        },
+        Called { #[pin] future: F },
+        ReadResponse {
+            parts: Option<http::response::Parts>,
+            body: Option<Pin<Box<RB>>>,
+            reader: Reader,
+            media: usize,
+            violations: Option<Collector>,
+        },
+        Done,
+    }
+}
+
+impl<S, B, RB> fmt::Debug for ResponseFuture<S, B, RB>
+where
+    S: Service<Request<ContractBody<B>>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, B, RB> ResponseFuture<S, B, RB>
+where
+    S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
+{
+    pub(crate) fn rejected(response: Response<ResponseBody<RB>>) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+            response_check: None,
+        }
+    }
+
+    pub(crate) fn call(
+        mut service: S,
+        request: Request<ContractBody<B>>,
+        response_check: Option<ResponseCheck>,
+    ) -> Self {
+        Self {
+            state: State::Called {
+                future: service.call(request),
+            },
+            response_check,
+        }
+    }
+
+    pub(crate) fn read_request(
+        service: S,
+        parts: http::request::Parts,
+        body: B,
+        shared: Arc<Shared>,
+        plan: ReadPlan,
+        limit: usize,
+        response_check: Option<ResponseCheck>,
+    ) -> Self {
+        Self {
+            state: State::ReadRequest {
+                service: Some(service),
+                parts: Some(parts),
+                body: Some(Box::pin(body)),
+                reader: Reader::default(),
+                limit,
+                shared,
+                plan,
+            },
+            response_check,
+        }
+    }
+}
+
+fn after_request_read<B, RB>(
+    shared: &Shared,
+    plan: &ReadPlan,
+    outcome: Result<Read, BoxError>,
+    parts: http::request::Parts,
+    body: Pin<Box<B>>,
+    reader: &mut Reader,
+) -> Next<B, RB>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    match plan {
+        ReadPlan::Json {
+            operation,
+            media,
+            enforce,
+        } => match outcome {
+            Err(_) => {
+                let mut violations = Collector::new(shared.config.max_violations);
+                violations.push("/body", "syntax", "the body could not be read to its end");
+                Next::Answer(shared.request_rejection(
+                    operation,
+                    StatusCode::BAD_REQUEST,
+                    "The request body could not be read.",
+                    violations,
+                ))
+            }
+            Ok(Read::Overflow) => {
+                let max = shared.config.max_body_bytes;
+                let mut violations = Collector::new(shared.config.max_violations);
+                violations.push(
+                    "/body",
+                    "maxBodySize",
+                    format!("the body is larger than the {max} bytes allowed"),
+                );
+                if *enforce {
+                    return Next::Answer(shared.request_rejection(
+                        operation,
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "The request body is too large.",
+                        violations,
+                    ));
+                }
+                shared.report(&operation.template, Direction::Request, &violations);
+                let prefix = reader.take();
+                Next::Call(Request::from_parts(
+                    parts,
+                    ContractBody::replay(prefix, body, None),
+                ))
+            }
+            Ok(Read::Done) => {
+                let data = reader.take();
+                let trailers = reader.trailers.take();
+                shared.finish_json_request(operation, *media, *enforce, parts, data, trailers)
+            }
+        },
+        ReadPlan::GrpcFirstMessage { path, check, max } => {
+            let checked = |at: &str, code: Code, keyword: &'static str, message: String| {
+                let mut violations = Collector::new(shared.config.max_violations);
+                violations.push(at, keyword, message);
+                Next::Answer(shared.grpc_rejection(path, code, violations))
+            };
+            match outcome {
+                // Let the inner service see the broken stream and answer it as it would.
+                Err(_) | Ok(Read::Done | Read::Overflow) => {
+                    match first_frame(reader.contiguous(), *max) {
+                        FirstFrame::TooLarge(too_large) => {
+                            return checked(
+                                "/message",
+                                Code::ResourceExhausted,
+                                "maxMessageSize",
+                                too_large.to_string(),
+                            );
+                        }
+                        FirstFrame::Complete {
+                            message,
+                            compressed: false,
+                        } => {
+                            if let Some(check) = check {
+                                if let Err(reason) = check(message) {
+                                    return checked(
+                                        "/message",
+                                        Code::InvalidArgument,
+                                        "message",
+                                        reason,
+                                    );
+                                }
+                            }
+                        }
+                        FirstFrame::Complete { .. } | FirstFrame::Incomplete => {}
+                    }
+                    let prefix = reader.take();
+                    let mut frames = FrameChecker::new(*max);
+                    // Already checked: only what follows the prefix needs following.
+                    let _ = frames.feed(&prefix);
+                    Next::Call(Request::from_parts(
+                        parts,
+                        ContractBody::replay(prefix, body, Some(frames)),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl<S, B, RB> Future for ResponseFuture<S, B, RB>
+where
+    S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
+    B: Body,
+    B::Error: Into<BoxError>,
+    RB: Body,
+    RB::Data: From<Bytes>,
+{
+    type Output = Result<Response<ResponseBody<RB>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Rejected { response } => {
+                    let response = response.take().expect("polled after completion");
+                    this.state.set(State::Done);
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::ReadRequest {
+                    service,
+                    parts,
+                    body,
+                    reader,
+                    limit,
+                    shared,
+                    plan,
+                } => {
+                    let read_body = body.as_mut().expect("the body is read once");
+                    let (keep_overflow, grpc_max) = match plan {
+                        ReadPlan::Json { enforce, .. } => (!*enforce, None),
+                        ReadPlan::GrpcFirstMessage { max, .. } => (true, Some(*max)),
+                    };
+                    let enough = |read: &[u8]| {
+                        grpc_max.is_some_and(|max| {
+                            !matches!(first_frame(read, max), FirstFrame::Incomplete)
+                        })
+                    };
+                    let outcome = ready!(reader.poll_read(
+                        read_body.as_mut(),
+                        cx,
+                        *limit,
+                        keep_overflow,
+                        enough
+                    ))
+                    .map_err(Into::into);
+                    let parts = parts.take().expect("the head is used once");
+                    let body = body.take().expect("the body is used once");
+                    let next = after_request_read(shared, plan, outcome, parts, body, reader);
+                    match next {
+                        Next::Call(request) => {
+                            let mut service = service.take().expect("the service is called once");
+                            let future = service.call(request);
+                            this.state.set(State::Called { future });
+                        }
+                        Next::Answer(response) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(response));
+                        }
+                    }
+                }
+                StateProj::Called { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    let Some(check) = this.response_check.as_ref() else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                    };
+                    let mut violations = Collector::new(check.shared.config.max_violations);
+                    let body_is_empty = response.body().is_end_stream()
+                        || response.body().size_hint().exact() == Some(0);
+                    let media = check.shared.check_response_head(
+                        &check.operation,
+                        response.status(),
+                        response.headers(),
+                        body_is_empty,
+                        &mut violations,
+                    );
+                    match media {
+                        Some(media) => {
+                            let (parts, body) = response.into_parts();
+                            this.state.set(State::ReadResponse {
+                                parts: Some(parts),
+                                body: Some(Box::pin(body)),
+                                reader: Reader::default(),
+                                media,
+                                violations: Some(violations),
+                            });
+                        }
+                        None => {
+                            let response = response.map(ResponseBody::new);
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(finish_response(check, violations, response)));
+                        }
+                    }
+                }
+                StateProj::ReadResponse {
+                    parts,
+                    body,
+                    reader,
+                    media,
+                    violations,
+                } => {
+                    let check = this
+                        .response_check
+                        .as_ref()
+                        .expect("only checked responses are read");
+                    let limit = check.shared.config.max_response_body_bytes;
+                    let read_body = body.as_mut().expect("the body is read once");
+                    let outcome =
+                        ready!(reader.poll_read(read_body.as_mut(), cx, limit, true, |_| false));
+                    let parts = parts.take().expect("the head is used once");
+                    let body = body.take().expect("the body is used once");
+                    let mut violations = violations.take().expect("violations are taken once");
+                    let response = match outcome {
+                        Ok(Read::Done) => {
+                            let data = reader.take();
+                            let media =
+                                check
+                                    .shared
+                                    .response_media(&check.operation, parts.status, *media);
+                            match json::parse(&data) {
+                                Err(error) => violations.push(
+                                    "/body",
+                                    "syntax",
+                                    format!("invalid JSON: {error}"),
+                                ),
+                                Ok(value) => {
+                                    if let Some(schema) = &media.schema {
+                                        violations
+                                            .schema_errors("/body", schema.iter_errors(&value));
+                                    }
+                                }
+                            }
+                            let trailers = reader.trailers.take();
+                            Response::from_parts(parts, ResponseBody::replay(data, trailers, None))
+                        }
+                        // Too large to check, or broken: the caller gets it as it is.
+                        Ok(Read::Overflow) | Err(_) => {
+                            tracing::debug!(
+                                target: "steadfast::contract",
+                                route = &*check.operation.template,
+                                "response body not checked: larger than max_response_body_bytes, or unreadable"
+                            );
+                            let prefix = reader.take();
+                            Response::from_parts(
+                                parts,
+                                ResponseBody::replay(prefix, None, Some(body)),
+                            )
+                        }
+                    };
+                    this.state.set(State::Done);
+                    return Poll::Ready(Ok(finish_response(check, violations, response)));
+                }
+                StateProj::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+/// The response as it is, or (enforce mode, violations found) a `500` problem; the original is
+/// logged either way when it broke the contract.
+fn finish_response<RB>(
+    check: &ResponseCheck,
+    violations: Collector,
+    response: Response<ResponseBody<RB>>,
+) -> Response<ResponseBody<RB>> {
+    if violations.is_empty() {
+        return response;
+    }
+    let shared = &check.shared;
+    let route = &*check.operation.template;
+    if check.mode != Mode::Enforce {
+        shared.report(route, Direction::Response, &violations);
+        return response;
+    }
+    shared.count(route, Direction::Response, &violations);
+    tracing::error!(
+        target: "steadfast::contract",
+        route,
+        status = response.status().as_u16(),
+        headers = ?response.headers(),
+        violations = ?violations.listed(),
+        omitted = violations.omitted(),
+        "response broke the contract; answered 500 instead"
+    );
+    // The violations describe the service's internals: logged, not sent to the caller.
+    let rejection = Rejection::new(RejectionKind::InvalidResponse, Origin::Contract)
+        .with_detail("The service produced a response that breaks its contract.");
+    telemetry::record_rejection(&rejection, route);
+    rejection.to_http_response()
+}

@@ -1,0 +1,131 @@
+//! Contract validation at the edge: requests and responses checked against an OpenAPI 3.0 or
+//! 3.1 document, or JSON Schemas attached in code (feature `contract`).
+//!
+//! The [`Contract`] is compiled once at start-up (a broken document is a [`SpecError`] naming
+//! the place); the [`ContractLayer`] then checks, per route template and method:
+//!
+//! - path, query, header and cookie parameters: required, type, enum, pattern, every schema
+//!   keyword (`400`);
+//! - the content type (`415`), the body size while streaming, never holding more than the
+//!   limit, with or without `Content-Length` (`413`), the JSON syntax (`400`, duplicate keys
+//!   included) and the body schema (`422`);
+//! - responses: a documented status, the content type, the body schema; in [`Mode::Report`]
+//!   (the default) violations are logged and counted and the response passes unchanged, in
+//!   [`Mode::Enforce`] the caller gets a `500` problem and the original is logged;
+//! - gRPC calls ([`GrpcMethod`]): required metadata, the message size read from the frames'
+//!   length prefixes (`RESOURCE_EXHAUSTED`), and a hook for the first message
+//!   (`INVALID_ARGUMENT`).
+//!
+//! Rejections are RFC 9457 problems listing the violations, each with a JSON pointer, the
+//! failed keyword and a short message that never quotes the schema or the input:
+//!
+//! ```
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use steadfast::contract::{Contract, ContractConfig, ContractLayer};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let contract = Contract::from_openapi(r##"
+//! openapi: 3.1.0
+//! info: { title: pets, version: "1" }
+//! paths:
+//!   /pets:
+//!     post:
+//!       requestBody:
+//!         required: true
+//!         content:
+//!           application/json:
+//!             schema: { $ref: "#/components/schemas/Pet" }
+//!       responses:
+//!         "201": { description: created }
+//! components:
+//!   schemas:
+//!     Pet:
+//!       type: object
+//!       required: [name]
+//!       properties:
+//!         name: { type: string, maxLength: 40 }
+//! "##)?;
+//! let layer = ContractLayer::new(contract, ContractConfig::default())?;
+//! let service = ServiceBuilder::new().layer(layer).service_fn(|_request| async {
+//!     Ok::<_, std::convert::Infallible>(Response::builder().status(201).body(Full::new(bytes::Bytes::new())).unwrap())
+//! });
+//!
+//! let request = Request::post("/pets")
+//!     .header("content-type", "application/json")
+//!     .body(Full::new(bytes::Bytes::from(r#"{"name": 7}"#)))?;
+//! let response = service.oneshot(request).await?;
+//! assert_eq!(response.status(), 422);
+//! assert_eq!(response.headers()["content-type"], "application/problem+json");
+//! let problem: serde_json::Value = serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
+//! assert_eq!(problem["violations"][0]["pointer"], "/body/name");
+//! assert_eq!(problem["violations"][0]["keyword"], "type");
+//! # Ok(()) }
+//! ```
+//!
+//! # Where it goes
+//!
+//! With Axum, add it with `Router::layer`: it reads the route template from `MatchedPath`
+//! (Axum's `{id}` templates are OpenAPI's). Elsewhere it matches the request path against the
+//! documented templates, literal segments first. A validated JSON body is handed on as the same
+//! bytes (no copy), and its parsed value is in the request extensions as [`ValidatedJson`].
+//!
+//! The layer needs `S: Clone`, because it may read the body before it calls the inner service.
+//! Rejections are always protocol responses (this layer is for HTTP and gRPC services).
+//!
+//! # Choices
+//!
+//! - OpenAPI 3.0 schemas are JSON Schema draft 4 with `nullable` rewritten as a `null` type;
+//!   3.1 schemas are JSON Schema 2020-12. `$ref`s point within the document; formats
+//!   (`date-time`, `email`, `uuid`, ...) are checked.
+//! - Path items, operations, parameters, request bodies and responses may be `$ref`s too.
+//! - `readOnly`/`writeOnly`, `discriminator`, `style: deepObject` and object-valued
+//!   parameters are not interpreted; their schemas apply as written.
+//! - `servers` base paths are not stripped: document the paths as the router sees them.
+//! - `HEAD` requests use the `GET` operation's contract.
+
+mod body;
+mod config;
+mod future;
+mod grpc;
+mod json;
+mod layer;
+mod params;
+mod path;
+mod service;
+mod spec;
+mod violation;
+
+use std::sync::Arc;
+
+pub use body::ContractBody;
+pub use config::{ContractConfig, Mode, RouteModes, Undocumented};
+pub use future::ResponseFuture;
+pub use grpc::{GrpcMethod, MessageTooLarge};
+pub use layer::ContractLayer;
+pub use service::ContractService;
+pub use spec::{Contract, ContractBuilder, RouteSchemas, SpecError};
+
+/// The parsed JSON body of a request that passed its contract, in the request extensions.
+///
+/// Handlers that want the value rather than the bytes can take it with Axum's
+/// `Extension<ValidatedJson>` instead of parsing the body again.
+#[derive(Clone, Debug)]
+pub struct ValidatedJson(pub Arc<serde_json::Value>);
+
+/// Which message broke the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Request,
+    Response,
+}
+
+impl Direction {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        }
+    }
+}
