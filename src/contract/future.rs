@@ -326,8 +326,15 @@ where
                     }
                     let prefix = reader.take();
                     let mut frames = FrameChecker::new(*max);
-                    // Already checked: only what follows the prefix needs following.
-                    let _ = frames.feed(&prefix);
+                    // The prefix may hold more frames than the first: check them all now.
+                    if let Err(too_large) = frames.feed(&prefix) {
+                        return checked(
+                            "/message",
+                            Code::ResourceExhausted,
+                            "maxMessageSize",
+                            too_large.to_string(),
+                        );
+                    }
                     Next::Call(Request::from_parts(
                         parts,
                         ContractBody::replay(prefix, body, Some(frames)),
@@ -401,7 +408,11 @@ where
                 }
                 StateProj::Called { future } => {
                     let response = ready!(future.poll(cx))?;
-                    let Some(check) = this.response_check.as_ref() else {
+                    // Another steadfast layer's rejection (an inner shedder, say) is not the
+                    // handler's answer: the contract does not judge it.
+                    let own_rejection = response.extensions().get::<Rejection>().is_some();
+                    let check = this.response_check.as_ref().filter(|_| !own_rejection);
+                    let Some(check) = check else {
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(response.map(ResponseBody::new)));
                     };

@@ -400,7 +400,15 @@ impl Shared {
         S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
     {
         if self.config.undocumented == Undocumented::Pass {
-            return ResponseFuture::call(service, request.map(ContractBody::untouched), None);
+            // Still bounded: the size limit protects the service, documented route or not.
+            let request = match self.config.requests {
+                Mode::Enforce => {
+                    let max = self.config.max_body_bytes;
+                    request.map(|body| ContractBody::limited(body, max))
+                }
+                Mode::Report | Mode::Off => request.map(ContractBody::untouched),
+            };
+            return ResponseFuture::call(service, request, None);
         }
         let detail = if status == StatusCode::NOT_FOUND {
             "The path is not part of the contract."

@@ -309,6 +309,8 @@ pub(crate) struct BodySpec {
 pub(crate) struct Media {
     range: String,
     pub(crate) json: bool,
+    /// Attached in code: any JSON media type is accepted.
+    any_json: bool,
     pub(crate) schema: Option<Validator>,
 }
 
@@ -319,6 +321,7 @@ impl Media {
         Self {
             range,
             json,
+            any_json: false,
             schema,
         }
     }
@@ -327,6 +330,7 @@ impl Media {
         Self {
             range: "application/json".into(),
             json: true,
+            any_json: true,
             schema,
         }
     }
@@ -336,8 +340,7 @@ impl Media {
         if range == "*/*" || range.eq_ignore_ascii_case(content_type) {
             return true;
         }
-        // Schemas attached in code accept every JSON type.
-        if self.json && range == "application/json" && is_json(content_type) {
+        if self.any_json && is_json(content_type) {
             return true;
         }
         match range.strip_suffix("/*") {
@@ -569,7 +572,13 @@ impl DocumentCompiler<'_> {
             .with_registry(&self.registry)
             .should_validate_formats(true)
             .build(&serde_json::json!({ "$ref": reference }))
-            .map_err(|error| SpecError::new(pointer, schema_error(&error)))
+            .map_err(|error| {
+                // The error's location is a pointer into the document: the broken schema
+                // itself, which may be a component the operation only refers to.
+                let at = error.instance_path().as_str();
+                let place = if at.is_empty() { pointer } else { at };
+                SpecError::new(place, super::violation::short(&error.to_string(), 300))
+            })
     }
 
     fn media(&self, content: Option<&Value>, pointer: &str) -> Result<Vec<Media>, SpecError> {
