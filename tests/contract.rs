@@ -27,7 +27,9 @@ type Handler = Arc<dyn Fn(&Request<()>, Bytes) -> Response<Full<Bytes>> + Send +
 
 /// What the handler saw: the requests that reached it, with their bodies.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(Request<()>, Bytes)>>>);
+struct Seen(Arc<Mutex<Vec<Sighting>>>);
+
+type Sighting = (Request<()>, Bytes);
 
 impl Seen {
     fn count(&self) -> usize {
@@ -188,7 +190,8 @@ async fn path_query_and_header_parameters_are_checked() {
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
 
-    let cases: [(&str, &[(&str, &str)], &[(&str, &str)]); 6] = [
+    type Pairs = &'static [(&'static str, &'static str)];
+    let cases: [(&str, Pairs, Pairs); 6] = [
         ("/pets", &[], &[("/query/limit", "required")]),
         ("/pets?limit=ten", &[], &[("/query/limit", "type")]),
         ("/pets?limit=0", &[], &[("/query/limit", "minimum")]),

@@ -145,13 +145,10 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
-fn request(
-    case: &Case,
-) -> Option<
-    Request<
-        StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>,
-    >,
-> {
+type ChunkedBody =
+    StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+fn request(case: &Case) -> Option<Request<ChunkedBody>> {
     let uri = if case.query.is_empty() {
         case.path.clone()
     } else {
