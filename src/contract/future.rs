@@ -476,7 +476,9 @@ where
                                     format!("invalid JSON: {error}"),
                                 ),
                                 Ok(value) => {
-                                    if let Some(schema) = &media.schema {
+                                    let invalid =
+                                        media.schema.as_ref().filter(|s| !s.is_valid(&value));
+                                    if let Some(schema) = invalid {
                                         violations
                                             .schema_errors("/body", schema.iter_errors(&value));
                                     }

@@ -210,7 +210,9 @@ impl Param {
             Shape::Scalar(scalar) => scalar.read(&raw[0]),
             Shape::Any => Scalar::Any.read(&raw[0]),
         };
-        violations.schema_errors(&self.pointer, validator.iter_errors(&value));
+        if !validator.is_valid(&value) {
+            violations.schema_errors(&self.pointer, validator.iter_errors(&value));
+        }
     }
 }
 

@@ -57,16 +57,31 @@ impl Template {
             .count()
     }
 
+    /// Whether `path` matches this template; allocates nothing.
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        self.walk(path, |_, _| {})
+    }
+
     /// The path parameters of `path` (percent-decoded), if it matches this template.
     pub(crate) fn captures<'t>(&'t self, path: &str) -> Option<Vec<(&'t str, String)>> {
-        let mut parts = path.split('/').skip(1);
         let mut captures = Vec::new();
+        self.walk(path, |name, value| {
+            let value = percent_decode_str(value).decode_utf8_lossy().into_owned();
+            captures.push((name, value));
+        })
+        .then_some(captures)
+    }
+
+    fn walk<'t>(&'t self, path: &str, mut capture: impl FnMut(&'t str, &str)) -> bool {
+        let mut parts = path.split('/').skip(1);
         for segment in &self.segments {
-            let part = parts.next()?;
+            let Some(part) = parts.next() else {
+                return false;
+            };
             match segment {
                 Segment::Literal(literal) => {
                     if literal != part {
-                        return None;
+                        return false;
                     }
                 }
                 Segment::Param {
@@ -75,17 +90,16 @@ impl Template {
                     suffix,
                 } => {
                     let value = part
-                        .strip_prefix(prefix.as_str())?
-                        .strip_suffix(suffix.as_str())?;
-                    if value.is_empty() {
-                        return None;
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|rest| rest.strip_suffix(suffix.as_str()));
+                    match value {
+                        Some(value) if !value.is_empty() => capture(name, value),
+                        _ => return false,
                     }
-                    let value = percent_decode_str(value).decode_utf8_lossy().into_owned();
-                    captures.push((name.as_str(), value));
                 }
             }
         }
-        parts.next().is_none().then_some(captures)
+        parts.next().is_none()
     }
 }
 
@@ -109,7 +123,7 @@ impl PathMatcher {
     pub(crate) fn find(&self, path: &str) -> Option<&str> {
         self.templates
             .iter()
-            .find(|template| template.captures(path).is_some())
+            .find(|template| template.matches(path))
             .map(Template::as_str)
     }
 }

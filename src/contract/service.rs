@@ -215,7 +215,15 @@ impl Shared {
         let enforce = runtime.requests == Mode::Enforce;
         let mut violations = Collector::new(self.config.max_violations);
 
-        let captures = item.template.captures(path).unwrap_or_default();
+        let has_path_params = operation
+            .params
+            .iter()
+            .any(|p| p.location == params::ParamIn::Path);
+        let captures = if has_path_params {
+            item.template.captures(path).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         params::check_all(
             &operation.params,
             &captures,
@@ -556,7 +564,7 @@ impl Shared {
                 )
             }
             Ok(value) => {
-                if let Some(schema) = &media.schema {
+                if let Some(schema) = media.schema.as_ref().filter(|s| !s.is_valid(&value)) {
                     violations.schema_errors("/body", schema.iter_errors(&value));
                 }
                 if violations.is_empty() {
