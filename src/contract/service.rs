@@ -233,12 +233,12 @@ impl Shared {
         );
         if !violations.is_empty() {
             if enforce {
-                return self.reject_request(
+                return ResponseFuture::rejected(self.request_rejection(
                     &at,
                     StatusCode::BAD_REQUEST,
                     "The request's parameters break the contract.",
                     violations,
-                );
+                ));
             }
             self.report(&at.template, Direction::Request, &violations);
             violations = Collector::new(self.config.max_violations);
@@ -252,12 +252,12 @@ impl Shared {
                 "maxBodySize",
                 format!("the body is larger than the {max} bytes allowed"),
             );
-            return self.reject_request(
+            return ResponseFuture::rejected(self.request_rejection(
                 &at,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The request body is too large.",
                 violations,
-            );
+            ));
         }
         let has_body = declared != Some(0) && !request.body().is_end_stream();
         let pass_on = |request: Request<B>| {
@@ -274,12 +274,12 @@ impl Shared {
             if spec.required {
                 violations.push("/body", "required", "a request body is required");
                 if enforce {
-                    return self.reject_request(
+                    return ResponseFuture::rejected(self.request_rejection(
                         &at,
                         StatusCode::BAD_REQUEST,
                         "The request body is missing.",
                         violations,
-                    );
+                    ));
                 }
                 self.report(&at.template, Direction::Request, &violations);
             }
@@ -305,12 +305,12 @@ impl Shared {
                     ),
                 );
                 if enforce {
-                    return self.reject_request(
+                    return ResponseFuture::rejected(self.request_rejection(
                         &at,
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
                         "The request's media type is not accepted.",
                         violations,
-                    );
+                    ));
                 }
                 self.report(&at.template, Direction::Request, &violations);
                 ResponseFuture::call(service, pass_on(request), response_check)
@@ -376,12 +376,11 @@ impl Shared {
                     format!("the metadata `{key}` is required"),
                 );
             }
-            return self.reject_grpc(
+            return ResponseFuture::rejected(self.grpc_rejection(
                 path,
                 Code::InvalidArgument,
-                "Required metadata is missing.",
                 violations,
-            );
+            ));
         }
         let max = method
             .max_message_bytes
@@ -445,17 +444,18 @@ impl Shared {
         response
     }
 
-    pub(crate) fn reject_request<S, B, RB>(
+    /// A request rejection made, counted and logged; the violations listed on it.
+    fn request_rejection_of(
         &self,
-        at: &OperationRef,
-        status: StatusCode,
-        detail: &'static str,
+        route: &str,
         violations: Collector,
-    ) -> ResponseFuture<S, B, RB>
-    where
-        S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
-    {
-        ResponseFuture::rejected(self.request_rejection(at, status, detail, violations))
+        rejection: Rejection,
+    ) -> Rejection {
+        self.count(route, Direction::Request, &violations);
+        let (listed, omitted) = violations.into_parts();
+        let rejection = rejection.with_violations(listed, omitted);
+        telemetry::record_rejection(&rejection, route);
+        rejection
     }
 
     pub(crate) fn request_rejection<RB>(
@@ -465,59 +465,29 @@ impl Shared {
         detail: &'static str,
         violations: Collector,
     ) -> Response<ResponseBody<RB>> {
-        self.count(&at.template, Direction::Request, &violations);
-        let (listed, omitted) = violations.into_parts();
         let rejection = Rejection::new(RejectionKind::InvalidRequest, Origin::Contract)
             .with_status(status)
-            .with_detail(detail)
-            .with_violations(listed, omitted);
-        telemetry::record_rejection(&rejection, &at.template);
-        self.problem_response(&rejection)
+            .with_detail(detail);
+        self.problem_response(&self.request_rejection_of(&at.template, violations, rejection))
     }
 
-    fn reject_grpc<S, B, RB>(
-        &self,
-        path: &str,
-        code: Code,
-        detail: &'static str,
-        violations: Collector,
-    ) -> ResponseFuture<S, B, RB>
-    where
-        S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
-    {
-        ResponseFuture::rejected(self.grpc_rejection_with(path, code, detail, violations))
-    }
-
-    /// A gRPC message rejected: `RESOURCE_EXHAUSTED` if too large, else `INVALID_ARGUMENT`.
+    /// A gRPC call rejected: `RESOURCE_EXHAUSTED` for a message too large, else
+    /// `INVALID_ARGUMENT`.
     pub(crate) fn grpc_rejection<RB>(
         &self,
         path: &str,
         code: Code,
         violations: Collector,
     ) -> Response<ResponseBody<RB>> {
-        let detail = if code == Code::ResourceExhausted {
-            "The request message is too large."
-        } else {
-            "The request message breaks the contract."
+        let detail = match code {
+            Code::ResourceExhausted => "The request message is too large.",
+            _ => "The request breaks the contract.",
         };
-        self.grpc_rejection_with(path, code, detail, violations)
-    }
-
-    fn grpc_rejection_with<RB>(
-        &self,
-        path: &str,
-        code: Code,
-        detail: &'static str,
-        violations: Collector,
-    ) -> Response<ResponseBody<RB>> {
-        self.count(path, Direction::Request, &violations);
-        let (listed, omitted) = violations.into_parts();
         let rejection = Rejection::new(RejectionKind::InvalidRequest, Origin::Contract)
             .with_grpc_code(code)
-            .with_detail(detail)
-            .with_violations(listed, omitted);
-        telemetry::record_rejection(&rejection, path);
-        rejection.to_grpc_response()
+            .with_detail(detail);
+        self.request_rejection_of(path, violations, rejection)
+            .to_grpc_response()
     }
 
     pub(crate) fn count(&self, route: &str, direction: Direction, violations: &Collector) {
