@@ -425,6 +425,22 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
                 "done"
             }),
         )
+        .route("/pets", axum::routing::post(|| async { StatusCode::CREATED }));
+    // Contract validation, innermost (with the `contract` feature).
+    #[cfg(feature = "contract")]
+    let app = {
+        use steadfast::contract::{Contract, ContractConfig, ContractLayer, RouteSchemas};
+        let contract = Contract::builder()
+            .route(
+                http::Method::POST,
+                "/pets",
+                RouteSchemas::new().request_body(serde_json::json!({"type": "object"})),
+            )
+            .build()
+            .unwrap();
+        app.route_layer(ContractLayer::new(contract, ContractConfig::default()).unwrap())
+    };
+    let app = app
         .route_layer(timeout)
         .route_layer(shed)
         .route_layer(breaker)
@@ -468,6 +484,14 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
     assert_eq!(statuses, [200, 200, 503]);
     tokio::time::advance(Duration::from_millis(20)).await;
     assert_eq!(status(request("/busy", &[])).await, 200);
+    #[cfg(feature = "contract")]
+    {
+        let invalid = Request::post("/pets")
+            .header("content-type", "application/json")
+            .body(Body::from("[]"))
+            .unwrap();
+        assert_eq!(status(invalid).await, 422);
+    }
 
     let all = series(&snapshotter);
     let errors: std::collections::BTreeSet<(String, String)> =
@@ -486,6 +510,8 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
         ("/busy", "deadline_expired"),
         ("/busy", "invalid_deadline"),
         ("/busy", "overloaded"),
+        #[cfg(feature = "contract")]
+        ("/pets", "invalid_request"),
     ]
     .into_iter()
     .map(|(route, error)| (route.to_owned(), error.to_owned()))
@@ -509,9 +535,14 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
         .iter()
         .filter(|name| !emitted.contains(**name))
         .collect();
+    let expected_missed: &[&&str] = if cfg!(feature = "contract") {
+        &[&"rpc.server.call.duration"]
+    } else {
+        &[&"rpc.server.call.duration", &"steadfast.contract.violations"]
+    };
     assert_eq!(
         missed,
-        [&"rpc.server.call.duration"],
+        expected_missed,
         "not emitted by this run"
     );
 }
