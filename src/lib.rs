@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod contract;
 pub mod core;
 pub mod observe;
+pub mod policy;
 pub mod shed;
 pub mod timeout;
 

@@ -425,7 +425,10 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
                 "done"
             }),
         )
-        .route("/pets", axum::routing::post(|| async { StatusCode::CREATED }));
+        .route(
+            "/pets",
+            axum::routing::post(|| async { StatusCode::CREATED }),
+        );
     // Contract validation, innermost (with the `contract` feature).
     #[cfg(feature = "contract")]
     let app = {
@@ -538,11 +541,10 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
     let expected_missed: &[&&str] = if cfg!(feature = "contract") {
         &[&"rpc.server.call.duration"]
     } else {
-        &[&"rpc.server.call.duration", &"steadfast.contract.violations"]
+        &[
+            &"rpc.server.call.duration",
+            &"steadfast.contract.violations",
+        ]
     };
-    assert_eq!(
-        missed,
-        expected_missed,
-        "not emitted by this run"
-    );
+    assert_eq!(missed, expected_missed, "not emitted by this run");
 }

@@ -78,6 +78,17 @@ impl CircuitBreakerLayer {
     }
 }
 
+impl CircuitBreakerLayer {
+    /// Wraps `inner`, sharing `cache` with the other services made this way.
+    pub(crate) fn layer_with_cache<S>(
+        &self,
+        inner: S,
+        cache: Arc<RouteCache>,
+    ) -> CircuitBreaker<S> {
+        CircuitBreaker::with_cache(inner, self.source.clone(), cache, self.classifier.clone())
+    }
+}
+
 impl Default for CircuitBreakerLayer {
     fn default() -> Self {
         Self::new(BreakerConfig::default()).expect("the default settings are valid")

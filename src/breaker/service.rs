@@ -30,10 +30,20 @@ pub struct CircuitBreaker<S, C = DefaultClassifier, M = ProtocolResponses> {
 
 impl<S, C, M> CircuitBreaker<S, C, M> {
     pub(crate) fn with(inner: S, source: Source, classifier: C) -> Self {
+        Self::with_cache(inner, source, Arc::default(), classifier)
+    }
+
+    /// With a cache shared with other services (the policy layer builds one per request).
+    pub(crate) fn with_cache(
+        inner: S,
+        source: Source,
+        cache: Arc<RouteCache>,
+        classifier: C,
+    ) -> Self {
         Self {
             inner,
             source,
-            cache: Arc::default(),
+            cache,
             classifier,
             _mode: PhantomData,
         }

@@ -111,6 +111,23 @@ impl ShedLayer {
     }
 }
 
+impl ShedLayer {
+    /// Wraps `inner`, sharing `cache` with the other services made this way.
+    pub(crate) fn layer_with_cache<S>(
+        &self,
+        inner: S,
+        cache: Arc<crate::core::keyed::KeyCache<LimiterHandle>>,
+    ) -> Shed<S> {
+        Shed::with_cache(
+            inner,
+            self.source.clone(),
+            cache,
+            self.settings.clone(),
+            self.classifier.clone(),
+        )
+    }
+}
+
 impl<C, M> ShedLayer<C, M> {
     /// Decide what counts as a drop (a sign of overload) with this classifier.
     pub fn classifier<C2>(self, classifier: C2) -> ShedLayer<C2, M> {

@@ -37,10 +37,21 @@ impl<S, C, M> Shed<S, C, M> {
         settings: Arc<RequestSettings>,
         classifier: C,
     ) -> Self {
+        Self::with_cache(inner, source, Arc::default(), settings, classifier)
+    }
+
+    /// With a cache shared with other services (the policy layer builds one per request).
+    pub(crate) fn with_cache(
+        inner: S,
+        source: Source<LimiterHandle>,
+        cache: Arc<KeyCache<LimiterHandle>>,
+        settings: Arc<RequestSettings>,
+        classifier: C,
+    ) -> Self {
         Self {
             inner,
             source,
-            cache: Arc::default(),
+            cache,
             settings,
             classifier,
             _mode: PhantomData,

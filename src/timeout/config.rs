@@ -77,7 +77,7 @@ pub enum OnInvalidDeadline {
 /// - a [`Deadline`] an outer layer already put in the request extensions.
 ///
 /// A caller can shorten the service's budget, never extend it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TimeoutConfig {
     budget: Option<Duration>,
     cap: Option<Duration>,

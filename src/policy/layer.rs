@@ -1,0 +1,342 @@
+//! The policy layer and its reload handle: policies compiled into per-route layer state.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::Method;
+use tower::Layer;
+
+use super::service::PolicyService;
+use super::spec::{Policies, Policy, PolicyError, RouteMatch};
+use crate::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
+use crate::core::keyed::KeyCache;
+use crate::observe::ObserveLayer;
+use crate::shed::{LimiterHandle, ShedConfig, ShedLayer};
+use crate::timeout::TimeoutConfig;
+
+/// The layers one policy applies, with the state they keep between requests.
+pub(crate) struct Entry {
+    policy: Policy,
+    pub(crate) timeout: Arc<TimeoutConfig>,
+    pub(crate) breaker: CircuitBreakerLayer,
+    pub(crate) breaker_cache: Arc<KeyCache<BreakerHandle>>,
+    pub(crate) shed: ShedLayer,
+    pub(crate) shed_cache: Arc<KeyCache<LimiterHandle>>,
+}
+
+/// A breaker that lets everything through and counts nothing: a route without a breaker.
+fn no_breaker() -> CircuitBreakerLayer {
+    let handle = BreakerHandle::new(BreakerConfig::new().name("disabled"))
+        .expect("the default settings are valid");
+    handle.disable();
+    CircuitBreakerLayer::shared(handle)
+}
+
+/// A limit no route reaches: a route without shedding.
+fn no_shed() -> ShedLayer {
+    ShedLayer::shared(ShedConfig::fixed(65_535).name("unlimited"))
+        .expect("the largest fixed limit is valid")
+}
+
+impl Entry {
+    /// The layers of `policy`. `shared_name` names the breaker and limiter of an explicit
+    /// route (one instance); `None` means one instance per route (the defaults). State is kept
+    /// from `old` for each layer whose settings did not change.
+    fn build(policy: &Policy, shared_name: Option<&str>, old: Option<&Entry>) -> Entry {
+        let (breaker, breaker_cache) = match old.filter(|old| old.policy.breaker == policy.breaker)
+        {
+            Some(old) => (old.breaker.clone(), old.breaker_cache.clone()),
+            None => {
+                let layer = match (&policy.breaker, shared_name) {
+                    (None, _) => no_breaker(),
+                    (Some(config), None) => CircuitBreakerLayer::new(config.clone())
+                        .expect("validated before compiling"),
+                    (Some(config), Some(name)) => CircuitBreakerLayer::shared(
+                        BreakerHandle::new(config.clone().name(name))
+                            .expect("validated before compiling"),
+                    ),
+                };
+                (layer, Arc::default())
+            }
+        };
+        let (shed, shed_cache) = match old.filter(|old| old.policy.shed == policy.shed) {
+            Some(old) => (old.shed.clone(), old.shed_cache.clone()),
+            None => {
+                let layer = match (&policy.shed, shared_name) {
+                    (None, _) => no_shed(),
+                    (Some(config), None) => {
+                        ShedLayer::new(config.clone()).expect("validated before compiling")
+                    }
+                    (Some(config), Some(name)) => ShedLayer::shared(config.clone().name(name))
+                        .expect("validated before compiling"),
+                };
+                (layer, Arc::default())
+            }
+        };
+        Entry {
+            policy: policy.clone(),
+            timeout: Arc::new(policy.timeout.clone()),
+            breaker,
+            breaker_cache,
+            shed,
+            shed_cache,
+        }
+    }
+}
+
+/// One route's entries: for any method, and for particular methods.
+#[derive(Default)]
+pub(crate) struct RouteEntries {
+    any: Option<Entry>,
+    by_method: Vec<(Method, Entry)>,
+}
+
+/// The policies in force, compiled.
+pub(crate) struct Compiled {
+    pub(crate) policies: Policies,
+    defaults: Entry,
+    routes: HashMap<String, RouteEntries>,
+    #[cfg(feature = "contract")]
+    pub(crate) contract: crate::contract::ContractLayer,
+}
+
+impl Compiled {
+    pub(crate) fn entry(&self, method: &Method, route: Option<&str>) -> &Entry {
+        let Some(entries) = route.and_then(|route| self.routes.get(route)) else {
+            return &self.defaults;
+        };
+        entries
+            .by_method
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, entry)| entry)
+            .or(entries.any.as_ref())
+            .unwrap_or(&self.defaults)
+    }
+
+    fn old_entry(&self, route: &RouteMatch) -> Option<&Entry> {
+        let entries = self.routes.get(&route.template)?;
+        match &route.method {
+            None => entries.any.as_ref(),
+            Some(method) => entries
+                .by_method
+                .iter()
+                .find(|(m, _)| m == method)
+                .map(|(_, entry)| entry),
+        }
+    }
+
+    fn compile(
+        policies: Policies,
+        old: Option<&Compiled>,
+        #[cfg(feature = "contract")] contract: &ContractSetup,
+    ) -> Result<Compiled, PolicyError> {
+        policies.validate()?;
+        let defaults = Entry::build(&policies.defaults, None, old.map(|old| &old.defaults));
+        let mut routes: HashMap<String, RouteEntries> = HashMap::new();
+        for (route, policy) in &policies.routes {
+            let name = route.to_string();
+            let previous = old.and_then(|old| old.old_entry(route));
+            let entry = Entry::build(policy, Some(&name), previous);
+            let entries = routes.entry(route.template.clone()).or_default();
+            match &route.method {
+                None => entries.any = Some(entry),
+                Some(method) => entries.by_method.push((method.clone(), entry)),
+            }
+        }
+        #[cfg(feature = "contract")]
+        let contract = contract.layer(&policies)?;
+        Ok(Compiled {
+            policies,
+            defaults,
+            routes,
+            #[cfg(feature = "contract")]
+            contract,
+        })
+    }
+}
+
+/// The contract every route is checked against, and its settings; per-route modes come from
+/// the policies.
+#[cfg(feature = "contract")]
+#[derive(Clone)]
+pub(crate) struct ContractSetup {
+    contract: crate::contract::Contract,
+    config: crate::contract::ContractConfig,
+}
+
+#[cfg(feature = "contract")]
+impl ContractSetup {
+    fn none() -> Self {
+        use crate::contract::{Contract, ContractConfig, Mode};
+        Self {
+            contract: Contract::builder()
+                .build()
+                .expect("an empty contract compiles"),
+            // Nothing documented, nothing checked: bodies pass untouched.
+            config: ContractConfig::default()
+                .requests(Mode::Off)
+                .responses(Mode::Off),
+        }
+    }
+
+    fn layer(&self, policies: &Policies) -> Result<crate::contract::ContractLayer, PolicyError> {
+        let mut config = self.config.clone();
+        let documented: Vec<&str> = self.contract.routes().collect();
+        let modes = std::iter::once((None, &policies.defaults)).chain(
+            policies
+                .routes
+                .iter()
+                .map(|(route, policy)| (Some(route), policy)),
+        );
+        for (route, policy) in modes {
+            let templates: Vec<&str> = match route {
+                // The defaults apply to the documented routes without a policy of their own.
+                None => documented
+                    .iter()
+                    .copied()
+                    .filter(|t| !policies.routes.iter().any(|(r, _)| r.template == *t))
+                    .collect(),
+                Some(route) if documented.contains(&route.template.as_str()) => {
+                    vec![route.template.as_str()]
+                }
+                Some(_) => Vec::new(),
+            };
+            if policy.contract != crate::contract::RouteModes::default() {
+                for template in templates {
+                    config = config.route(template, policy.contract);
+                }
+            }
+        }
+        crate::contract::ContractLayer::new(self.contract.clone(), config)
+            .map_err(|error| PolicyError::new(format!("contract.{}", error.key()), error.reason()))
+    }
+}
+
+/// Applies the whole stack of protections to every route, each with its policy, looked up per
+/// request; see the [module docs](super) for the order and why.
+#[derive(Clone)]
+pub struct PolicyLayer {
+    current: Arc<ArcSwap<Compiled>>,
+    observe: ObserveLayer,
+    #[cfg(feature = "contract")]
+    contract: Arc<ContractSetup>,
+}
+
+impl fmt::Debug for PolicyLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyLayer")
+            .field("policies", &self.current.load().policies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyLayer {
+    /// A layer applying `policies`.
+    ///
+    /// # Errors
+    ///
+    /// The first [`PolicyError`] of [`Policies::validate`].
+    pub fn new(policies: Policies) -> Result<Self, PolicyError> {
+        #[cfg(feature = "contract")]
+        return Self::build(policies, ContractSetup::none());
+        #[cfg(not(feature = "contract"))]
+        return Self::build(policies);
+    }
+
+    /// A layer applying `policies`, checking requests and responses against `contract`
+    /// (per-route modes from each policy's [`Policy::contract`]).
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] from the policies or the contract settings.
+    #[cfg(feature = "contract")]
+    pub fn with_contract(
+        policies: Policies,
+        contract: crate::contract::Contract,
+        config: crate::contract::ContractConfig,
+    ) -> Result<Self, PolicyError> {
+        Self::build(policies, ContractSetup { contract, config })
+    }
+
+    fn build(
+        policies: Policies,
+        #[cfg(feature = "contract")] contract: ContractSetup,
+    ) -> Result<Self, PolicyError> {
+        let compiled = Compiled::compile(
+            policies,
+            None,
+            #[cfg(feature = "contract")]
+            &contract,
+        )?;
+        Ok(Self {
+            current: Arc::new(ArcSwap::from_pointee(compiled)),
+            observe: ObserveLayer::new(),
+            #[cfg(feature = "contract")]
+            contract: Arc::new(contract),
+        })
+    }
+
+    /// A handle to replace the policies while the service runs.
+    pub fn handle(&self) -> PolicyHandle {
+        PolicyHandle {
+            current: self.current.clone(),
+            #[cfg(feature = "contract")]
+            contract: self.contract.clone(),
+        }
+    }
+}
+
+impl<S> Layer<S> for PolicyLayer {
+    type Service = PolicyService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PolicyService::new(inner, self.current.clone(), self.observe.clone())
+    }
+}
+
+/// Replaces a [`PolicyLayer`]'s policies at run time (from a file watcher, a signal handler or
+/// an admin endpoint: the trigger is yours).
+///
+/// New timeouts and limits apply to requests that start after the swap; requests in flight
+/// finish under the policy they started with. A breaker or limiter whose own settings did not
+/// change keeps its state (open or closed, the adaptive limit learned so far).
+#[derive(Clone)]
+pub struct PolicyHandle {
+    current: Arc<ArcSwap<Compiled>>,
+    #[cfg(feature = "contract")]
+    contract: Arc<ContractSetup>,
+}
+
+impl fmt::Debug for PolicyHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyHandle").finish_non_exhaustive()
+    }
+}
+
+impl PolicyHandle {
+    /// Swaps in `policies`.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] if they are invalid; the policies in force stay.
+    pub fn reload(&self, policies: Policies) -> Result<(), PolicyError> {
+        let old = self.current.load();
+        let compiled = Compiled::compile(
+            policies,
+            Some(&old),
+            #[cfg(feature = "contract")]
+            &self.contract,
+        )?;
+        self.current.store(Arc::new(compiled));
+        tracing::info!(target: "steadfast::policy", "policies reloaded");
+        Ok(())
+    }
+
+    /// The policies in force.
+    pub fn policies(&self) -> Policies {
+        self.current.load().policies.clone()
+    }
+}

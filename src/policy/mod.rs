@@ -1,0 +1,71 @@
+//! Per-route policies: the whole stack of protections, in the right order, configured in one
+//! place and reloadable while the service runs.
+//!
+//! A [`Policy`] says what a route gets (a timeout, a circuit breaker, a load shedder and, with
+//! a contract, how its messages are checked); [`Policies`] holds the defaults and the overrides
+//! by route template and method. [`PolicyLayer`] applies the stack to every route, looking the
+//! policy up per request (Axum's `MatchedPath`, or the gRPC method path), and
+//! [`PolicyHandle::reload`] swaps the policies without a restart.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::get};
+//! use steadfast::policy::{Policies, Policy, PolicyLayer};
+//! use steadfast::shed::Criticality;
+//!
+//! # fn main() -> Result<(), steadfast::policy::PolicyError> {
+//! let policies = Policies::new(Policy::new().timeout(Duration::from_secs(2)))
+//!     .route("/checkout", Policy::new().timeout(Duration::from_millis(300)))
+//!     .route("/search", Policy::new().criticality(Criticality::Sheddable));
+//! let layer = PolicyLayer::new(policies)?;
+//! let reload = layer.handle(); // keep it to swap the policies later
+//! let app: Router = Router::new()
+//!     .route("/checkout", get(|| async { "ordered" }))
+//!     .route("/search", get(|| async { "found" }))
+//!     .layer(layer);
+//! # let _ = (app, reload); Ok(()) }
+//! ```
+//!
+//! # The order, and why
+//!
+//! Outermost first: **observe → breaker → timeout → shed → contract → handler**.
+//!
+//! - The observer is outermost, so it records every outcome, every layer's rejections
+//!   included, with its reason in `error.type`.
+//! - The breaker sits outside the timeout, so that it sees a timeout as the `504` it is and
+//!   counts it as a failure (inside, it would only see its call cancelled). It counts
+//!   handler failures too, but not the shedder's or the contract's rejections of requests,
+//!   which are marked as steadfast's own and are not failures. An open breaker answers
+//!   before any other work.
+//! - The timeout wraps the shedder and the contract, so time spent waiting in the shedder's
+//!   queue and reading the request body counts against the request's deadline, and a request
+//!   that arrives with its deadline spent is refused before anything else is done.
+//! - The shedder admits before the body is read: an overloaded service does not read the
+//!   bodies of requests it will refuse. (A slow sender holds its slot while its body is read;
+//!   the deadline bounds how long.)
+//! - The contract is innermost: bodies are read only for admitted requests, and only valid
+//!   ones reach the handler.
+//! - There is no retry anywhere in the stack, so nothing multiplies the load on a struggling
+//!   handler or inflates the breaker's counts. Retries belong to the caller, within its
+//!   deadline.
+//!
+//! # Hot reload
+//!
+//! [`PolicyLayer::handle`] gives a [`PolicyHandle`]; [`PolicyHandle::reload`] validates and
+//! swaps the policies atomically. Requests in flight finish under the policy they started with;
+//! a breaker or limiter whose own settings did not change keeps its state.
+//!
+//! With the `config` feature, [`PolicyFile`] reads the policies from a TOML file (the keys are
+//! listed in [`CONFIG_KEYS`]).
+
+#[cfg(feature = "config")]
+mod file;
+mod layer;
+mod service;
+mod spec;
+
+#[cfg(feature = "config")]
+pub use file::{CONFIG_KEYS, ConfigKey, PolicyFile};
+pub use layer::{PolicyHandle, PolicyLayer};
+pub use service::{Checked, InnerRequest, PolicyService, Stack};
+pub use spec::{DEFAULT_TIMEOUT, Policies, Policy, PolicyError, RouteMatch};

@@ -1,0 +1,115 @@
+//! The policy service: per request, the route's policy, and the stack built around the inner
+//! service from it.
+
+use std::fmt;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use http::Request;
+use tower::{Layer, Service};
+
+use super::layer::Compiled;
+use crate::breaker::CircuitBreaker;
+use crate::core::{grpc, route};
+use crate::observe::{Observe, ObserveLayer};
+use crate::shed::Shed;
+use crate::timeout::Timeout;
+
+/// What the innermost protection wraps: the contract check with the `contract` feature, else
+/// the service itself.
+#[cfg(feature = "contract")]
+pub type Checked<S> = crate::contract::ContractService<S>;
+/// What the innermost protection wraps: the contract check with the `contract` feature, else
+/// the service itself.
+#[cfg(not(feature = "contract"))]
+pub type Checked<S> = S;
+
+/// The request the inner service gets: its body wrapped by the contract check with the
+/// `contract` feature.
+#[cfg(feature = "contract")]
+pub type InnerRequest<B> = Request<crate::contract::ContractBody<B>>;
+/// The request the inner service gets: its body wrapped by the contract check with the
+/// `contract` feature.
+#[cfg(not(feature = "contract"))]
+pub type InnerRequest<B> = Request<B>;
+
+/// The stack a policy puts around a service, outermost first: observe, breaker, timeout,
+/// shed, contract.
+pub type Stack<S> = Observe<CircuitBreaker<Timeout<Shed<Checked<S>>>>>;
+
+/// Applies each request's policy; see [`PolicyLayer`](super::PolicyLayer).
+pub struct PolicyService<S> {
+    inner: S,
+    current: Arc<ArcSwap<Compiled>>,
+    observe: ObserveLayer,
+}
+
+impl<S> PolicyService<S> {
+    pub(crate) fn new(inner: S, current: Arc<ArcSwap<Compiled>>, observe: ObserveLayer) -> Self {
+        Self {
+            inner,
+            current,
+            observe,
+        }
+    }
+}
+
+impl<S: Clone> Clone for PolicyService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            current: self.current.clone(),
+            observe: self.observe.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for PolicyService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for PolicyService<S>
+where
+    S: Service<InnerRequest<B>> + Clone,
+    Stack<S>: Service<Request<B>, Error = S::Error>,
+{
+    type Response = <Stack<S> as Service<Request<B>>>::Response;
+    type Error = S::Error;
+    type Future = <Stack<S> as Service<Request<B>>>::Future;
+
+    /// Every layer of the stack is ready when the inner service is: their `poll_ready` only
+    /// delegates.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        let route = route::template(request.extensions())
+            .or_else(|| grpc::is_grpc(request.headers()).then(|| request.uri().path()));
+        let mut stack = self.stack(inner, route, request.method());
+        stack.call(request)
+    }
+}
+
+impl<S> PolicyService<S> {
+    fn stack(&self, inner: S, route: Option<&str>, method: &http::Method) -> Stack<S> {
+        let compiled = self.current.load();
+        let entry = compiled.entry(method, route);
+        #[cfg(feature = "contract")]
+        let inner = compiled.contract.layer(inner);
+        let inner = entry.shed.layer_with_cache(inner, entry.shed_cache.clone());
+        let inner = Timeout::with_config(inner, entry.timeout.clone());
+        let inner = entry
+            .breaker
+            .layer_with_cache(inner, entry.breaker_cache.clone());
+        self.observe.layer(inner)
+    }
+}
