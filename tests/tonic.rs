@@ -9,56 +9,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut};
 use http::uri::PathAndQuery;
 use steadfast::core::Deadline;
 use steadfast::timeout::{PropagateDeadlineLayer, TimeoutLayer};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::server::NamedService;
 use tonic::transport::{Channel, Server};
 use tonic::{Code, Request, Response, Status};
 use tower::Layer;
 
-/// Messages are plain UTF-8 strings: no protobuf code generation needed.
-#[derive(Clone, Copy, Default)]
-struct StringCodec;
-
-impl Codec for StringCodec {
-    type Encode = String;
-    type Decode = String;
-    type Encoder = StringCodec;
-    type Decoder = StringCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        StringCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        StringCodec
-    }
-}
-
-impl Encoder for StringCodec {
-    type Item = String;
-    type Error = Status;
-
-    fn encode(&mut self, item: String, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(item.as_bytes());
-        Ok(())
-    }
-}
-
-impl Decoder for StringCodec {
-    type Item = String;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<String>, Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| Status::invalid_argument("not UTF-8"))
-    }
-}
+mod common;
+use common::grpc::StringCodec;
 
 /// `demo.Clock`: `Sleep` sleeps for the milliseconds in its message; `Timeout` answers with the
 /// `grpc-timeout` it received and the milliseconds its `Deadline` left it, as `header;millis`.

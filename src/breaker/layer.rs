@@ -85,7 +85,7 @@ impl CircuitBreakerLayer {
         inner: S,
         cache: Arc<RouteCache>,
     ) -> CircuitBreaker<S> {
-        CircuitBreaker::with_cache(inner, self.source.clone(), cache, self.classifier.clone())
+        CircuitBreaker::with_cache(inner, self.source.clone(), cache, self.classifier)
     }
 }
 

@@ -123,7 +123,7 @@ impl ShedLayer {
             self.source.clone(),
             cache,
             self.settings.clone(),
-            self.classifier.clone(),
+            self.classifier,
         )
     }
 }

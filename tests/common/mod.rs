@@ -1,4 +1,8 @@
 //! Helpers shared by the integration tests.
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
+
+pub mod grpc;
 
 use std::sync::{Arc, Mutex};
 
