@@ -1,0 +1,219 @@
+//! Policies from TOML: inheritance, and one test per kind of mistake, each naming its key.
+#![cfg(feature = "config")]
+
+use std::time::Duration;
+
+use http::Method;
+use steadfast::policy::{CONFIG_KEYS, PolicyFile};
+
+#[test]
+fn routes_inherit_the_defaults_key_by_key() {
+    let file = PolicyFile::parse(
+        r#"
+        [defaults]
+        timeout = "2s"
+        criticality = "critical"
+
+        [defaults.breaker]
+        failure_rate_threshold = 40
+        minimum_calls = 20
+
+        [routes."/checkout"]
+        timeout = "300ms"
+        breaker.minimum_calls = 10
+
+        [routes."GET /search"]
+        criticality = "sheddable"
+        shed.algorithm = "aimd"
+        breaker.enabled = false
+        "#,
+    )
+    .unwrap();
+    let policies = file.policies();
+    let checkout = policies.for_route(&Method::POST, "/checkout");
+    assert_eq!(
+        checkout.timeout_settings().budget(),
+        Some(Duration::from_millis(300))
+    );
+    let expected = steadfast::policy::Policy::new()
+        .timeout(Duration::from_millis(300))
+        .breaker(
+            steadfast::breaker::BreakerConfig::new()
+                .failure_rate_threshold(40.0)
+                .minimum_calls(10),
+        );
+    assert_eq!(checkout, &expected);
+    let search = policies.for_route(&Method::GET, "/search");
+    assert_eq!(
+        search,
+        &steadfast::policy::Policy::new()
+            .timeout(Duration::from_secs(2))
+            .no_breaker()
+            .shed(
+                steadfast::shed::ShedConfig::new()
+                    .algorithm(steadfast::shed::LimitAlgorithm::Aimd(Default::default()))
+            )
+            .criticality(steadfast::shed::Criticality::Sheddable)
+    );
+    // POST /search has no policy of its own: the defaults.
+    assert_eq!(
+        policies
+            .for_route(&Method::POST, "/search")
+            .timeout_settings()
+            .budget(),
+        Some(Duration::from_secs(2))
+    );
+}
+
+/// Parses `text`, expecting an error at `path` whose reason contains `reason`.
+fn fails(text: &str, path: &str, reason: &str) {
+    let error = PolicyFile::parse(text).unwrap_err();
+    assert_eq!(error.path(), path, "{error}");
+    assert!(error.reason().contains(reason), "{error}");
+    assert!(error.to_string().contains(path), "{error}");
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    fails(
+        "[defaults.breaker]\nfailure_rate = 50\n",
+        "defaults.breaker.failure_rate",
+        "unknown field `failure_rate`",
+    );
+    fails(
+        "[routes.\"/a\"]\ntimeout = \"1s\"\nretries = 3\n",
+        "routes.\"/a\".retries",
+        "unknown field `retries`",
+    );
+    fails(
+        "[default]\ntimeout = \"1s\"\n",
+        "default",
+        "unknown field `default`",
+    );
+}
+
+#[test]
+fn values_of_the_wrong_type_or_shape_are_refused() {
+    fails(
+        "[defaults]\ntimeout = 250\n",
+        "defaults.timeout",
+        "invalid type: integer `250`",
+    );
+    fails(
+        "[defaults]\ntimeout = \"soon\"\n",
+        "defaults.timeout",
+        "`soon` is not a duration",
+    );
+    fails(
+        "[routes.\"/a\".breaker]\nminimum_calls = \"ten\"\n",
+        "routes.\"/a\".breaker.minimum_calls",
+        "invalid type",
+    );
+    fails(
+        "[defaults]\ncriticality = \"vip\"\n",
+        "defaults.criticality",
+        "`vip` is not",
+    );
+    fails(
+        "[defaults.shed]\nalgorithm = \"vegas\"\n",
+        "defaults.shed.algorithm",
+        "`vegas` is not",
+    );
+    fails(
+        "[defaults.contract]\nresponses = \"strict\"\n",
+        "defaults.contract.responses",
+        "`strict` is not",
+    );
+    fails(
+        "[routes.\"checkout\"]\ntimeout = \"1s\"\n",
+        "routes.\"checkout\"",
+        "starts with `/`",
+    );
+}
+
+#[test]
+fn settings_that_cannot_work_together_are_refused() {
+    fails(
+        "[defaults]\ntimeout = \"0s\"\n",
+        "defaults.timeout",
+        "longer than zero",
+    );
+    fails(
+        "[routes.\"/a\"]\ntimeout = \"2s\"\nbreaker.slow_call_duration = \"3s\"\n",
+        "routes.\"/a\".breaker.slow_call_duration",
+        "not shorter than the timeout",
+    );
+    fails(
+        "[routes.\"/a\"]\ntimeout = \"2s\"\nbreaker.window_duration = \"3s\"\n",
+        "routes.\"/a\".breaker.window_duration",
+        "shorter than twice the timeout",
+    );
+    fails(
+        "[routes.\"POST /a\".shed]\nmin_limit = 50\nmax_limit = 10\ninitial_limit = 10\n",
+        "routes.\"POST /a\".shed.min_limit",
+        "above the max",
+    );
+    fails(
+        "[defaults.shed]\nalgorithm = \"fixed\"\n",
+        "defaults.shed.limit",
+        "required with algorithm = \"fixed\"",
+    );
+    fails(
+        "[defaults.breaker]\nfailure_rate_threshold = 150\n",
+        "defaults.breaker.failure_rate_threshold",
+        "percentage",
+    );
+    fails(
+        "[defaults.breaker]\nwindow_calls = 10\nwindow_duration = \"60s\"\n",
+        "defaults.breaker.window_duration",
+        "not both",
+    );
+    fails(
+        "[defaults.contract]\nresponse_sample_rate = 2.0\n",
+        "defaults.contract.response_sample_rate",
+        "between 0 and 1",
+    );
+}
+
+#[test]
+fn a_contract_document_that_cannot_be_read_is_named() {
+    fails(
+        "[openapi]\ndocument = \"does/not/exist.yaml\"\n",
+        "openapi.document",
+        "cannot read",
+    );
+    let missing = PolicyFile::load("does/not/exist.toml").unwrap_err();
+    assert_eq!(missing.path(), "file");
+}
+
+/// The README's configuration reference lists every key with its default and meaning.
+#[test]
+fn the_readme_configuration_reference_is_the_code_s() {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("### Configuration reference")
+        .nth(1)
+        .expect("README has a configuration reference");
+    let rows: Vec<Vec<String>> = section
+        .lines()
+        .take_while(|line| !line.starts_with('#'))
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            line.trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().to_owned())
+                .collect()
+        })
+        .collect();
+    let expected: Vec<Vec<String>> = CONFIG_KEYS
+        .iter()
+        .map(|key| {
+            vec![
+                format!("`{}`", key.key),
+                format!("`{}`", key.default),
+                key.meaning.to_owned(),
+            ]
+        })
+        .collect();
+    assert_eq!(rows, expected);
+}
