@@ -10,12 +10,15 @@ use std::time::Duration;
 use common::{bare, current_thread};
 use steadfast::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
 use steadfast::observe::ObserveLayer;
+use steadfast::policy::{Policies, PolicyLayer};
 use steadfast::shed::{ShedConfig, ShedLayer};
 use steadfast::timeout::TimeoutLayer;
 use tower::{Layer, ServiceBuilder};
 
 /// The hot paths, by name.
-const PATHS: [&str; 6] = ["bare", "timeout", "breaker", "shed", "observe", "stack"];
+const PATHS: [&str; 7] = [
+    "bare", "timeout", "breaker", "shed", "observe", "stack", "policy",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,6 +58,8 @@ fn main() {
                 .service(bare());
             run!(stack)
         }
+        // The default policy: the same layers, Gradient2 shedding, looked up per request.
+        "policy" => run!(PolicyLayer::new(Policies::default()).unwrap().layer(bare())),
         other => {
             eprintln!("unknown hot path {other}; one of {}", PATHS.join(", "));
             std::process::exit(2);

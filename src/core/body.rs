@@ -25,12 +25,16 @@ pin_project! {
     enum Kind<B> {
         Inner { #[pin] body: B },
         Full { data: Option<Bytes> },
-        Replay {
-            prefix: Option<Bytes>,
-            trailers: Option<http::HeaderMap>,
-            rest: Option<Pin<Box<B>>>,
-        },
+        // Boxed: the rare case keeps the common ones small to move.
+        Replay { replay: Box<Replay<B>> },
     }
+}
+
+#[derive(Debug)]
+struct Replay<B> {
+    prefix: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+    rest: Option<Pin<Box<B>>>,
 }
 
 impl<B> ResponseBody<B> {
@@ -58,9 +62,11 @@ impl<B> ResponseBody<B> {
     ) -> Self {
         Self {
             kind: Kind::Replay {
-                prefix: (!prefix.is_empty()).then_some(prefix),
-                trailers,
-                rest,
+                replay: Box::new(Replay {
+                    prefix: (!prefix.is_empty()).then_some(prefix),
+                    trailers,
+                    rest,
+                }),
             },
         }
     }
@@ -90,17 +96,13 @@ where
             KindProj::Full { data } => {
                 Poll::Ready(data.take().map(|data| Ok(Frame::data(data.into()))))
             }
-            KindProj::Replay {
-                prefix,
-                trailers,
-                rest,
-            } => {
-                if let Some(data) = prefix.take() {
+            KindProj::Replay { replay } => {
+                if let Some(data) = replay.prefix.take() {
                     return Poll::Ready(Some(Ok(Frame::data(data.into()))));
                 }
-                match rest {
+                match &mut replay.rest {
                     Some(rest) => rest.as_mut().poll_frame(cx),
-                    None => Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t)))),
+                    None => Poll::Ready(replay.trailers.take().map(|t| Ok(Frame::trailers(t)))),
                 }
             }
         }
@@ -110,15 +112,12 @@ where
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
             Kind::Full { data } => data.is_none(),
-            Kind::Replay {
-                prefix,
-                trailers,
-                rest,
-            } => {
-                prefix.is_none()
-                    && rest
+            Kind::Replay { replay } => {
+                replay.prefix.is_none()
+                    && replay
+                        .rest
                         .as_ref()
-                        .map_or(trailers.is_none(), |rest| rest.is_end_stream())
+                        .map_or(replay.trailers.is_none(), |rest| rest.is_end_stream())
             }
         }
     }
@@ -129,9 +128,10 @@ where
             Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
             }
-            Kind::Replay { prefix, rest, .. } => {
-                let read = prefix.as_ref().map_or(0, |data| data.len() as u64);
-                let rest = rest
+            Kind::Replay { replay } => {
+                let read = replay.prefix.as_ref().map_or(0, |data| data.len() as u64);
+                let rest = replay
+                    .rest
                     .as_ref()
                     .map_or(SizeHint::with_exact(0), Body::size_hint);
                 let mut hint = SizeHint::new();

@@ -1,0 +1,46 @@
+//! Cost of the full default stack: a bare service against `PolicyLayer` with the default
+//! policy (observe, breaker, timeout, Gradient2 shedding, and the contract check, which passes
+//! bodies of undocumented routes untouched), no metrics recorder, and against the closest
+//! tower / tower-http stack (tower-http `TraceLayer`, tower `Timeout`, `ConcurrencyLimit` +
+//! `LoadShed`), in one run. Run: `cargo bench --all-features --bench policy`.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{bare_any, current_thread, one_thread_with};
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Request;
+use http_body_util::Empty;
+use steadfast::policy::{Policies, PolicyLayer};
+use tower::{Layer, ServiceBuilder};
+
+fn request() -> Request<Empty<Bytes>> {
+    Request::new(Empty::new())
+}
+
+fn stacks(c: &mut Criterion) {
+    let runtime = current_thread();
+    let mut group = c.benchmark_group("policy");
+    group.bench_function("bare", |b| {
+        b.iter_custom(|n| one_thread_with(&runtime, bare_any(), request, n))
+    });
+    group.bench_function("steadfast-default-policy", |b| {
+        let layer = PolicyLayer::new(Policies::default()).unwrap();
+        b.iter_custom(|n| one_thread_with(&runtime, layer.layer(bare_any()), request, n))
+    });
+    group.bench_function("tower-trace+timeout+limit+loadshed", |b| {
+        let stack = ServiceBuilder::new()
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+            .timeout(Duration::from_secs(15))
+            .load_shed()
+            .concurrency_limit(100)
+            .service(bare_any());
+        b.iter_custom(|n| one_thread_with(&runtime, stack.clone(), request, n))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stacks);
+criterion_main!(benches);
