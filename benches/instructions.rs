@@ -58,8 +58,16 @@ fn main() {
                 .service(bare());
             run!(stack)
         }
-        // The default policy: the same layers, Gradient2 shedding, looked up per request.
-        "policy" => run!(PolicyLayer::new(Policies::default()).unwrap().layer(bare())),
+        // The default policy: the same layers, Gradient2 shedding, looked up per request (with
+        // an HTTP body type, which the contract check needs when its feature is on).
+        "policy" => drop(common::one_thread_with(
+            &runtime,
+            PolicyLayer::new(Policies::default())
+                .unwrap()
+                .layer(common::bare_any()),
+            || http::Request::new(http_body_util::Empty::<bytes::Bytes>::new()),
+            calls,
+        )),
         other => {
             eprintln!("unknown hot path {other}; one of {}", PATHS.join(", "));
             std::process::exit(2);

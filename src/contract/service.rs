@@ -83,6 +83,9 @@ where
 }
 
 /// What a request leads to once its body is read: the inner service, or an answer.
+// Made once per request and moved straight into a call or a return: boxing would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Next<B, RB> {
     Call(Request<ContractBody<B>>),
     Answer(Response<ResponseBody<RB>>),
