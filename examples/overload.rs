@@ -381,7 +381,7 @@ async fn overload(
             let mixed = scenario == Scenario::SteadfastMixed;
             let run = open_loop(&client, &url, CAPACITY * factor, seconds, mixed).await;
             println!(
-                "{:<28} {:>5.1}x {:>8.0} {:>5.0}% {:>8.0} {:>8} {:>8} {:>8} {:>8} {:>7}",
+                "{:<28} {:>5.1}x {:>8.0} {:>5.0}% {:>8.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
                 scenario.name(),
                 factor,
                 run.offered,
@@ -390,8 +390,9 @@ async fn overload(
                 ms(&run.success, 0.5),
                 ms(&run.success, 0.99),
                 ms(&run.success, 0.999),
-                run.rejected + run.failed,
+                run.rejected,
                 ms(&run.rejection_latency, 0.99),
+                run.failed,
             );
             if mixed {
                 let share = |(ok, sent): (u64, u64)| 100.0 * ok as f64 / sent.max(1) as f64;
@@ -542,6 +543,9 @@ async fn failure_run(protected: bool, phases: &Phases) -> Result<(), Box<dyn Err
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(intended).await;
+            // The timer may wake this task up to a millisecond late: latency from the intended
+            // time includes that, latency from the actual send does not.
+            let sent = Instant::now();
             let request = Request::get(url)
                 .body(Empty::new())
                 .expect("a valid request");
@@ -554,7 +558,12 @@ async fn failure_run(protected: bool, phases: &Phases) -> Result<(), Box<dyn Err
             .await
             .ok()
             .flatten();
-            (intended - started, status, intended.elapsed())
+            (
+                intended - started,
+                status,
+                intended.elapsed(),
+                sent.elapsed(),
+            )
         }));
     }
     let mut outcomes = Vec::new();
@@ -577,26 +586,23 @@ async fn failure_run(protected: bool, phases: &Phases) -> Result<(), Box<dyn Err
             closed_again.get_or_insert(at);
         }
     }
+    let micros = |latency: &Duration| latency.as_micros().clamp(1, 60_000_000) as u64;
     let mut fast = histogram();
+    let mut fast_from_send = histogram();
     let mut during = histogram();
-    let mut first_success_after = None;
-    for (sent, status, latency) in &outcomes {
-        let micros = latency.as_micros().clamp(1, 60_000_000) as u64;
+    for (sent, status, latency, from_send) in &outcomes {
         if *sent >= degraded_at && *sent < recovered_at {
-            during.record(micros)?;
+            during.record(micros(latency))?;
             if *status == Some(StatusCode::SERVICE_UNAVAILABLE) {
-                fast.record(micros)?;
+                fast.record(micros(latency))?;
+                fast_from_send.record(micros(from_send))?;
             }
-        }
-        if *sent >= recovered_at && *status == Some(StatusCode::OK) && first_success_after.is_none()
-        {
-            first_success_after = Some(*sent - recovered_at);
         }
     }
     // Recovery: from the dependency's return until every later request succeeds.
     let recovered_by = outcomes
         .iter()
-        .filter(|(sent, status, _)| *sent >= recovered_at && *status != Some(StatusCode::OK))
+        .filter(|(sent, status, ..)| *sent >= recovered_at && *status != Some(StatusCode::OK))
         .map(|(sent, ..)| *sent - recovered_at)
         .max()
         .unwrap_or_default();
@@ -618,17 +624,30 @@ async fn failure_run(protected: bool, phases: &Phases) -> Result<(), Box<dyn Err
     );
     if protected {
         match opened {
-            Some(at) if at >= degraded_at => println!(
-                "  breaker opened {} ms after the dependency degraded ({} ms after it started failing)",
-                (at - degraded_at).as_millis(),
-                at.saturating_sub(degraded_at + phases.slow).as_millis()
-            ),
+            Some(at) if at >= degraded_at => {
+                let failing_at = degraded_at + phases.slow;
+                let when = if at < failing_at {
+                    "while it was slow: calls timing out count as failures".to_owned()
+                } else {
+                    format!(
+                        "{} ms after it started failing",
+                        (at - failing_at).as_millis()
+                    )
+                };
+                println!(
+                    "  breaker opened {} ms after the dependency degraded ({when})",
+                    (at - degraded_at).as_millis()
+                );
+            }
             _ => println!("  breaker did not open"),
         }
         println!(
-            "  fast failures: {}, p99 {} ms",
+            "  fast failures: {}, p50 {} ms, p99 {} ms from the intended send time ({} ms / {} ms from the actual send)",
             fast.len(),
-            ms(&fast, 0.99)
+            ms(&fast, 0.5),
+            ms(&fast, 0.99),
+            ms(&fast_from_send, 0.5),
+            ms(&fast_from_send, 0.99)
         );
         match closed_again {
             Some(at) => println!(
