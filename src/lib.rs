@@ -6,6 +6,8 @@ pub mod breaker;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod core;
+#[cfg(feature = "guardrails")]
+pub mod guardrails;
 pub mod observe;
 pub mod policy;
 pub mod shed;

@@ -188,6 +188,17 @@ pub const CONTRACT_VIOLATIONS: Metric = Metric {
     description: "Contract violations, by route, direction (`request` or `response`) and failed keyword (`type`, `required`, `contentType`, `maxBodySize`, ...; `unlisted` for those past `max_violations`).",
 };
 
+/// OpenTelemetry's recommended boundaries for request durations, in seconds: the buckets the
+/// Prometheus setup puts on the duration histograms, and so the thresholds a latency objective
+/// can use.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Boundaries for time spent waiting in a queue, in seconds: 1 ms to 1 s.
+pub const QUEUE_WAIT_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
 /// Every metric steadfast emits.
 pub const CATALOGUE: &[Metric] = &[
     HTTP_SERVER_REQUEST_DURATION,

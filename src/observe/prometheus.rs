@@ -21,15 +21,7 @@
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
 use crate::core::telemetry::{CATALOGUE, MetricKind, SHED_QUEUE_WAIT};
-
-/// OpenTelemetry's recommended boundaries for request durations, in seconds.
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
-/// Boundaries for time spent waiting in a queue, in seconds: 1 ms to 1 s.
-pub const QUEUE_WAIT_BUCKETS: &[f64] =
-    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+pub use crate::core::telemetry::{DURATION_BUCKETS, QUEUE_WAIT_BUCKETS};
 
 /// Sets the recommended buckets on every steadfast histogram.
 pub fn with_recommended_buckets(

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::spec::{Policies, Policy, PolicyError, RouteMatch};
+use super::spec::{AlertSettings, Objective, Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerConfig, SlidingWindow};
 use crate::shed::{Aimd, Criticality, Gradient2, LimitAlgorithm, ShedConfig};
 
@@ -154,6 +154,31 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "The share of responses checked.",
     ),
     key(
+        "objective.availability",
+        "99.9",
+        "The percentage of requests that must not fail with a server error, for the generated SLO alerts.",
+    ),
+    key(
+        "objective.latency_percent",
+        "95",
+        "The percentage of requests that must be answered within `objective.latency_threshold`.",
+    ),
+    key(
+        "objective.latency_threshold",
+        "\"500ms\"",
+        "The latency objective's threshold: a bucket boundary of the duration histograms (5ms ... 10s).",
+    ),
+    key(
+        "objective.window",
+        "\"30d\"",
+        "The period the objectives are measured over (at least 3 days).",
+    ),
+    key(
+        "objective.min_request_rate",
+        "0.05",
+        "Requests per second below which burn-rate alerts stay silent (the low-traffic guard).",
+    ),
+    key(
         "openapi.document",
         "none",
         "Top level: the OpenAPI 3.0/3.1 document (JSON or YAML) to check requests and responses against, relative to the policy file.",
@@ -167,6 +192,36 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "openapi.undocumented",
         "\"pass\"",
         "Top level: routes the document lacks: `pass`, or `reject` (404/405).",
+    ),
+    key(
+        "alerts.breaker_open_for",
+        "\"5m\"",
+        "Top level: a breaker open this long pages.",
+    ),
+    key(
+        "alerts.shed_percent",
+        "5",
+        "Top level: shedding more than this percentage of a route's requests...",
+    ),
+    key(
+        "alerts.shed_for",
+        "\"10m\"",
+        "Top level: ...for this long opens a ticket.",
+    ),
+    key(
+        "alerts.timeout_percent",
+        "5",
+        "Top level: timeouts above this percentage of a route's requests...",
+    ),
+    key(
+        "alerts.timeout_for",
+        "\"10m\"",
+        "Top level: ...for this long opens a ticket.",
+    ),
+    key(
+        "alerts.runbook_url",
+        "docs.rs guardrails page",
+        "Top level: each alert's runbook link; `{alert}` becomes the alert's name.",
     ),
 ];
 
@@ -193,6 +248,76 @@ struct FileSpec {
     #[serde(default)]
     routes: BTreeMap<String, PolicySpec>,
     openapi: Option<OpenApiSpec>,
+    alerts: Option<AlertsSpec>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct AlertsSpec {
+    breaker_open_for: Option<Dur>,
+    shed_percent: Option<f64>,
+    shed_for: Option<Dur>,
+    timeout_percent: Option<f64>,
+    timeout_for: Option<Dur>,
+    runbook_url: Option<String>,
+}
+
+impl AlertsSpec {
+    fn build(&self) -> Result<AlertSettings, PolicyError> {
+        let mut alerts = AlertSettings::default();
+        if let Some(Dur(d)) = self.breaker_open_for {
+            alerts.breaker_open_for = d;
+        }
+        if let Some(p) = self.shed_percent {
+            alerts.shed_percent = p;
+        }
+        if let Some(Dur(d)) = self.shed_for {
+            alerts.shed_for = d;
+        }
+        if let Some(p) = self.timeout_percent {
+            alerts.timeout_percent = p;
+        }
+        if let Some(Dur(d)) = self.timeout_for {
+            alerts.timeout_for = d;
+        }
+        if let Some(url) = &self.runbook_url {
+            alerts.runbook_url = url.clone();
+        }
+        alerts.validate()?;
+        Ok(alerts)
+    }
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct ObjectiveSpec {
+    availability: Option<f64>,
+    latency_percent: Option<f64>,
+    latency_threshold: Option<Dur>,
+    window: Option<Dur>,
+    min_request_rate: Option<f64>,
+}
+
+impl ObjectiveSpec {
+    fn build(&self) -> Objective {
+        let mut objective = Objective::default();
+        if let Some(p) = self.availability {
+            objective.availability = p;
+        }
+        if let Some(p) = self.latency_percent {
+            objective.latency_percent = p;
+        }
+        if let Some(Dur(d)) = self.latency_threshold {
+            objective.latency_threshold = d;
+        }
+        if let Some(Dur(d)) = self.window {
+            objective.window = d;
+        }
+        if let Some(rate) = self.min_request_rate {
+            objective.min_request_rate = rate;
+        }
+        objective
+    }
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -206,6 +331,8 @@ struct PolicySpec {
     shed: ShedSpec,
     #[serde(default)]
     contract: ContractSpec,
+    #[serde(default)]
+    objective: ObjectiveSpec,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -309,7 +436,7 @@ impl PolicySpec {
 
     fn build(&self, at: &str) -> Result<Policy, PolicyError> {
         let err = |key: &str, reason: String| PolicyError::new(format!("{at}.{key}"), reason);
-        let mut policy = Policy::new();
+        let mut policy = Policy::new().objective(self.objective.build());
         if let Some(Dur(budget)) = self.timeout {
             policy = policy.timeout(budget);
         }
@@ -510,6 +637,7 @@ fn key_path_at(text: &str, offset: usize) -> String {
 /// Policies read from a TOML file, and the contract it names (feature `contract`).
 pub struct PolicyFile {
     policies: Policies,
+    alerts: AlertSettings,
     #[cfg(feature = "contract")]
     contract: Option<(crate::contract::Contract, crate::contract::ContractConfig)>,
 }
@@ -572,11 +700,21 @@ impl PolicyFile {
                 "contract validation needs steadfast's `contract` feature",
             ));
         }
+        let alerts = spec
+            .alerts
+            .as_ref()
+            .map_or_else(|| Ok(AlertSettings::default()), AlertsSpec::build)?;
         Ok(PolicyFile {
             policies,
+            alerts,
             #[cfg(feature = "contract")]
             contract,
         })
+    }
+
+    /// The thresholds of the generated protection alerts (`[alerts]`).
+    pub fn alerts(&self) -> &AlertSettings {
+        &self.alerts
     }
 
     /// The policies.
@@ -705,6 +843,11 @@ mod tests {
                         .iter()
                         .map(|f| format!("contract.{f}")),
                 ),
+                "objective" => accepted.extend(
+                    fields_of::<ObjectiveSpec>()
+                        .iter()
+                        .map(|f| format!("objective.{f}")),
+                ),
                 other => accepted.push(other.to_owned()),
             }
         }
@@ -713,9 +856,17 @@ mod tests {
                 .iter()
                 .map(|f| format!("openapi.{f}")),
         );
+        accepted.extend(
+            fields_of::<AlertsSpec>()
+                .iter()
+                .map(|f| format!("alerts.{f}")),
+        );
         let listed: Vec<String> = CONFIG_KEYS.iter().map(|k| k.key.to_owned()).collect();
         assert_eq!(listed, accepted);
-        assert_eq!(fields_of::<FileSpec>(), ["defaults", "routes", "openapi"]);
+        assert_eq!(
+            fields_of::<FileSpec>(),
+            ["defaults", "routes", "openapi", "alerts"]
+        );
     }
 
     #[test]

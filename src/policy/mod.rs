@@ -68,4 +68,6 @@ mod spec;
 pub use file::{CONFIG_KEYS, ConfigKey, PolicyFile};
 pub use layer::{PolicyHandle, PolicyLayer};
 pub use service::{Checked, InnerRequest, PolicyService, Stack};
-pub use spec::{DEFAULT_TIMEOUT, Policies, Policy, PolicyError, RouteMatch};
+pub use spec::{
+    AlertSettings, DEFAULT_TIMEOUT, Objective, Policies, Policy, PolicyError, RouteMatch,
+};

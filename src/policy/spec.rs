@@ -7,6 +7,7 @@ use http::Method;
 
 use crate::breaker::{BreakerConfig, SlidingWindow};
 use crate::core::ConfigError;
+use crate::core::telemetry::DURATION_BUCKETS;
 use crate::shed::{Criticality, ShedConfig};
 use crate::timeout::TimeoutConfig;
 
@@ -48,13 +49,154 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+/// The service level a route promises, for the alerts and dashboards that
+/// `steadfast::guardrails` generates from the policies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Objective {
+    /// The share of requests that must not fail with a 5xx (or a gRPC server error), in
+    /// percent. Default 99.9.
+    pub availability: f64,
+    /// The share of requests that must be answered within [`latency_threshold`], in percent.
+    /// Default 95.
+    ///
+    /// [`latency_threshold`]: Objective::latency_threshold
+    pub latency_percent: f64,
+    /// The latency objective's threshold; it must be a bucket boundary of the duration
+    /// histograms (OpenTelemetry's: 5, 10, 25, 50, 75, 100, 250, 500, 750 ms, 1, 2.5, 5, 7.5,
+    /// 10 s). Default 500 ms.
+    pub latency_threshold: Duration,
+    /// The period the objective is measured over. Default 30 days.
+    pub window: Duration,
+    /// Below this many requests per second (over the alert's long window) burn-rate alerts stay
+    /// silent: on a quiet route one failure is a large share. Default 0.05 (3 a minute).
+    pub min_request_rate: f64,
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Self {
+            availability: 99.9,
+            latency_percent: 95.0,
+            latency_threshold: Duration::from_millis(500),
+            window: Duration::from_secs(30 * 24 * 3600),
+            min_request_rate: 0.05,
+        }
+    }
+}
+
+impl Objective {
+    pub(crate) fn validate(&self, at: &str) -> Result<(), PolicyError> {
+        let percent = |key: &str, value: f64| {
+            if value > 0.0 && value < 100.0 {
+                Ok(())
+            } else {
+                Err(PolicyError::new(
+                    format!("{at}.objective.{key}"),
+                    format!("{value} is not a percentage strictly between 0 and 100"),
+                ))
+            }
+        };
+        percent("availability", self.availability)?;
+        percent("latency_percent", self.latency_percent)?;
+        let threshold = self.latency_threshold.as_secs_f64();
+        if !DURATION_BUCKETS
+            .iter()
+            .any(|b| (b - threshold).abs() < 1e-9)
+        {
+            return Err(PolicyError::new(
+                format!("{at}.objective.latency_threshold"),
+                format!(
+                    "{:?} is not a bucket boundary of the duration histograms ({})",
+                    self.latency_threshold,
+                    DURATION_BUCKETS
+                        .iter()
+                        .map(|b| format!("{}ms", b * 1000.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if self.window < Duration::from_secs(3 * 24 * 3600) {
+            return Err(PolicyError::new(
+                format!("{at}.objective.window"),
+                "at least 3 days: the slowest burn-rate alert looks back 3 days",
+            ));
+        }
+        if !(self.min_request_rate >= 0.0 && self.min_request_rate.is_finite()) {
+            return Err(PolicyError::new(
+                format!("{at}.objective.min_request_rate"),
+                "a rate of requests per second, 0 or more",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Thresholds of the protection alerts that `steadfast::guardrails` generates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertSettings {
+    /// A breaker open this long pages. Default 5 minutes.
+    pub breaker_open_for: Duration,
+    /// Shedding more than this percentage of a route's requests... Default 5.
+    pub shed_percent: f64,
+    /// ...for this long opens a ticket. Default 10 minutes.
+    pub shed_for: Duration,
+    /// Timeouts (and spent deadlines) above this percentage of a route's requests... Default 5.
+    pub timeout_percent: f64,
+    /// ...for this long opens a ticket. Default 10 minutes.
+    pub timeout_for: Duration,
+    /// The runbook link of each alert; `{alert}` is replaced by the alert's name.
+    pub runbook_url: String,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            breaker_open_for: Duration::from_secs(300),
+            shed_percent: 5.0,
+            shed_for: Duration::from_secs(600),
+            timeout_percent: 5.0,
+            timeout_for: Duration::from_secs(600),
+            runbook_url: "https://docs.rs/steadfast/latest/steadfast/guardrails/#{alert}".into(),
+        }
+    }
+}
+
+impl AlertSettings {
+    pub(crate) fn validate(&self) -> Result<(), PolicyError> {
+        for (key, value) in [
+            ("shed_percent", self.shed_percent),
+            ("timeout_percent", self.timeout_percent),
+        ] {
+            if !(value > 0.0 && value <= 100.0) {
+                return Err(PolicyError::new(
+                    format!("alerts.{key}"),
+                    format!("{value} is not a percentage in (0, 100]"),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("breaker_open_for", self.breaker_open_for),
+            ("shed_for", self.shed_for),
+            ("timeout_for", self.timeout_for),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(PolicyError::new(format!("alerts.{key}"), "at least 1s"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What one route gets: a timeout, a circuit breaker and a load shedder (each optional but the
-/// timeout), and, with a contract, how its requests and responses are checked.
+/// timeout), and, with a contract, how its requests and responses are checked; and the
+/// objective its alerts watch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     pub(crate) timeout: TimeoutConfig,
     pub(crate) breaker: Option<BreakerConfig>,
     pub(crate) shed: Option<ShedConfig>,
+    pub(crate) objective: Objective,
     #[cfg(feature = "contract")]
     pub(crate) contract: crate::contract::RouteModes,
 }
@@ -65,6 +207,7 @@ impl Default for Policy {
             timeout: TimeoutConfig::new(DEFAULT_TIMEOUT),
             breaker: Some(BreakerConfig::default()),
             shed: Some(ShedConfig::default()),
+            objective: Objective::default(),
             #[cfg(feature = "contract")]
             contract: crate::contract::RouteModes::default(),
         }
@@ -130,9 +273,25 @@ impl Policy {
         self
     }
 
+    /// The service level the route's alerts watch.
+    pub fn objective(mut self, objective: Objective) -> Self {
+        self.objective = objective;
+        self
+    }
+
     /// The settings in force for the timeout.
     pub fn timeout_settings(&self) -> &TimeoutConfig {
         &self.timeout
+    }
+
+    /// The route's objective.
+    pub fn objective_settings(&self) -> &Objective {
+        &self.objective
+    }
+
+    /// Whether the route has a circuit breaker.
+    pub fn has_breaker(&self) -> bool {
+        self.breaker.is_some()
     }
 
     /// Checks each layer's settings and how they fit together; `at` prefixes the key paths.
@@ -176,6 +335,7 @@ impl Policy {
             shed.validate()
                 .map_err(|error| layer_error(at, "shed", &error))?;
         }
+        self.objective.validate(at)?;
         #[cfg(feature = "contract")]
         if let Some(rate) = self.contract.response_sample_rate {
             if !(0.0..=1.0).contains(&rate) {
@@ -210,6 +370,16 @@ pub struct RouteMatch {
 }
 
 impl RouteMatch {
+    /// The route template (or gRPC method path).
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// The method, if the policy is for one.
+    pub fn method(&self) -> Option<&Method> {
+        self.method.as_ref()
+    }
+
     /// As the policy file writes it: `/checkout` or `POST /checkout`; a gRPC method is its
     /// path, `/package.Service/Method`.
     pub fn parse(key: &str) -> Result<Self, String> {
@@ -296,6 +466,11 @@ impl Policies {
     /// The defaults.
     pub fn defaults(&self) -> &Policy {
         &self.defaults
+    }
+
+    /// The routes with a policy of their own, in the order they were set.
+    pub fn routes(&self) -> impl Iterator<Item = (&RouteMatch, &Policy)> {
+        self.routes.iter().map(|(route, policy)| (route, policy))
     }
 
     /// The policy a request for `template` with `method` gets.

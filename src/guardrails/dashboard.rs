@@ -1,0 +1,210 @@
+//! A Grafana dashboard, generated from the catalogue and the recording rules.
+
+use serde_json::{Value, json};
+
+use super::names;
+use crate::core::telemetry::{
+    BREAKER_STATE, CONTRACT_VIOLATIONS, HTTP_SERVER_REQUEST_DURATION, REJECTIONS, SHED_IN_FLIGHT,
+    SHED_LIMIT, SHED_REJECTED,
+};
+use crate::policy::Policies;
+
+/// One panel: a title, its queries (expression and legend) and its unit.
+fn panel(id: u32, title: &str, unit: &str, targets: &[(String, &str)], x: u32, y: u32) -> Value {
+    let targets: Vec<Value> = targets
+        .iter()
+        .zip('A'..)
+        .map(|((expr, legend), ref_id)| {
+            json!({
+                "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "expr": expr,
+                "legendFormat": legend,
+                "refId": ref_id.to_string(),
+            })
+        })
+        .collect();
+    json!({
+        "id": id,
+        "type": "timeseries",
+        "title": title,
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "targets": targets,
+    })
+}
+
+/// The dashboard for `policies`: per route rate, errors, latency percentiles, SLO burn rate and
+/// budget left; breaker states, adaptive limits against requests in flight, rejections by
+/// reason and class, contract violations. The datasource and the routes are variables.
+pub fn dashboard(policies: &Policies) -> Value {
+    let route = r#"route=~"$route""#;
+    let http = names::prometheus(&HTTP_SERVER_REQUEST_DURATION);
+    let http_route = names::label("http.route");
+    let breaker_state = names::prometheus(&BREAKER_STATE);
+    let limit = names::prometheus(&SHED_LIMIT);
+    let in_flight = names::prometheus(&SHED_IN_FLIGHT);
+    let rejections = names::prometheus(&REJECTIONS);
+    let shed_rejected = names::prometheus(&SHED_REJECTED);
+    let violations = names::prometheus(&CONTRACT_VIOLATIONS);
+
+    // The availability budget of each route: its own objective, else the defaults'.
+    let default_budget = 1.0 - policies.defaults().objective_settings().availability / 100.0;
+    let budget_of = |series: &str| {
+        let mut expr = String::new();
+        for (matched, policy) in policies.routes() {
+            let budget = 1.0 - policy.objective_settings().availability / 100.0;
+            expr.push_str(&format!(
+                r#"{series}{{route="{}", {route}}} / {budget} or "#,
+                matched.template()
+            ));
+        }
+        expr.push_str(&format!("{series}{{{route}}} / {default_budget}"));
+        expr
+    };
+    let quantile = |q: f64| {
+        format!(
+            r#"histogram_quantile({q}, sum by (le, {http_route}) (rate({http}_bucket{{{http_route}=~"$route"}}[5m])))"#
+        )
+    };
+    let panels = vec![
+        panel(
+            1,
+            "Requests per second",
+            "reqps",
+            &[(
+                format!("steadfast:route_requests:rate5m{{{route}}}"),
+                "{{route}}",
+            )],
+            0,
+            0,
+        ),
+        panel(
+            2,
+            "Server error ratio",
+            "percentunit",
+            &[(
+                format!("steadfast:route_error_ratio:rate5m{{{route}}}"),
+                "{{route}}",
+            )],
+            12,
+            0,
+        ),
+        panel(
+            3,
+            "Latency (HTTP)",
+            "s",
+            &[
+                (quantile(0.5), "p50 {{http_route}}"),
+                (quantile(0.95), "p95 {{http_route}}"),
+                (quantile(0.99), "p99 {{http_route}}"),
+            ],
+            0,
+            8,
+        ),
+        panel(
+            4,
+            "Error budget burn rate (1h)",
+            "none",
+            &[(budget_of("steadfast:route_error_ratio:rate1h"), "{{route}}")],
+            12,
+            8,
+        ),
+        panel(
+            5,
+            "Error budget left (30 days)",
+            "percentunit",
+            &[(
+                format!(
+                    "1 - ({})",
+                    budget_of("avg_over_time(steadfast:route_error_ratio:rate1h[30d])")
+                ),
+                "{{route}}",
+            )],
+            0,
+            16,
+        ),
+        panel(
+            6,
+            "Breaker state (0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only)",
+            "none",
+            &[(breaker_state.clone(), "{{breaker}}")],
+            12,
+            16,
+        ),
+        panel(
+            7,
+            "Adaptive limit and requests in flight",
+            "none",
+            &[
+                (limit.clone(), "limit {{limiter}}"),
+                (in_flight.clone(), "in flight {{limiter}}"),
+            ],
+            0,
+            24,
+        ),
+        panel(
+            8,
+            "Rejections by reason",
+            "reqps",
+            &[(
+                format!("sum by (layer, reason) (rate({rejections}{{{route}}}[5m]))"),
+                "{{layer}} {{reason}}",
+            )],
+            12,
+            24,
+        ),
+        panel(
+            9,
+            "Shed requests by class",
+            "reqps",
+            &[(
+                format!("sum by (class, reason) (rate({shed_rejected}[5m]))"),
+                "{{class}} {{reason}}",
+            )],
+            0,
+            32,
+        ),
+        panel(
+            10,
+            "Contract violations",
+            "none",
+            &[(
+                format!("sum by (route, direction, keyword) (rate({violations}{{{route}}}[5m]))"),
+                "{{route}} {{direction}} {{keyword}}",
+            )],
+            12,
+            32,
+        ),
+    ];
+    json!({
+        "title": "steadfast: routes, objectives and protections",
+        "uid": "steadfast-routes",
+        "schemaVersion": 39,
+        "editable": true,
+        "time": {"from": "now-6h", "to": "now"},
+        "refresh": "30s",
+        "tags": ["steadfast", "generated"],
+        "templating": {"list": [
+            {
+                "name": "datasource",
+                "label": "Data source",
+                "type": "datasource",
+                "query": "prometheus",
+            },
+            {
+                "name": "route",
+                "label": "Route",
+                "type": "query",
+                "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "query": {"query": "label_values(steadfast:route_requests:rate5m, route)", "refId": "routes"},
+                "definition": "label_values(steadfast:route_requests:rate5m, route)",
+                "multi": true,
+                "includeAll": true,
+                "current": {"text": "All", "value": "$__all"},
+                "refresh": 2,
+            },
+        ]},
+        "panels": panels,
+    })
+}

@@ -1,0 +1,96 @@
+//! Guardrails generated from the policies: Prometheus SLO and protection alerts, a Grafana
+//! dashboard, and checks a team runs in CI (feature `guardrails`).
+//!
+//! Everything is derived from two sources, so nothing drifts from what the code emits: the
+//! [metric catalogue](crate::core::telemetry::CATALOGUE) (names as
+//! `metrics-exporter-prometheus` renders them) and the [`Policies`] with their
+//! [`Objective`](crate::policy::Objective)s.
+//!
+//! - [`rules`]: recording rules per route (requests, server errors, their ratio, requests within
+//!   each latency threshold, over 5m to 3d); multi-window, multi-burn-rate alerts for
+//!   availability and latency (page: 14.4x over 1h and 5m, 6x over 6h and 30m; ticket: 3x over
+//!   1d and 2h, 1x over 3d and 6h) that stay silent below the objective's minimum request rate;
+//!   protection alerts: a breaker open too long, heavy shedding, many timeouts, response
+//!   contract violations. Each alert has `severity`, `route` (or `breaker`) labels, a summary
+//!   and a runbook link.
+//! - [`dashboard`]: per route rate, errors, latency percentiles, burn rate and budget left;
+//!   breaker states, adaptive limits against requests in flight, rejections by reason and
+//!   class, contract violations; the datasource and routes are variables.
+//!
+//! The `steadfast-guardrails` binary writes both from a policy file:
+//!
+//! ```sh
+//! cargo run --features guardrails --bin steadfast-guardrails -- policies.toml guardrails/
+//! promtool check rules guardrails/rules.yml
+//! ```
+//!
+//! ```
+//! use steadfast::guardrails;
+//! use steadfast::policy::{AlertSettings, Policies, Policy};
+//!
+//! let policies = Policies::new(Policy::new()).route("/checkout", Policy::new());
+//! let rules = guardrails::rules(&policies, &AlertSettings::default());
+//! assert!(rules.alerts().contains("SteadfastAvailabilityBurnPage"));
+//! let dashboard = guardrails::dashboard(&policies);
+//! assert_eq!(dashboard["panels"].as_array().unwrap().len(), 10);
+//! ```
+
+mod dashboard;
+mod names;
+mod rules;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+pub use dashboard::dashboard;
+pub use names::{label, prometheus};
+pub use rules::{RuleFile, rules};
+
+use crate::policy::{AlertSettings, Policies};
+
+/// Writes `rules.yml` and `dashboard.json` for `policies` into `dir`.
+///
+/// # Errors
+///
+/// Any error creating the directory or writing the files.
+pub fn write(policies: &Policies, alerts: &AlertSettings, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("rules.yml"), rules(policies, alerts).to_yaml())?;
+    let dashboard = serde_json::to_string_pretty(&dashboard(policies)).expect("JSON serializes");
+    std::fs::write(dir.join("dashboard.json"), dashboard + "\n")
+}
+
+/// The series names a PromQL expression reads: metric names and recorded series, without the
+/// `_bucket`/`_count`/`_sum` suffixes of histograms.
+pub fn series_in(expr: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = expr;
+    // Skip quoted strings (label values, regexes) so their contents are not taken for names.
+    let mut unquoted = String::new();
+    let mut in_quote = false;
+    let mut escaped = false;
+    for c in rest.chars() {
+        match (in_quote, escaped, c) {
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') => in_quote = false,
+            (true, ..) => escaped = false,
+            (false, _, '"') => in_quote = true,
+            (false, ..) => unquoted.push(c),
+        }
+    }
+    rest = &unquoted;
+    for token in rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
+        let is_series = token.starts_with("steadfast")
+            || token.starts_with("http_server_")
+            || token.starts_with("rpc_server_");
+        if !is_series {
+            continue;
+        }
+        let name = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| token.strip_suffix(suffix))
+            .unwrap_or(token);
+        found.insert(name.to_owned());
+    }
+    found
+}

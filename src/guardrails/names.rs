@@ -1,0 +1,82 @@
+//! Names as `metrics-exporter-prometheus` renders them, derived from the catalogue: never typed
+//! by hand.
+
+use crate::core::telemetry::Metric;
+
+/// The exposition name of a catalogued metric: dots become underscores (the exporter adds no
+/// unit or `_total` suffix to steadfast's metrics).
+pub fn prometheus(metric: &Metric) -> String {
+    metric.name.replace('.', "_")
+}
+
+/// The exposition name of a label.
+pub fn label(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+/// Which routes a rule is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Selector<'a> {
+    /// One route template.
+    Route(&'a str),
+    /// Every route but these (those with a policy of their own).
+    Others(&'a [&'a str]),
+}
+
+impl Selector<'_> {
+    /// The label matcher, `{route="/a"}`, with `le` when given.
+    pub(crate) fn matcher(&self, le: Option<&str>) -> String {
+        let mut matchers = Vec::new();
+        match self {
+            Selector::Route(route) => matchers.push(format!(r#"route="{}""#, quoted(route))),
+            Selector::Others([]) => {}
+            Selector::Others(routes) => {
+                let alternatives: Vec<String> = routes.iter().map(|r| regex_escaped(r)).collect();
+                matchers.push(format!(r#"route!~"{}""#, quoted(&alternatives.join("|"))));
+            }
+        }
+        if let Some(le) = le {
+            matchers.push(format!(r#"le="{le}""#));
+        }
+        if matchers.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", matchers.join(", "))
+        }
+    }
+}
+
+/// RE2 escaping of a literal.
+fn regex_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Escaping for a PromQL double-quoted string.
+fn quoted(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matchers_escape_templates() {
+        assert_eq!(
+            Selector::Route("/a/{id}").matcher(Some("0.5")),
+            r#"{route="/a/{id}", le="0.5"}"#
+        );
+        assert_eq!(
+            Selector::Others(&["/a/{id}", "/b.c"]).matcher(None),
+            r#"{route!~"/a/\\{id\\}|/b\\.c"}"#
+        );
+        assert_eq!(Selector::Others(&[]).matcher(None), "");
+    }
+}

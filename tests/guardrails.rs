@@ -1,0 +1,142 @@
+//! Guardrails: the generated rules and dashboard reference only what steadfast emits, the
+//! dashboard is well formed, and the example's golden files are what the generator writes.
+#![cfg(feature = "guardrails")]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use steadfast::core::telemetry::CATALOGUE;
+use steadfast::guardrails;
+use steadfast::policy::PolicyFile;
+
+const POLICIES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/service/policies.toml"
+);
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/service/guardrails");
+
+fn catalogued() -> BTreeSet<String> {
+    CATALOGUE.iter().map(guardrails::prometheus).collect()
+}
+
+#[test]
+fn every_series_a_rule_reads_is_emitted_or_recorded() {
+    let file = PolicyFile::load(POLICIES).unwrap();
+    let rules = guardrails::rules(file.policies(), file.alerts());
+    let recorded: BTreeSet<String> = rules.recorded().into_iter().map(str::to_owned).collect();
+    let known: BTreeSet<String> = catalogued().union(&recorded).cloned().collect();
+    let mut read = BTreeSet::new();
+    for expr in rules.expressions() {
+        let series = guardrails::series_in(expr);
+        assert!(!series.is_empty(), "reads nothing: {expr}");
+        read.extend(series);
+    }
+    let unknown: Vec<_> = read.difference(&known).collect();
+    assert!(
+        unknown.is_empty(),
+        "not emitted by steadfast nor recorded: {unknown:?}"
+    );
+    // The rules use the series the SLOs and protections need.
+    for needed in [
+        "http_server_request_duration",
+        "rpc_server_call_duration",
+        "steadfast_breaker_state",
+        "steadfast_rejections",
+        "steadfast_contract_violations",
+    ] {
+        assert!(read.contains(needed), "{needed} is not used");
+    }
+}
+
+#[test]
+fn the_dashboard_is_well_formed_and_reads_only_known_series() {
+    let file = PolicyFile::load(POLICIES).unwrap();
+    let rules = guardrails::rules(file.policies(), file.alerts());
+    let recorded: BTreeSet<String> = rules.recorded().into_iter().map(str::to_owned).collect();
+    let known: BTreeSet<String> = catalogued().union(&recorded).cloned().collect();
+    let text = serde_json::to_string(&guardrails::dashboard(file.policies())).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["datasource", "route"]);
+
+    let panels = dashboard["panels"].as_array().unwrap();
+    let ids: BTreeSet<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), panels.len(), "panel ids are unique");
+    for panel in panels {
+        assert_eq!(panel["datasource"]["uid"], "${datasource}");
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{} has no query", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            let series = guardrails::series_in(expr);
+            assert!(!series.is_empty(), "{} reads nothing", panel["title"]);
+            for name in series {
+                assert!(
+                    known.contains(&name),
+                    "{}: {name} is not known",
+                    panel["title"]
+                );
+            }
+        }
+    }
+    // Every metric family a team needs on the dashboard is there.
+    let all: BTreeSet<String> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .flat_map(|t| guardrails::series_in(t["expr"].as_str().unwrap()))
+        .collect();
+    for needed in [
+        "steadfast_breaker_state",
+        "steadfast_shed_limit",
+        "steadfast_shed_in_flight",
+        "steadfast_rejections",
+        "steadfast_shed_rejected",
+        "steadfast_contract_violations",
+        "http_server_request_duration",
+    ] {
+        assert!(all.contains(needed), "{needed} has no panel");
+    }
+}
+
+/// `UPDATE_GOLDEN=1 cargo test --all-features --test guardrails` rewrites the golden files.
+#[test]
+fn the_example_s_golden_files_are_what_the_generator_writes() {
+    let file = PolicyFile::load(POLICIES).unwrap();
+    let dir = std::env::temp_dir().join(format!("steadfast-golden-{}", std::process::id()));
+    guardrails::write(file.policies(), file.alerts(), &dir).unwrap();
+    for name in ["rules.yml", "dashboard.json"] {
+        let generated = std::fs::read_to_string(dir.join(name)).unwrap();
+        let golden_path = Path::new(GOLDEN).join(name);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden_path, &generated).unwrap();
+        }
+        let golden = std::fs::read_to_string(&golden_path).unwrap();
+        assert!(
+            golden == generated,
+            "{} is stale: run UPDATE_GOLDEN=1 cargo test --all-features --test guardrails",
+            golden_path.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn series_are_read_from_expressions_not_from_strings() {
+    let found = guardrails::series_in(
+        r#"sum by (route) (rate(http_server_request_duration_bucket{le=~"steadfast_fake"}[5m])) / steadfast:route_requests:rate5m"#,
+    );
+    let found: Vec<&str> = found.iter().map(String::as_str).collect();
+    assert_eq!(
+        found,
+        [
+            "http_server_request_duration",
+            "steadfast:route_requests:rate5m"
+        ]
+    );
+}
