@@ -538,12 +538,14 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
         .iter()
         .filter(|name| !emitted.contains(**name))
         .collect();
+    // The policy layer's strict-mode counter is checked in tests/policy.rs.
     let expected_missed: &[&&str] = if cfg!(feature = "contract") {
-        &[&"rpc.server.call.duration"]
+        &[&"rpc.server.call.duration", &"steadfast.policy.unmatched"]
     } else {
         &[
             &"rpc.server.call.duration",
             &"steadfast.contract.violations",
+            &"steadfast.policy.unmatched",
         ]
     };
     assert_eq!(missed, expected_missed, "not emitted by this run");

@@ -58,11 +58,10 @@ fn router(calls: Calls) -> Router {
     };
     let create = {
         let calls = calls.clone();
-        move |body: Bytes| {
+        move |_: Bytes| {
             let calls = calls.clone();
             async move {
                 calls.0.fetch_add(1, Ordering::SeqCst);
-                assert!(!body.is_empty());
                 StatusCode::CREATED
             }
         }
@@ -464,6 +463,102 @@ async fn a_breaker_keeps_its_state_across_a_reload_that_does_not_change_it() {
         handle.policies().defaults().timeout_settings().budget(),
         Some(steadfast::policy::DEFAULT_TIMEOUT)
     );
+}
+
+// ------------------------------------------------------------------ strict mode
+
+#[tokio::test(start_paused = true)]
+async fn strict_mode_reports_or_refuses_routes_without_a_policy() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use steadfast::policy::Strict;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let policies = || Policies::new(Policy::new()).route("/fail", Policy::new());
+
+    // Report: served under the defaults, counted.
+    let reporting = router(Calls::default())
+        .layer(PolicyLayer::new(policies()).unwrap().strict(Strict::Report));
+    assert_eq!(
+        send(&reporting, get_request("/other/1")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&reporting, get_request("/fail")).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the handler's own answer"
+    );
+
+    // Refuse: a misconfiguration answer, the handler not called.
+    let calls = Calls::default();
+    let refusing =
+        router(calls.clone()).layer(PolicyLayer::new(policies()).unwrap().strict(Strict::Refuse));
+    let (status, kind) = send(&refusing, get_request("/other/1")).await;
+    assert_eq!(
+        (status, kind),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(RejectionKind::Misconfigured)
+        )
+    );
+    assert_eq!(calls.get(), 0);
+    assert_eq!(
+        send(&refusing, get_request("/fail")).await.1,
+        None,
+        "explicit: served"
+    );
+
+    let counted: Vec<(String, String, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "steadfast.policy.unmatched")
+        .map(|(key, _, _, value)| {
+            let label = |name: &str| {
+                key.key()
+                    .labels()
+                    .find(|l| l.key() == name)
+                    .unwrap()
+                    .value()
+                    .to_owned()
+            };
+            let DebugValue::Counter(n) = value else {
+                panic!("a counter")
+            };
+            (label("route"), label("action"), n)
+        })
+        .collect();
+    let mut counted = counted;
+    counted.sort();
+    assert_eq!(
+        counted,
+        [
+            ("/other/{ms}".to_owned(), "refused".to_owned(), 1),
+            ("/other/{ms}".to_owned(), "reported".to_owned(), 1),
+        ]
+    );
+}
+
+#[cfg(feature = "guardrails")]
+#[tokio::test(start_paused = true)]
+async fn the_ci_helper_lists_routes_served_without_a_policy() {
+    use steadfast::policy::Strict;
+    let policies = Policies::new(Policy::new())
+        .route("/fail", Policy::new())
+        .route("/pets", Policy::new());
+    let app =
+        router(Calls::default()).layer(PolicyLayer::new(policies).unwrap().strict(Strict::Refuse));
+    let missing = steadfast::guardrails::routes_without_policy::<_, Body, _>(
+        app,
+        &[
+            (http::Method::GET, "/fail"),
+            (http::Method::POST, "/pets"),
+            (http::Method::GET, "/slow/1"),
+        ],
+    )
+    .await;
+    assert_eq!(missing, ["GET /slow/1"]);
 }
 
 // ------------------------------------------------------------------ tonic

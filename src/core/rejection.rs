@@ -149,6 +149,8 @@ pub enum Origin {
     Shed,
     /// Contract validation.
     Contract,
+    /// The policy layer's strict mode (a route served without a policy of its own).
+    Policy,
 }
 
 impl Origin {
@@ -160,6 +162,7 @@ impl Origin {
             Self::Breaker => "breaker",
             Self::Shed => "shed",
             Self::Contract => "contract",
+            Self::Policy => "policy",
         }
     }
 }

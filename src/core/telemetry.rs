@@ -188,6 +188,15 @@ pub const CONTRACT_VIOLATIONS: Metric = Metric {
     description: "Contract violations, by route, direction (`request` or `response`) and failed keyword (`type`, `required`, `contentType`, `maxBodySize`, ...; `unlisted` for those past `max_violations`).",
 };
 
+/// Requests served by a policy layer in strict mode under the default policy.
+pub const POLICY_UNMATCHED: Metric = Metric {
+    name: "steadfast.policy.unmatched",
+    kind: MetricKind::Counter,
+    unit: "{request}",
+    labels: &["route", "action"],
+    description: "Requests to a route without a policy of its own, seen by a policy layer in strict mode; action is `reported` or `refused`.",
+};
+
 /// OpenTelemetry's recommended boundaries for request durations, in seconds: the buckets the
 /// Prometheus setup puts on the duration histograms, and so the thresholds a latency objective
 /// can use.
@@ -217,6 +226,7 @@ pub const CATALOGUE: &[Metric] = &[
     SHED_QUEUE_LENGTH,
     SHED_QUEUE_WAIT,
     CONTRACT_VIOLATIONS,
+    POLICY_UNMATCHED,
 ];
 
 /// Records a rejection: one `tracing` event and one count of [`REJECTIONS`].
@@ -288,4 +298,20 @@ pub(crate) fn record_contract_violations(
     if omitted > 0 {
         count("unlisted", omitted as u64);
     }
+}
+
+/// A request the policy layer's strict mode saw without an explicit policy.
+pub(crate) fn record_unmatched_policy(route: &str, action: &'static str) {
+    tracing::warn!(
+        target: "steadfast::policy",
+        route,
+        action,
+        "route served without a policy of its own (strict mode)"
+    );
+    metrics::counter!(
+        POLICY_UNMATCHED.name,
+        "route" => route.to_owned(),
+        "action" => action,
+    )
+    .increment(1);
 }

@@ -17,6 +17,11 @@
 //!   breaker states, adaptive limits against requests in flight, rejections by reason and
 //!   class, contract violations; the datasource and routes are variables.
 //!
+//! - Strict mode ([`PolicyLayer::strict`](crate::policy::PolicyLayer::strict)): a request on a
+//!   route without a policy of its own is reported (log + `steadfast.policy.unmatched`) or
+//!   refused; [`routes_without_policy`] sends one request to each route a team lists and
+//!   returns those that were refused, for a CI test.
+//!
 //! The `steadfast-guardrails` binary writes both from a policy file:
 //!
 //! ```sh
@@ -35,6 +40,7 @@
 //! assert_eq!(dashboard["panels"].as_array().unwrap().len(), 10);
 //! ```
 
+mod check;
 mod dashboard;
 mod names;
 mod rules;
@@ -42,6 +48,7 @@ mod rules;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+pub use check::routes_without_policy;
 pub use dashboard::dashboard;
 pub use names::{label, prometheus};
 pub use rules::{RuleFile, rules};

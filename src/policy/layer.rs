@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use http::Method;
 use tower::Layer;
 
+use super::guard::Strict;
 use super::service::PolicyService;
 use super::spec::{Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
@@ -103,9 +104,10 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
-    pub(crate) fn entry(&self, method: &Method, route: Option<&str>) -> &Entry {
+    /// The entry for a request, and whether it is a policy of the route's own.
+    pub(crate) fn entry(&self, method: &Method, route: Option<&str>) -> (&Entry, bool) {
         let Some(entries) = route.and_then(|route| self.routes.get(route)) else {
-            return &self.defaults;
+            return (&self.defaults, false);
         };
         entries
             .by_method
@@ -113,7 +115,7 @@ impl Compiled {
             .find(|(m, _)| m == method)
             .map(|(_, entry)| entry)
             .or(entries.any.as_ref())
-            .unwrap_or(&self.defaults)
+            .map_or((&self.defaults, false), |entry| (entry, true))
     }
 
     fn old_entry(&self, route: &RouteMatch) -> Option<&Entry> {
@@ -221,6 +223,7 @@ impl ContractSetup {
 pub struct PolicyLayer {
     current: Arc<ArcSwap<Compiled>>,
     observe: ObserveLayer,
+    strict: Strict,
     #[cfg(feature = "contract")]
     contract: Arc<ContractSetup>,
 }
@@ -274,9 +277,17 @@ impl PolicyLayer {
         Ok(Self {
             current: Arc::new(ArcSwap::from_pointee(compiled)),
             observe: ObserveLayer::new(),
+            strict: Strict::Off,
             #[cfg(feature = "contract")]
             contract: Arc::new(contract),
         })
+    }
+
+    /// What to do with requests on routes without a policy of their own (default
+    /// [`Strict::Off`]: serve them under the defaults).
+    pub fn strict(mut self, strict: Strict) -> Self {
+        self.strict = strict;
+        self
     }
 
     /// A handle to replace the policies while the service runs.
@@ -293,7 +304,12 @@ impl<S> Layer<S> for PolicyLayer {
     type Service = PolicyService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PolicyService::new(inner, self.current.clone(), self.observe.clone())
+        PolicyService::new(
+            inner,
+            self.current.clone(),
+            self.observe.clone(),
+            self.strict,
+        )
     }
 }
 

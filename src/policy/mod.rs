@@ -60,12 +60,14 @@
 
 #[cfg(feature = "config")]
 mod file;
+mod guard;
 mod layer;
 mod service;
 mod spec;
 
 #[cfg(feature = "config")]
 pub use file::{CONFIG_KEYS, ConfigKey, PolicyFile};
+pub use guard::{Guard, GuardFuture, Strict};
 pub use layer::{PolicyHandle, PolicyLayer};
 pub use service::{Checked, InnerRequest, PolicyService, Stack};
 pub use spec::{

@@ -10,9 +10,10 @@ use arc_swap::ArcSwap;
 use http::Request;
 use tower::{Layer, Service};
 
+use super::guard::{Guard, Strict};
 use super::layer::Compiled;
 use crate::breaker::CircuitBreaker;
-use crate::core::{grpc, route};
+use crate::core::{grpc, route, telemetry};
 use crate::observe::{Observe, ObserveLayer};
 use crate::shed::Shed;
 use crate::timeout::Timeout;
@@ -35,23 +36,30 @@ pub type InnerRequest<B> = Request<crate::contract::ContractBody<B>>;
 #[cfg(not(feature = "contract"))]
 pub type InnerRequest<B> = Request<B>;
 
-/// The stack a policy puts around a service, outermost first: observe, breaker, timeout,
-/// shed, contract.
-pub type Stack<S> = Observe<CircuitBreaker<Timeout<Shed<Checked<S>>>>>;
+/// The stack a policy puts around a service, outermost first: observe, the strict-mode guard,
+/// breaker, timeout, shed, contract.
+pub type Stack<S> = Observe<Guard<CircuitBreaker<Timeout<Shed<Checked<S>>>>>>;
 
 /// Applies each request's policy; see [`PolicyLayer`](super::PolicyLayer).
 pub struct PolicyService<S> {
     inner: S,
     current: Arc<ArcSwap<Compiled>>,
     observe: ObserveLayer,
+    strict: Strict,
 }
 
 impl<S> PolicyService<S> {
-    pub(crate) fn new(inner: S, current: Arc<ArcSwap<Compiled>>, observe: ObserveLayer) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        current: Arc<ArcSwap<Compiled>>,
+        observe: ObserveLayer,
+        strict: Strict,
+    ) -> Self {
         Self {
             inner,
             current,
             observe,
+            strict,
         }
     }
 }
@@ -62,6 +70,7 @@ impl<S: Clone> Clone for PolicyService<S> {
             inner: self.inner.clone(),
             current: self.current.clone(),
             observe: self.observe.clone(),
+            strict: self.strict,
         }
     }
 }
@@ -102,7 +111,15 @@ where
 impl<S> PolicyService<S> {
     fn stack(&self, inner: S, route: Option<&str>, method: &http::Method) -> Stack<S> {
         let compiled = self.current.load();
-        let entry = compiled.entry(method, route);
+        let (entry, explicit) = compiled.entry(method, route);
+        let refuse = !explicit && self.strict != Strict::Off && {
+            let action = match self.strict {
+                Strict::Refuse => "refused",
+                _ => "reported",
+            };
+            telemetry::record_unmatched_policy(route.unwrap_or(route::UNMATCHED_ROUTE), action);
+            self.strict == Strict::Refuse
+        };
         #[cfg(feature = "contract")]
         let inner = compiled.contract.layer(inner);
         let inner = entry.shed.layer_with_cache(inner, entry.shed_cache.clone());
@@ -110,6 +127,6 @@ impl<S> PolicyService<S> {
         let inner = entry
             .breaker
             .layer_with_cache(inner, entry.breaker_cache.clone());
-        self.observe.layer(inner)
+        self.observe.layer(Guard::new(inner, refuse))
     }
 }

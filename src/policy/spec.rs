@@ -163,7 +163,12 @@ impl Default for AlertSettings {
 }
 
 impl AlertSettings {
-    pub(crate) fn validate(&self) -> Result<(), PolicyError> {
+    /// Checks the thresholds.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] naming the key (`alerts.shed_percent`, ...).
+    pub fn validate(&self) -> Result<(), PolicyError> {
         for (key, value) in [
             ("shed_percent", self.shed_percent),
             ("timeout_percent", self.timeout_percent),
