@@ -11,7 +11,7 @@ use futures::StreamExt;
 use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};
 use steadfast::contract::{
     Contract, ContractBody, ContractConfig, ContractLayer, GrpcMethod, Mode, RouteModes,
@@ -19,6 +19,8 @@ use steadfast::contract::{
 };
 use steadfast::core::{Rejection, RejectionKind};
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+
+mod common;
 
 const PETSTORE_30: &str = include_str!("fixtures/petstore-3.0.yaml");
 const PETSTORE_31: &str = include_str!("fixtures/petstore-3.1.json");
@@ -632,26 +634,14 @@ async fn openapi_31_documents_use_json_schema_2020_12() {
 // ---------------------------------------------------------------- responses
 
 fn violations_counted(snapshotter: &Snapshotter) -> Vec<(String, String, String, u64)> {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| key.key().name() == "steadfast.contract.violations")
-        .map(|(key, _, _, value)| {
-            let label = |name: &str| {
-                key.key()
-                    .labels()
-                    .find(|l| l.key() == name)
-                    .unwrap()
-                    .value()
-                    .to_owned()
-            };
-            let DebugValue::Counter(n) = value else {
-                panic!("a counter")
-            };
-            (label("route"), label("direction"), label("keyword"), n)
-        })
-        .collect()
+    common::counters(
+        snapshotter,
+        "steadfast.contract.violations",
+        &["route", "direction", "keyword"],
+    )
+    .into_iter()
+    .map(|(labels, n)| (labels[0].clone(), labels[1].clone(), labels[2].clone(), n))
+    .collect()
 }
 
 #[tokio::test]

@@ -469,7 +469,7 @@ async fn a_breaker_keeps_its_state_across_a_reload_that_does_not_change_it() {
 
 #[tokio::test(start_paused = true)]
 async fn strict_mode_reports_or_refuses_routes_without_a_policy() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::debugging::DebuggingRecorder;
     use steadfast::policy::Strict;
 
     let recorder = DebuggingRecorder::new();
@@ -509,26 +509,14 @@ async fn strict_mode_reports_or_refuses_routes_without_a_policy() {
         "explicit: served"
     );
 
-    let counted: Vec<(String, String, u64)> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| key.key().name() == "steadfast.policy.unmatched")
-        .map(|(key, _, _, value)| {
-            let label = |name: &str| {
-                key.key()
-                    .labels()
-                    .find(|l| l.key() == name)
-                    .unwrap()
-                    .value()
-                    .to_owned()
-            };
-            let DebugValue::Counter(n) = value else {
-                panic!("a counter")
-            };
-            (label("route"), label("action"), n)
-        })
-        .collect();
+    let counted: Vec<(String, String, u64)> = common::counters(
+        &snapshotter,
+        "steadfast.policy.unmatched",
+        &["route", "action"],
+    )
+    .into_iter()
+    .map(|(labels, n)| (labels[0].clone(), labels[1].clone(), n))
+    .collect();
     let mut counted = counted;
     counted.sort();
     assert_eq!(

@@ -27,3 +27,33 @@ impl std::io::Write for Capture {
         Ok(())
     }
 }
+
+/// The counters named `name` in a debugging recorder's snapshot: the values of `labels` (in
+/// that order) and the count of each series.
+pub fn counters(
+    snapshotter: &metrics_util::debugging::Snapshotter,
+    name: &str,
+    labels: &[&str],
+) -> Vec<(Vec<String>, u64)> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == name)
+        .map(|(key, _, _, value)| {
+            let values = labels
+                .iter()
+                .map(|label| {
+                    key.key()
+                        .labels()
+                        .find(|l| l.key() == *label)
+                        .map_or_else(String::new, |l| l.value().to_owned())
+                })
+                .collect();
+            let metrics_util::debugging::DebugValue::Counter(count) = value else {
+                panic!("{name} is a counter")
+            };
+            (values, count)
+        })
+        .collect()
+}
