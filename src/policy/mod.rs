@@ -45,6 +45,8 @@
 //!   the deadline bounds how long.)
 //! - The contract is innermost: bodies are read only for admitted requests, and only valid
 //!   ones reach the handler.
+//! - In [strict mode](PolicyLayer::strict), a guard just inside the observer refuses routes
+//!   without a policy of their own: observed, and never seen by the breaker.
 //! - There is no retry anywhere in the stack, so nothing multiplies the load on a struggling
 //!   handler or inflates the breaker's counts. Retries belong to the caller, within its
 //!   deadline.
