@@ -164,6 +164,11 @@ fn settings_that_cannot_work_together_are_refused() {
         "percentage",
     );
     fails(
+        "[defaults.breaker]\nwindow_calls = 0\n",
+        "defaults.breaker.window_calls",
+        "count window",
+    );
+    fails(
         "[defaults.breaker]\nwindow_calls = 10\nwindow_duration = \"60s\"\n",
         "defaults.breaker.window_duration",
         "not both",

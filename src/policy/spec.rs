@@ -309,9 +309,14 @@ impl Policy {
             ));
         }
         if let Some(breaker) = &self.breaker {
-            breaker
-                .validate()
-                .map_err(|error| layer_error(at, "breaker", &error))?;
+            breaker.validate().map_err(|error| {
+                // The file spells the window by its kind.
+                let window = match breaker.window {
+                    SlidingWindow::Count(_) => "window_calls",
+                    SlidingWindow::Time { .. } => "window_duration",
+                };
+                layer_error(at, "breaker", &error, window)
+            })?;
             if let (Some(budget), Some(slow)) = (budget, breaker.slow_call_duration) {
                 if slow >= budget {
                     return Err(PolicyError::new(
@@ -338,7 +343,7 @@ impl Policy {
         }
         if let Some(shed) = &self.shed {
             shed.validate()
-                .map_err(|error| layer_error(at, "shed", &error))?;
+                .map_err(|error| layer_error(at, "shed", &error, ""))?;
         }
         self.objective.validate(at)?;
         #[cfg(feature = "contract")]
@@ -354,14 +359,15 @@ impl Policy {
     }
 }
 
-/// A layer's own error, with its key named as the policy file names it.
-fn layer_error(at: &str, section: &str, error: &ConfigError) -> PolicyError {
+/// A layer's own error, with its key named as the policy file names it (`window`: the breaker
+/// window's key).
+fn layer_error(at: &str, section: &str, error: &ConfigError, window: &str) -> PolicyError {
     let key = match (section, error.key()) {
         ("shed", "algorithm.min") => "min_limit",
         ("shed", "algorithm.max") => "max_limit",
         ("shed", "algorithm.initial") => "initial_limit",
         ("shed", "algorithm.limit") => "limit",
-        ("breaker", "sliding_window") => "window",
+        ("breaker", "sliding_window") => window,
         (_, key) => key,
     };
     PolicyError::new(format!("{at}.{section}.{key}"), error.reason())
