@@ -17,7 +17,6 @@ use super::Direction;
 use super::body::ContractBody;
 use super::config::Mode;
 use super::grpc::{FirstFrame, FrameChecker, MessageCheck, first_frame};
-use super::json;
 use super::service::{Next, OperationRef, Shared};
 use super::violation::Collector;
 use crate::core::grpc::Code;
@@ -469,21 +468,7 @@ where
                                 check
                                     .shared
                                     .response_media(&check.operation, parts.status, *media);
-                            match json::parse(&data) {
-                                Err(error) => violations.push(
-                                    "/body",
-                                    "syntax",
-                                    format!("invalid JSON: {error}"),
-                                ),
-                                Ok(value) => {
-                                    let invalid =
-                                        media.schema.as_ref().filter(|s| !s.is_valid(&value));
-                                    if let Some(schema) = invalid {
-                                        violations
-                                            .schema_errors("/body", schema.iter_errors(&value));
-                                    }
-                                }
-                            }
+                            media.check_json(&data, &mut violations);
                             let trailers = reader.trailers.take();
                             Response::from_parts(parts, ResponseBody::replay(data, trailers, None))
                         }

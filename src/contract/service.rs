@@ -20,7 +20,7 @@ use super::grpc::FrameChecker;
 use super::params;
 use super::spec::{Compiled, Contract, Media, Operation, essence, find_media};
 use super::violation::Collector;
-use super::{Direction, ValidatedJson, json};
+use super::{Direction, ValidatedJson};
 use crate::core::grpc::Code;
 use crate::core::{ConfigError, Origin, Rejection, RejectionKind, ResponseBody, route, telemetry};
 
@@ -298,15 +298,8 @@ impl Shared {
             .and_then(|content_type| find_media(&spec.media, content_type));
         match media {
             None => {
-                let given = content_type.as_deref().unwrap_or("no content type");
-                violations.push(
-                    "/content-type",
-                    "contentType",
-                    format!(
-                        "`{}` is not a documented media type",
-                        super::violation::short(given, 80)
-                    ),
-                );
+                violations
+                    .undocumented_media_type(content_type.as_deref().unwrap_or("no content type"));
                 if enforce {
                     return ResponseFuture::rejected(self.request_rejection(
                         &at,
@@ -318,8 +311,7 @@ impl Shared {
                 self.report(&at.template, Direction::Request, &violations);
                 ResponseFuture::call(service, pass_on(request), response_check)
             }
-            Some(media) if media.json => {
-                let media = media_index(&spec.media, media);
+            Some((media, found)) if found.json => {
                 let (parts, body) = request.into_parts();
                 let plan = ReadPlan::Json {
                     operation: at,
@@ -528,18 +520,12 @@ impl Shared {
             .as_ref()
             .expect("a planned body has a spec")
             .media[media];
-        let (status, detail) = match json::parse(&data) {
-            Err(error) => {
-                violations.push("/body", "syntax", format!("invalid JSON: {error}"));
-                (
-                    StatusCode::BAD_REQUEST,
-                    "The request body is not valid JSON.",
-                )
-            }
-            Ok(value) => {
-                if let Some(schema) = media.schema.as_ref().filter(|s| !s.is_valid(&value)) {
-                    violations.schema_errors("/body", schema.iter_errors(&value));
-                }
+        let (status, detail) = match media.check_json(&data, &mut violations) {
+            None => (
+                StatusCode::BAD_REQUEST,
+                "The request body is not valid JSON.",
+            ),
+            Some(value) => {
                 if violations.is_empty() {
                     parts.extensions.insert(ValidatedJson(Arc::new(value)));
                 }
@@ -606,17 +592,10 @@ impl Shared {
         };
         match find_media(media, &content_type) {
             None => {
-                violations.push(
-                    "/content-type",
-                    "contentType",
-                    format!(
-                        "`{}` is not a documented media type",
-                        super::violation::short(&content_type, 80)
-                    ),
-                );
+                violations.undocumented_media_type(&content_type);
                 None
             }
-            Some(found) if found.json && found.schema.is_some() => Some(media_index(media, found)),
+            Some((index, found)) if found.json && found.schema.is_some() => Some(index),
             Some(_) => None,
         }
     }
@@ -637,12 +616,6 @@ impl Shared {
             .for_status(status.as_u16())
             .expect("a documented status")[index]
     }
-}
-
-fn media_index(all: &[Media], found: &Media) -> usize {
-    all.iter()
-        .position(|media| std::ptr::eq(media, found))
-        .expect("the media type came from this list")
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::grpc::GrpcMethod;
 use super::params::{Param, ParamIn, Shape};
 use super::path::{PathMatcher, Template};
+use super::violation::Collector;
 
 /// Where the OpenAPI document is registered for `$ref` resolution.
 const DOCUMENT_URI: &str = "urn:steadfast:openapi";
@@ -326,6 +327,24 @@ impl Media {
         }
     }
 
+    /// Parses a JSON body and checks it against this media type's schema, adding what is
+    /// wrong to `violations` under `/body`; the value, if the body is JSON at all.
+    pub(crate) fn check_json(&self, data: &[u8], violations: &mut Collector) -> Option<Value> {
+        match super::json::parse(data) {
+            Err(error) => {
+                violations.push("/body", "syntax", format!("invalid JSON: {error}"));
+                None
+            }
+            Ok(value) => {
+                // Valid bodies, the common case, take the fast path that collects no errors.
+                if let Some(schema) = self.schema.as_ref().filter(|s| !s.is_valid(&value)) {
+                    violations.schema_errors("/body", schema.iter_errors(&value));
+                }
+                Some(value)
+            }
+        }
+    }
+
     fn json_any(schema: Option<Validator>) -> Self {
         Self {
             range: "application/json".into(),
@@ -366,8 +385,9 @@ pub(crate) fn is_json(media_type: &str) -> bool {
     subtype == "json" || subtype.ends_with("+json")
 }
 
-/// The media type among `media` that a `Content-Type` essence matches, the most specific first.
-pub(crate) fn find_media<'a>(media: &'a [Media], content_type: &str) -> Option<&'a Media> {
+/// The media type among `media` that a `Content-Type` essence matches, the most specific
+/// first, with its index (by which a later step finds it again).
+pub(crate) fn find_media<'a>(media: &'a [Media], content_type: &str) -> Option<(usize, &'a Media)> {
     let specificity = |m: &Media| match m.range.as_str() {
         "*/*" => 0,
         r if r.ends_with("/*") => 1,
@@ -375,8 +395,9 @@ pub(crate) fn find_media<'a>(media: &'a [Media], content_type: &str) -> Option<&
     };
     media
         .iter()
-        .filter(|m| m.matches(content_type))
-        .max_by_key(|m| specificity(m))
+        .enumerate()
+        .filter(|(_, m)| m.matches(content_type))
+        .max_by_key(|(_, m)| specificity(m))
 }
 
 #[derive(Default)]

@@ -74,6 +74,15 @@ impl Collector {
         (self.listed, self.omitted)
     }
 
+    /// A `Content-Type` the contract does not document (quoted short).
+    pub(crate) fn undocumented_media_type(&mut self, given: &str) {
+        self.push(
+            "/content-type",
+            "contentType",
+            format!("`{}` is not a documented media type", short(given, 80)),
+        );
+    }
+
     pub(crate) fn omitted(&self) -> usize {
         self.omitted
     }
