@@ -176,6 +176,21 @@ impl Run {
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
+/// The status of one request, once its body is read; `None` if it failed or took longer than
+/// [`CLIENT_TIMEOUT`].
+async fn send(client: &HttpClient, request: Request<Empty<Bytes>>) -> Option<StatusCode> {
+    let call = async {
+        let response = client.request(request).await.ok()?;
+        let status = response.status();
+        response.into_body().collect().await.ok()?;
+        Some(status)
+    };
+    tokio::time::timeout(CLIENT_TIMEOUT, call)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Sends `rate` requests per second for `seconds` at fixed intended times, each on its own
 /// task, and waits for every answer (bounded by [`CLIENT_TIMEOUT`]).
 async fn open_loop(client: &HttpClient, url: &str, rate: f64, seconds: f64, mixed: bool) -> Run {
@@ -197,15 +212,7 @@ async fn open_loop(client: &HttpClient, url: &str, rate: f64, seconds: f64, mixe
                 request = request.header(CRITICALITY_HEADER, class);
             }
             let request = request.body(Empty::new()).expect("a valid request");
-            let answer = tokio::time::timeout(CLIENT_TIMEOUT, async {
-                let response = client.request(request).await.ok()?;
-                let status = response.status();
-                response.into_body().collect().await.ok()?;
-                Some(status)
-            })
-            .await
-            .ok()
-            .flatten();
+            let answer = send(&client, request).await;
             (answer, intended.elapsed(), sheddable)
         }));
     }
@@ -549,15 +556,7 @@ async fn failure_run(protected: bool, phases: &Phases) -> Result<(), Box<dyn Err
             let request = Request::get(url)
                 .body(Empty::new())
                 .expect("a valid request");
-            let status = tokio::time::timeout(CLIENT_TIMEOUT, async {
-                let response = client.request(request).await.ok()?;
-                let status = response.status();
-                response.into_body().collect().await.ok()?;
-                Some(status)
-            })
-            .await
-            .ok()
-            .flatten();
+            let status = send(&client, request).await;
             (
                 intended - started,
                 status,

@@ -2,28 +2,11 @@
 
 use steadfast::core::telemetry::{CATALOGUE, MetricKind};
 
-fn readme_rows() -> Vec<Vec<String>> {
-    let readme = include_str!("../README.md");
-    let section = readme
-        .split("## Metrics")
-        .nth(1)
-        .expect("README has a Metrics section");
-    section
-        .lines()
-        .take_while(|line| !line.starts_with("## "))
-        .filter(|line| line.starts_with("| `"))
-        .map(|line| {
-            line.trim_matches('|')
-                .split('|')
-                .map(|cell| cell.trim().to_owned())
-                .collect()
-        })
-        .collect()
-}
+mod common;
 
 #[test]
 fn every_catalogued_metric_is_documented_exactly() {
-    let rows = readme_rows();
+    let rows = common::readme_table("## Metrics");
     assert_eq!(rows.len(), CATALOGUE.len(), "README rows: {rows:?}");
     for metric in CATALOGUE {
         let row = rows

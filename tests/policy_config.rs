@@ -6,6 +6,8 @@ use std::time::Duration;
 use http::Method;
 use steadfast::policy::{CONFIG_KEYS, PolicyFile};
 
+mod common;
+
 #[test]
 fn routes_inherit_the_defaults_key_by_key() {
     let file = PolicyFile::parse(
@@ -194,22 +196,7 @@ fn a_contract_document_that_cannot_be_read_is_named() {
 /// The README's configuration reference lists every key with its default and meaning.
 #[test]
 fn the_readme_configuration_reference_is_the_code_s() {
-    let readme = include_str!("../README.md");
-    let section = readme
-        .split("### Configuration reference")
-        .nth(1)
-        .expect("README has a configuration reference");
-    let rows: Vec<Vec<String>> = section
-        .lines()
-        .take_while(|line| !line.starts_with('#'))
-        .filter(|line| line.starts_with("| `"))
-        .map(|line| {
-            line.trim_matches('|')
-                .split('|')
-                .map(|cell| cell.trim().to_owned())
-                .collect()
-        })
-        .collect();
+    let rows = common::readme_table("### Configuration reference");
     let expected: Vec<Vec<String>> = CONFIG_KEYS
         .iter()
         .map(|key| {

@@ -57,3 +57,24 @@ pub fn counters(
         })
         .collect()
 }
+
+/// The rows of the table in the README section under `heading` (up to the next heading), one
+/// `Vec` of trimmed cells per row that starts with a code cell.
+pub fn readme_table(heading: &str) -> Vec<Vec<String>> {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("README has a `{heading}` section"));
+    section
+        .lines()
+        .take_while(|line| !line.starts_with('#'))
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            line.trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().to_owned())
+                .collect()
+        })
+        .collect()
+}
