@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use super::spec::{AlertSettings, Objective, Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerConfig, SlidingWindow};
-use crate::shed::{Aimd, Criticality, Gradient2, LimitAlgorithm, ShedConfig};
+use crate::shed::{Aimd, Criticality, Gradient2, Knee, LimitAlgorithm, ShedConfig};
 
 /// One key of the policy file, for the reference table (a test keeps the README's equal).
 #[derive(Clone, Copy, Debug)]
@@ -63,8 +63,8 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ),
     key(
         "breaker.enabled",
-        "true",
-        "Whether the route has a circuit breaker.",
+        "false",
+        "Whether the route has a circuit breaker; setting any other `breaker` key turns it on too. Off by default: a route's own 5xx answers should not cut it off (put breakers around dependencies).",
     ),
     key(
         "breaker.failure_rate_threshold",
@@ -113,8 +113,8 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ),
     key(
         "shed.algorithm",
-        "\"gradient2\"",
-        "`gradient2` or `aimd` (adaptive), or `fixed`.",
+        "\"knee\"",
+        "`knee` (adaptive, needs no capacity setting), `gradient2` or `aimd` (adaptive, Netflix's), or `fixed`.",
     ),
     key(
         "shed.limit",
@@ -123,11 +123,19 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ),
     key(
         "shed.initial_limit",
-        "20",
-        "The adaptive limit's starting point.",
+        "10000",
+        "The adaptive limit's starting point (gradient2 and aimd: 20).",
     ),
-    key("shed.min_limit", "20", "The adaptive limit's floor."),
-    key("shed.max_limit", "200", "The adaptive limit's ceiling."),
+    key(
+        "shed.min_limit",
+        "2",
+        "The adaptive limit's floor (gradient2 and aimd: 20).",
+    ),
+    key(
+        "shed.max_limit",
+        "10000",
+        "The adaptive limit's ceiling (gradient2 and aimd: 200).",
+    ),
     key(
         "shed.retry_after",
         "\"1s\"",
@@ -480,7 +488,16 @@ type KeyError = (&'static str, String);
 
 impl BreakerSpec {
     fn build(&self) -> Result<Option<BreakerConfig>, KeyError> {
-        if self.enabled == Some(false) {
+        // Off unless asked for: explicitly, or by setting any of its keys.
+        let asked = self.failure_rate_threshold.is_some()
+            || self.slow_call_rate_threshold.is_some()
+            || self.slow_call_duration.is_some()
+            || self.window_calls.is_some()
+            || self.window_duration.is_some()
+            || self.minimum_calls.is_some()
+            || self.open_duration.is_some()
+            || self.half_open_permits.is_some();
+        if !self.enabled.unwrap_or(asked) {
             return Ok(None);
         }
         let mut config = BreakerConfig::new();
@@ -522,7 +539,16 @@ impl ShedSpec {
         if self.enabled == Some(false) {
             return Ok(None);
         }
-        let algorithm = match self.algorithm.as_deref().unwrap_or("gradient2") {
+        let algorithm = match self.algorithm.as_deref().unwrap_or("knee") {
+            "knee" => {
+                let base = Knee::default();
+                LimitAlgorithm::Knee(Knee {
+                    initial: self.initial_limit.unwrap_or(base.initial),
+                    min: self.min_limit.unwrap_or(base.min),
+                    max: self.max_limit.unwrap_or(base.max),
+                    ..base
+                })
+            }
             "fixed" => {
                 let limit = self.limit.ok_or((
                     "shed.limit",
@@ -551,7 +577,7 @@ impl ShedSpec {
             other => {
                 return Err((
                     "shed.algorithm",
-                    format!("`{other}` is not gradient2, aimd or fixed"),
+                    format!("`{other}` is not knee, gradient2, aimd or fixed"),
                 ));
             }
         };

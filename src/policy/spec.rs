@@ -210,7 +210,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             timeout: TimeoutConfig::new(DEFAULT_TIMEOUT),
-            breaker: Some(BreakerConfig::default()),
+            breaker: None,
             shed: Some(ShedConfig::default()),
             objective: Objective::default(),
             #[cfg(feature = "contract")]
@@ -220,8 +220,14 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// The defaults: a 15 s budget, the breaker's defaults ([`BreakerConfig::new`]) and the
-    /// shedder's (Gradient2, [`ShedConfig::new`]), requests `Critical`.
+    /// The defaults: a 15 s budget, the shedder's defaults (the adaptive [`Knee`] limit,
+    /// [`ShedConfig::new`]), requests `Critical`, and **no circuit breaker**: a breaker belongs
+    /// around a dependency, where it stops calls to something that is failing; on a route it
+    /// would cut the route off because of its own 5xx answers (a handler passing on a
+    /// dependency's 502s, a bug in one endpoint), turning partial failure into total failure.
+    /// Ask for one with [`breaker`](Self::breaker) (`breaker.enabled = true` in a file).
+    ///
+    /// [`Knee`]: crate::shed::Knee
     pub fn new() -> Self {
         Self::default()
     }

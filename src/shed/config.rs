@@ -75,14 +75,61 @@ impl Default for Gradient2 {
     }
 }
 
+/// The default adaptive limit: finds the knee of the service's latency curve, where more
+/// requests in flight stop adding throughput and only add queueing, and keeps the limit at
+/// `headroom` times the concurrency there. It needs no setting about the service's capacity; see
+/// the [module docs](super#the-default-limit-knee) for the algorithm and the reason for every
+/// default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Knee {
+    /// The limit before the service has shown any congestion. Default 10 000: nothing is shed
+    /// until latency says the service is queueing.
+    pub initial: u32,
+    /// The floor. Default 2.
+    pub min: u32,
+    /// The ceiling. Default 10 000.
+    pub max: u32,
+    /// The limit under overload, as a multiple of the concurrency the service completes at its
+    /// no-load latency (throughput x no-load latency, Little's law). Default 1.5.
+    pub headroom: f64,
+    /// Latency above this multiple of the no-load latency is congestion. Default 1.5.
+    pub tolerance: f64,
+    /// A window lasts this many no-load latencies (within `min_window` and the shedder's
+    /// `sample_window`). Default 1.
+    pub window_rtts: u32,
+    /// The shortest window. Default 20 ms.
+    pub min_window: Duration,
+    /// While the limit binds, the no-load latency is measured again this often, with the limit
+    /// halved for the measurement; the interval doubles (up to 16 times) while the measurements
+    /// agree. Default 2 s.
+    pub probe_interval: Duration,
+}
+
+impl Default for Knee {
+    fn default() -> Self {
+        Self {
+            initial: 10_000,
+            min: 2,
+            max: 10_000,
+            headroom: 1.5,
+            tolerance: 1.5,
+            window_rtts: 1,
+            min_window: Duration::from_millis(20),
+            probe_interval: Duration::from_secs(10),
+        }
+    }
+}
+
 /// How the concurrency limit is set.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LimitAlgorithm {
     /// A fixed number of requests in flight.
     Fixed(u32),
+    /// The knee of the latency curve, the default ([`Knee`]).
+    Knee(Knee),
     /// Additive increase, multiplicative decrease.
     Aimd(Aimd),
-    /// Gradient2, the default.
+    /// Netflix's Gradient2.
     Gradient2(Gradient2),
 }
 
@@ -92,6 +139,7 @@ impl LimitAlgorithm {
             LimitAlgorithm::Fixed(limit) => *limit,
             LimitAlgorithm::Aimd(aimd) => aimd.initial,
             LimitAlgorithm::Gradient2(gradient) => gradient.initial,
+            LimitAlgorithm::Knee(knee) => knee.initial,
         }
     }
 }
@@ -116,7 +164,7 @@ pub struct ShedConfig {
 impl Default for ShedConfig {
     fn default() -> Self {
         Self {
-            algorithm: LimitAlgorithm::Gradient2(Gradient2::default()),
+            algorithm: LimitAlgorithm::Knee(Knee::default()),
             window: Duration::from_secs(1),
             min_samples: 10,
             default_criticality: Criticality::Critical,
@@ -134,9 +182,10 @@ impl Default for ShedConfig {
 }
 
 impl ShedConfig {
-    /// The defaults: Gradient2 from 20 (between 20 and 200), windows of 1 s with at least 10
-    /// samples, requests `Critical` unless told otherwise, sheddable traffic shed from 90% of
-    /// the limit and sheddable-plus from 95%.
+    /// The defaults: the [`Knee`] limit (nothing shed until latency shows queueing), windows of
+    /// at most 1 s with at least 10 samples, requests `Critical` unless told otherwise, lower
+    /// classes shed first (sheddable from 90% of the limit, sheddable-plus from 95%, and each
+    /// leaving room for the recent demand of the classes above it).
     pub fn new() -> Self {
         Self::default()
     }
@@ -149,14 +198,16 @@ impl ShedConfig {
         }
     }
 
-    /// How the limit is set. Default: [`Gradient2`] with its defaults.
+    /// How the limit is set. Default: [`Knee`] with its defaults.
     pub fn algorithm(mut self, algorithm: LimitAlgorithm) -> Self {
         self.algorithm = algorithm;
         self
     }
 
     /// An adaptive limit is reconsidered once per window holding at least `min_samples`
-    /// completed requests. Default: 1 s and 10 samples.
+    /// completed requests. Gradient2 and AIMD use windows of `window`; [`Knee`] sizes its
+    /// windows from the service's latency and uses `window` as their longest. Default: 1 s and
+    /// 10 samples.
     pub fn sample_window(mut self, window: Duration, min_samples: u32) -> Self {
         self.window = window;
         self.min_samples = min_samples;
@@ -243,6 +294,15 @@ impl ShedConfig {
                 Ok(())
             }
         };
+        if self.window.is_zero() {
+            return Err(ConfigError::new(
+                "sample_window",
+                "must be longer than zero",
+            ));
+        }
+        if self.min_samples == 0 {
+            return Err(ConfigError::new("min_samples", "must be at least 1"));
+        }
         match self.algorithm {
             LimitAlgorithm::Fixed(limit) if limit == 0 || limit > MAX_PER_CLASS => {
                 return Err(ConfigError::new(
@@ -257,6 +317,40 @@ impl ShedConfig {
                     return Err(ConfigError::new(
                         "algorithm.backoff",
                         format!("must be in (0, 1), got {}", aimd.backoff),
+                    ));
+                }
+            }
+            LimitAlgorithm::Knee(knee) => {
+                bounds(knee.min, knee.initial, knee.max)?;
+                if !(knee.headroom >= 1.0 && knee.headroom <= 10.0) {
+                    return Err(ConfigError::new(
+                        "algorithm.headroom",
+                        format!("must be in [1, 10], got {}", knee.headroom),
+                    ));
+                }
+                if !(knee.tolerance > 1.0 && knee.tolerance <= 10.0) {
+                    return Err(ConfigError::new(
+                        "algorithm.tolerance",
+                        format!("must be in (1, 10], got {}", knee.tolerance),
+                    ));
+                }
+                if knee.window_rtts == 0 {
+                    return Err(ConfigError::new(
+                        "algorithm.window_rtts",
+                        "must be at least 1",
+                    ));
+                }
+                if knee.min_window.is_zero() || knee.min_window > self.window {
+                    return Err(ConfigError::new(
+                        "algorithm.min_window",
+                        "must be longer than zero and not longer than sample_window",
+                    ));
+                }
+                if knee.probe_interval.is_zero() || knee.probe_interval > Duration::from_secs(3600)
+                {
+                    return Err(ConfigError::new(
+                        "algorithm.probe_interval",
+                        "must be longer than zero and at most an hour",
                     ));
                 }
             }
@@ -278,15 +372,6 @@ impl ShedConfig {
                     ));
                 }
             }
-        }
-        if self.window.is_zero() {
-            return Err(ConfigError::new(
-                "sample_window",
-                "must be longer than zero",
-            ));
-        }
-        if self.min_samples == 0 {
-            return Err(ConfigError::new("min_samples", "must be at least 1"));
         }
         if self.shares.iter().any(|share| !(0.0..=1.0).contains(share))
             || self.shares.iter().sum::<f64>() > 1.0 + 1e-9

@@ -5,7 +5,10 @@
 //! closes it computes the next limit; the algorithm's own state is touched only there, one
 //! window after another.
 
+use std::sync::Mutex;
+
 use super::config::{Aimd, Gradient2, LimitAlgorithm};
+use super::knee::{KneeState, WindowStats};
 use crate::core::sync::{AtomicU64, Ordering};
 
 /// What one window of samples says.
@@ -74,21 +77,43 @@ pub(crate) fn long_rtt_next(
     }
 }
 
+/// The fewest samples in a knee window (unless it lasted the longest window).
+const KNEE_MIN_SAMPLES: u64 = 25;
+
 /// A new limit, and the latencies it was computed from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct LimitUpdate {
     pub(crate) limit: u32,
     /// The window's average latency, in nanoseconds.
     pub(crate) short_rtt_nanos: f64,
-    /// Gradient2's long-term latency, in nanoseconds (none for AIMD).
+    /// Gradient2's long-term latency, or the knee's no-load latency, in nanoseconds (none for
+    /// AIMD).
     pub(crate) long_rtt_nanos: Option<f64>,
+    /// The knee's room for each class's recent demand.
+    pub(crate) reserves: Option<[u32; 4]>,
+}
+
+/// One completed (or cancelled) request, as the limit sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Completion {
+    /// When it finished, and when it was admitted, in nanoseconds on the limiter's clock.
+    pub(crate) now: u64,
+    pub(crate) started: u64,
+    /// Whether it signals overload downstream (a timeout or an overload answer).
+    pub(crate) dropped: bool,
+    /// In flight when it was admitted (itself included), and now.
+    pub(crate) inflight_then: u64,
+    pub(crate) inflight_now: u64,
+    pub(crate) class: usize,
 }
 
 /// The sampling state of an adaptive limit.
 #[derive(Debug)]
 pub(crate) struct Adaptive {
     algorithm: LimitAlgorithm,
-    window_nanos: u64,
+    /// The current window's length (the knee changes it with the latency), and the longest.
+    window_nanos: AtomicU64,
+    max_window: u64,
     min_samples: u64,
     window_start: AtomicU64,
     samples: AtomicU64,
@@ -100,13 +125,31 @@ pub(crate) struct Adaptive {
     /// The long RTT (f64 bits) and how many windows it has seen.
     long_rtt: AtomicU64,
     windows: AtomicU64,
+    /// The knee's measurements beyond the others': rejections and demand by class, in-flight
+    /// when the window began, and the requests of a probe (admitted after `probe_since - 1`;
+    /// 0 when there is no probe).
+    rejected: AtomicU64,
+    demand: [AtomicU64; 4],
+    inflight_start: AtomicU64,
+    probe_since: AtomicU64,
+    probe_samples: AtomicU64,
+    probe_rtt_sum: AtomicU64,
+    /// `windows + 1` when the limiter last went idle (0: not since the last window).
+    idle_mark: AtomicU64,
+    /// Locked only by the thread closing a window (or relaxing the limit), never waited for.
+    knee: Option<Mutex<KneeState>>,
 }
 
 impl Adaptive {
     pub(crate) fn new(algorithm: LimitAlgorithm, window_nanos: u64, min_samples: u32) -> Self {
+        let knee = match algorithm {
+            LimitAlgorithm::Knee(config) => Some(KneeState::new(config, window_nanos)),
+            _ => None,
+        };
         Self {
             algorithm,
-            window_nanos,
+            window_nanos: AtomicU64::new(knee.as_ref().map_or(window_nanos, KneeState::window)),
+            max_window: window_nanos,
             min_samples: u64::from(min_samples),
             window_start: AtomicU64::new(0),
             samples: AtomicU64::new(0),
@@ -116,33 +159,110 @@ impl Adaptive {
             estimate: AtomicU64::new(f64::from(algorithm.initial()).to_bits()),
             long_rtt: AtomicU64::new(0f64.to_bits()),
             windows: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            demand: std::array::from_fn(|_| AtomicU64::new(0)),
+            inflight_start: AtomicU64::new(0),
+            probe_since: AtomicU64::new(0),
+            probe_samples: AtomicU64::new(0),
+            probe_rtt_sum: AtomicU64::new(0),
+            idle_mark: AtomicU64::new(0),
+            knee: knee.map(Mutex::new),
         }
     }
 
+    /// A request of `class` was rejected.
+    pub(crate) fn rejected(&self, class: usize) {
+        self.rejected.fetch_add(1, Ordering::AcqRel);
+        self.demand[class].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Nothing is in flight any more.
+    pub(crate) fn idle(&self) {
+        if self.knee.is_some() {
+            let windows = self.windows.load(Ordering::Acquire);
+            self.idle_mark.store(windows + 1, Ordering::Release);
+        }
+    }
+
+    /// A request finds the limiter full at `now`. If the service went idle after the last
+    /// window closed and no window has closed for longer than the longest window, nothing has
+    /// confirmed the limit since the traffic that set it: the knee goes back to its initial
+    /// limit. Returns the new limit when it did.
+    pub(crate) fn relax(&self, now: u64) -> Option<u32> {
+        let knee = self.knee.as_ref()?;
+        let windows = self.windows.load(Ordering::Acquire);
+        let LimitAlgorithm::Knee(config) = self.algorithm else {
+            return None;
+        };
+        // A completion closes any window older than the longest one, so a window twice that
+        // old means nothing completed for at least the longest window.
+        let longest = 2 * self.max_window;
+        if self.idle_mark.load(Ordering::Acquire) != windows + 1
+            || now.saturating_sub(self.window_start.load(Ordering::Acquire)) <= longest
+            || f64::from_bits(self.estimate.load(Ordering::Acquire)) >= f64::from(config.initial)
+        {
+            return None;
+        }
+        let mut state = knee.try_lock().ok()?;
+        let limit = state.relax();
+        self.estimate.store(limit.to_bits(), Ordering::Release);
+        self.probe_since.store(0, Ordering::Release);
+        Some(limit.round().max(1.0) as u32)
+    }
+
     /// Adds one completed request; returns the new limit when this sample closed a window.
-    pub(crate) fn sample(
-        &self,
-        now: u64,
-        rtt_nanos: u64,
-        dropped: bool,
-        inflight: u64,
-    ) -> Option<LimitUpdate> {
-        self.samples.fetch_add(1, Ordering::AcqRel);
+    pub(crate) fn sample(&self, done: Completion) -> Option<LimitUpdate> {
+        let rtt_nanos = done.now.saturating_sub(done.started);
+        let before = self.samples.fetch_add(1, Ordering::AcqRel);
+        if self.knee.is_some() && before == 0 && self.windows.load(Ordering::Acquire) == 0 {
+            // The first window starts with the first request, not with the limiter.
+            let _ = self.window_start.compare_exchange(
+                0,
+                done.started,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
         self.rtt_sum.fetch_add(rtt_nanos, Ordering::AcqRel);
-        if dropped {
+        if done.dropped {
             self.drops.fetch_add(1, Ordering::AcqRel);
         }
-        self.max_inflight.fetch_max(inflight, Ordering::AcqRel);
+        self.max_inflight
+            .fetch_max(done.inflight_then, Ordering::AcqRel);
+        if self.knee.is_some() {
+            self.demand[done.class].fetch_add(1, Ordering::AcqRel);
+            let probe = self.probe_since.load(Ordering::Acquire);
+            if probe != 0 && done.started >= probe - 1 {
+                self.probe_samples.fetch_add(1, Ordering::AcqRel);
+                self.probe_rtt_sum.fetch_add(rtt_nanos, Ordering::AcqRel);
+            }
+        }
 
         let start = self.window_start.load(Ordering::Acquire);
-        if now.saturating_sub(start) < self.window_nanos
-            || self.samples.load(Ordering::Acquire) < self.min_samples
-        {
+        let elapsed = done.now.saturating_sub(start);
+        let window = self.window_nanos.load(Ordering::Acquire);
+        let samples = self.samples.load(Ordering::Acquire);
+        // A window closes after its length once it has enough samples. The knee's windows hold
+        // at least `KNEE_MIN_SAMPLES` (latency is noisy), or close with fewer after the longest
+        // window, so that a slow, small service is still measured.
+        let enough = if self.knee.is_some() {
+            let min_samples = self.min_samples.max(KNEE_MIN_SAMPLES);
+            // The first window is shorter, to see an overload from the start sooner.
+            let min_samples = if self.windows.load(Ordering::Acquire) == 0 {
+                self.min_samples
+            } else {
+                min_samples
+            };
+            samples >= min_samples || (samples > 0 && elapsed >= self.max_window)
+        } else {
+            samples >= self.min_samples
+        };
+        if elapsed < window || !enough {
             return None;
         }
         if self
             .window_start
-            .compare_exchange(start, now, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(start, done.now, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return None;
@@ -153,6 +273,9 @@ impl Adaptive {
         let max_inflight = self.max_inflight.swap(0, Ordering::AcqRel);
         if samples == 0 {
             return None;
+        }
+        if let Some(knee) = &self.knee {
+            return self.close_knee(knee, done, elapsed, samples, rtt_sum, max_inflight);
         }
         let window = WindowSample {
             rtt_nanos: (rtt_sum as f64 / samples as f64).max(1.0),
@@ -172,12 +295,58 @@ impl Adaptive {
                 long_rtt_nanos = Some(long);
                 gradient2_next(config, limit, long, window)
             }
+            LimitAlgorithm::Knee(_) => unreachable!("the knee closes its windows above"),
         };
         self.estimate.store(next.to_bits(), Ordering::Release);
         Some(LimitUpdate {
             limit: next.round().max(1.0) as u32,
             short_rtt_nanos: window.rtt_nanos,
             long_rtt_nanos,
+            reserves: None,
+        })
+    }
+
+    fn close_knee(
+        &self,
+        knee: &Mutex<KneeState>,
+        done: Completion,
+        elapsed: u64,
+        samples: u64,
+        rtt_sum: u64,
+        peak: u64,
+    ) -> Option<LimitUpdate> {
+        let stats = WindowStats {
+            now: done.now,
+            elapsed,
+            samples,
+            rtt_sum,
+            rejected: self.rejected.swap(0, Ordering::AcqRel),
+            inflight_start: self
+                .inflight_start
+                .swap(done.inflight_now, Ordering::AcqRel),
+            inflight_end: done.inflight_now,
+            peak,
+            demand: std::array::from_fn(|class| self.demand[class].swap(0, Ordering::AcqRel)),
+            probe_samples: self.probe_samples.swap(0, Ordering::AcqRel),
+            probe_rtt_sum: self.probe_rtt_sum.swap(0, Ordering::AcqRel),
+        };
+        self.windows.fetch_add(1, Ordering::AcqRel);
+        // Only the thread that closed the window gets here; a relax holding the lock at this
+        // instant wins and this window's measurements are dropped.
+        let mut state = knee.try_lock().ok()?;
+        let step = state.on_window(&stats);
+        drop(state);
+        self.window_nanos.store(step.window, Ordering::Release);
+        self.probe_since.store(
+            step.probe_since.map_or(0, |since| since + 1),
+            Ordering::Release,
+        );
+        self.estimate.store(step.limit.to_bits(), Ordering::Release);
+        Some(LimitUpdate {
+            limit: (step.limit - 1e-9).ceil().max(1.0) as u32,
+            short_rtt_nanos: step.rtt,
+            long_rtt_nanos: Some(step.base),
+            reserves: Some(step.reserves),
         })
     }
 }
@@ -263,6 +432,17 @@ mod tests {
         assert!(long_rtt_next(&config, 100.0, 50, 10.0) < 100.0 * (1.0 - factor) + 10.0 * factor);
     }
 
+    fn done(now: u64, dropped: bool) -> Completion {
+        Completion {
+            now,
+            started: now.saturating_sub(1_000),
+            dropped,
+            inflight_then: 20,
+            inflight_now: 20,
+            class: 2,
+        }
+    }
+
     #[test]
     fn a_window_closes_after_its_time_and_samples() {
         let adaptive = Adaptive::new(
@@ -271,36 +451,62 @@ mod tests {
             3,
         );
         let second = 1_000_000_000;
+        assert_eq!(adaptive.sample(done(second / 2, false)), None, "too early");
         assert_eq!(
-            adaptive.sample(second / 2, 1_000, false, 20),
-            None,
-            "too early"
-        );
-        assert_eq!(
-            adaptive.sample(second, 1_000, false, 20),
+            adaptive.sample(done(second, false)),
             None,
             "too few samples"
         );
         assert_eq!(
             adaptive
-                .sample(second, 1_000, false, 20)
+                .sample(done(second, false))
                 .map(|update| update.limit),
             Some(21)
         );
         for _ in 0..3 {
             assert_eq!(
-                adaptive.sample(second + 10, 1_000, true, 20),
+                adaptive.sample(done(second + 10, true)),
                 None,
                 "a new window has begun"
             );
         }
         assert_eq!(
             adaptive
-                .sample(2 * second, 1_000, true, 20)
+                .sample(done(2 * second, true))
                 .map(|update| update.limit),
             Some(20),
             "21 * 0.9, floored at the min"
         );
+    }
+
+    #[test]
+    fn a_knee_window_closes_with_few_samples_after_the_longest_window() {
+        let adaptive = Adaptive::new(
+            LimitAlgorithm::Knee(crate::shed::Knee::default()),
+            Duration::from_secs(1).as_nanos() as u64,
+            10,
+        );
+        let ms = 1_000_000;
+        for i in 1..10 {
+            assert_eq!(
+                adaptive.sample(done(i * 3 * ms, false)),
+                None,
+                "{i} of 10 samples"
+            );
+        }
+        let first = adaptive
+            .sample(done(30 * ms, false))
+            .expect("the first window");
+        assert_eq!(first.long_rtt_nanos, Some(1_000.0), "the no-load latency");
+        assert_eq!(
+            adaptive.sample(done(100 * ms, false)),
+            None,
+            "1 of 25 samples"
+        );
+        let update = adaptive
+            .sample(done(1_100 * ms, false))
+            .expect("closed with 2 samples: the longest window passed");
+        assert_eq!(update.short_rtt_nanos, 1_000.0);
     }
 
     proptest! {

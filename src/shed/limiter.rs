@@ -8,7 +8,7 @@ use metrics::{Counter, Gauge, Histogram, SharedString};
 use tokio::sync::oneshot;
 
 use super::config::{LimitAlgorithm, ShedConfig};
-use super::limit::Adaptive;
+use super::limit::{Adaptive, Completion};
 use super::priority::Criticality;
 use super::queue::{NoWait, Queue};
 use crate::core::Deadline;
@@ -31,8 +31,19 @@ pub(crate) const MAX_PER_CLASS: u32 = 0xFFFF;
 pub(crate) struct Admission {
     limit: AtomicU64,
     counts: AtomicU64,
+    /// Slots kept for each class's recent demand, 16 bits each like `counts`: a class is
+    /// admitted only while the classes above it still have room for theirs.
+    reserves: AtomicU64,
     shares: [f64; 4],
     admit_below: [f64; 4],
+}
+
+/// The room the classes above `class` need beyond what they hold now.
+fn room_above(counts: u64, reserves: u64, class: Criticality) -> u64 {
+    Criticality::ALL[class.index() + 1..]
+        .iter()
+        .map(|&above| count_of(reserves, above).saturating_sub(count_of(counts, above)))
+        .sum()
 }
 
 fn unit(class: Criticality) -> u64 {
@@ -55,6 +66,7 @@ impl Admission {
         Self {
             limit: AtomicU64::new(u64::from(limit)),
             counts: AtomicU64::new(0),
+            reserves: AtomicU64::new(0),
             shares,
             admit_below,
         }
@@ -63,8 +75,21 @@ impl Admission {
     fn admits(&self, counts: u64, class: Criticality, limit: f64) -> bool {
         let index = class.index();
         let share = (limit * self.shares[index]).ceil();
-        (total_of(counts) as f64) < limit * self.admit_below[index]
+        let mut needed = total_of(counts);
+        if class != Criticality::CriticalPlus {
+            needed += room_above(counts, self.reserves.load(Ordering::Acquire), class);
+        }
+        // Rounded up, so that a small limit does not shut a class out altogether.
+        (needed as f64) < (limit * self.admit_below[index]).ceil()
             || (share > 0.0 && (count_of(counts, class) as f64) < share)
+    }
+
+    /// Keeps room for each class's recent demand (slots, lowest class first).
+    pub(crate) fn set_reserves(&self, reserves: [u32; 4]) {
+        let packed = Criticality::ALL.into_iter().fold(0, |packed, class| {
+            packed | (u64::from(reserves[class.index()].min(MAX_PER_CLASS)) * unit(class))
+        });
+        self.reserves.store(packed, Ordering::Release);
     }
 
     /// Takes a slot for `class`; returns the number in flight with it, or `None` when full.
@@ -105,9 +130,9 @@ impl Admission {
             .fetch_add(unit(to).wrapping_sub(unit(from)), Ordering::AcqRel);
     }
 
-    /// Gives back a slot of `class`.
-    pub(crate) fn release(&self, class: Criticality) {
-        self.counts.fetch_sub(unit(class), Ordering::AcqRel);
+    /// Gives back a slot of `class`; returns whether nothing is in flight any more.
+    pub(crate) fn release(&self, class: Criticality) -> bool {
+        self.counts.fetch_sub(unit(class), Ordering::AcqRel) == unit(class)
     }
 
     pub(crate) fn set_limit(&self, limit: u32) {
@@ -301,7 +326,20 @@ impl LimiterHandle {
 
     /// Takes a slot, or gives the handle back when the limiter is full.
     pub(crate) fn acquire(self, class: Criticality) -> Result<Slot, LimiterHandle> {
-        match self.inner.admission.try_acquire(class) {
+        let mut in_flight = self.inner.admission.try_acquire(class);
+        if in_flight.is_none() {
+            // A limit set by traffic long gone may be stale (see `Adaptive::relax`).
+            if let Some(limit) = self
+                .inner
+                .adaptive
+                .as_ref()
+                .and_then(|adaptive| adaptive.relax(self.nanos_since_base(clock::now())))
+            {
+                self.set_limit(limit);
+                in_flight = self.inner.admission.try_acquire(class);
+            }
+        }
+        match in_flight {
             Some(in_flight) => {
                 let started = self.inner.measures.then(clock::now);
                 Ok(Slot {
@@ -313,6 +351,13 @@ impl LimiterHandle {
                 })
             }
             None => Err(self),
+        }
+    }
+
+    fn set_limit(&self, limit: u32) {
+        self.inner.admission.set_limit(limit);
+        if let Some(metrics) = self.inner.metrics.get() {
+            metrics.limit.set(f64::from(limit));
         }
     }
 
@@ -328,6 +373,9 @@ impl LimiterHandle {
 
     /// Counts a rejection.
     pub(crate) fn count_rejection(&self, class: Criticality, reason: ShedReason) {
+        if let Some(adaptive) = &self.inner.adaptive {
+            adaptive.rejected(class.index());
+        }
         if let Some(metrics) = self.inner.metrics.get() {
             metrics.rejected[class.index()][reason as usize].increment(1);
         }
@@ -402,7 +450,11 @@ impl LimiterHandle {
                 }
             }
         }
-        self.inner.admission.release(holder);
+        if self.inner.admission.release(holder) {
+            if let Some(adaptive) = &self.inner.adaptive {
+                adaptive.idle();
+            }
+        }
     }
 
     fn finish(&self, slot: &Slot, dropped: bool) {
@@ -420,10 +472,19 @@ impl LimiterHandle {
         };
         self.inner.expected_rtt.store(updated, Ordering::Release);
         if let Some(adaptive) = &self.inner.adaptive {
-            let since_base = now.saturating_duration_since(self.inner.base);
-            let sampled = adaptive.sample(nanos(since_base), nanos(rtt), dropped, slot.in_flight);
+            let sampled = adaptive.sample(Completion {
+                now: self.nanos_since_base(now),
+                started: self.nanos_since_base(started),
+                dropped,
+                inflight_then: slot.in_flight,
+                inflight_now: self.inner.admission.in_flight(),
+                class: slot.class.index(),
+            });
             if let Some(update) = sampled {
                 self.inner.admission.set_limit(update.limit);
+                if let Some(reserves) = update.reserves {
+                    self.inner.admission.set_reserves(reserves);
+                }
                 if let Some(metrics) = self.inner.metrics.get() {
                     metrics.limit.set(f64::from(update.limit));
                     metrics
@@ -475,15 +536,22 @@ impl Slot {
     }
 
     /// The request finished; `dropped` says whether it signals overload downstream.
-    pub(crate) fn finish(self, dropped: bool) {
+    pub(crate) fn finish(mut self, dropped: bool) {
         self.limiter.finish(&self, dropped);
+        self.started = None;
     }
 }
 
 impl Drop for Slot {
-    /// Released on every path, finished or cancelled.
+    /// Released on every path, finished or cancelled. A cancelled request (its caller gave up,
+    /// or a timeout outside the shedder cut it off) tells an adaptive limit that it took at least
+    /// this long, as a drop: otherwise a service whose every request times out would never be
+    /// measured.
     fn drop(&mut self) {
         if self.armed {
+            if self.started.is_some() && self.limiter.inner.adaptive.is_some() {
+                self.limiter.finish(self, true);
+            }
             self.limiter.release(self.class);
         }
     }

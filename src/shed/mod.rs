@@ -62,6 +62,7 @@
 
 mod config;
 mod future;
+mod knee;
 mod layer;
 mod limit;
 mod limiter;
@@ -72,7 +73,7 @@ mod service;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
-pub use config::{Aimd, Gradient2, LimitAlgorithm, ShedConfig};
+pub use config::{Aimd, Gradient2, Knee, LimitAlgorithm, ShedConfig};
 pub use future::ResponseFuture;
 pub use layer::ShedLayer;
 pub use limiter::{LimiterHandle, LimiterSnapshot};
