@@ -1,13 +1,17 @@
-//! The overload and dependency-failure experiments: steadfast against no protection and
-//! against tower's static limit, on a real Axum server over loopback, under an open-loop load.
+//! The overload and dependency-failure experiments: steadfast's default policy against no
+//! protection and against tower's static limit, on a real Axum server over loopback, under an
+//! open-loop load.
 //!
-//! **Overload.** The handler needs one of 20 connections of a simulated pool for 50 ms, so the
-//! service's capacity is 400 requests per second. An open-loop generator sends at a constant
-//! rate (0.5x, 1x, 2x and 4x capacity) and measures each latency from the *intended* send time,
-//! so queueing cannot hide (no coordinated omission), into HDR histograms. Scenarios: no
-//! protection; tower's `ConcurrencyLimit` + `LoadShed` with a well-chosen limit (20) and a badly
-//! chosen one (200); steadfast's default policy; steadfast with a fifth of the traffic critical and
-//! the rest sheddable. Goodput counts successes within the route's latency objective (250 ms).
+//! **Overload, across capacities.** The handler needs one of N connections of a simulated pool
+//! for T: pools of 2 x 100 ms, 8 x 20 ms, 64 x 50 ms and 256 x 200 ms, so capacities from 20 to
+//! 1,280 requests per second. An open-loop generator sends at a constant rate (0.5x to 10x the
+//! capacity) and measures each latency from the *intended* send time, so queueing cannot hide (no
+//! coordinated omission), into HDR histograms. Scenarios: no protection; tower's
+//! `ConcurrencyLimit` + `LoadShed` with a well-chosen limit (N) and a badly chosen one (10 N);
+//! steadfast's default policy, which is told nothing about the capacity; the same with a fifth of
+//! the traffic critical and the rest sheddable (stock thresholds). Goodput counts successes within
+//! the route's objective (5 T). Then: bursts of 200 concurrent requests on a fast route from idle,
+//! and a step from 0.5x to 4x.
 //!
 //! **Dependency failure.** At 200 requests per second, a route calls a dependency that is
 //! healthy, then slow (2 s), then failing, then healthy again, with and without steadfast's
@@ -15,13 +19,13 @@
 //! fast failures were, how many calls were wasted on the broken dependency, and how long the
 //! route took to recover.
 //!
-//! Writes a table to stdout and a chart to `target/overload.svg`.
+//! Writes a table to stdout and a chart per pool to `target/overload-<N>x<T>.svg`.
 //!
 //! ```sh
-//! cargo run --release --example overload --all-features            # about 90 s
-//! cargo run --release --example overload --all-features -- --short # CI: about 30 s
-//! cargo run --release --example overload --all-features -- --seconds 10   # longer cells
-//! # --experiment overload|failure|all (default all), --only <scenario name part>
+//! cargo run --release --example overload --all-features            # about 6 minutes
+//! cargo run --release --example overload --all-features -- --short # CI: one pool, about 1 min
+//! # --seconds <per cell> (default 2), --pools 8x20,64x50, --only <scenario name part>,
+//! # --experiment overload|failure|all (default all)
 //! ```
 
 use std::error::Error;
@@ -53,19 +57,57 @@ use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
-const POOL: usize = 20;
-const SERVICE_TIME: Duration = Duration::from_millis(50);
-const CAPACITY: f64 = POOL as f64 / 0.050;
-const OBJECTIVE: Duration = Duration::from_millis(250);
 /// A request still unanswered this long after its intended send time is given up.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 const CRITICALITY_HEADER: &str = "x-criticality";
 
-/// The simulated resource: a pool of connections, each call holding one for 50 ms. Waiters
-/// queue without bound, as they do on a real pool.
-async fn work(State(pool): State<Arc<Semaphore>>) -> &'static str {
-    let _connection = pool.acquire().await.expect("the pool is never closed");
-    tokio::time::sleep(SERVICE_TIME).await;
+/// A simulated resource: `size` connections, each call holding one for `ms`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Pool {
+    size: usize,
+    ms: u64,
+}
+
+impl Pool {
+    const MATRIX: [Pool; 4] = [
+        Pool { size: 2, ms: 100 },
+        Pool { size: 8, ms: 20 },
+        Pool { size: 64, ms: 50 },
+        Pool { size: 256, ms: 200 },
+    ];
+
+    fn service_time(self) -> Duration {
+        Duration::from_millis(self.ms)
+    }
+
+    fn capacity(self) -> f64 {
+        self.size as f64 / self.service_time().as_secs_f64()
+    }
+
+    /// The route's latency objective: five times the service time.
+    fn objective(self) -> Duration {
+        self.service_time() * 5
+    }
+
+    fn name(self) -> String {
+        format!("{} x {} ms", self.size, self.ms)
+    }
+}
+
+#[derive(Clone)]
+struct Resource {
+    connections: Arc<Semaphore>,
+    service_time: Duration,
+}
+
+/// The simulated resource: waiters queue without bound, as they do on a real pool.
+async fn work(State(resource): State<Resource>) -> &'static str {
+    let _connection = resource
+        .connections
+        .acquire()
+        .await
+        .expect("the pool is never closed");
+    tokio::time::sleep(resource.service_time).await;
     "done"
 }
 
@@ -90,8 +132,8 @@ impl Scenario {
     fn name(self) -> &'static str {
         match self {
             Scenario::Unprotected => "no protection",
-            Scenario::TowerLimitGood => "tower limit 20 + load shed",
-            Scenario::TowerLimitBad => "tower limit 200 + load shed",
+            Scenario::TowerLimitGood => "tower limit N + load shed",
+            Scenario::TowerLimitBad => "tower limit 10 N + load shed",
             Scenario::Steadfast => "steadfast default policy",
             Scenario::SteadfastMixed => "steadfast, 80% sheddable",
         }
@@ -107,9 +149,12 @@ impl Scenario {
         }
     }
 
-    fn app(self) -> Router {
-        let pool = Arc::new(Semaphore::new(POOL));
-        let router = Router::new().route("/work", get(work)).with_state(pool);
+    fn app(self, pool: Pool) -> Router {
+        let resource = Resource {
+            connections: Arc::new(Semaphore::new(pool.size)),
+            service_time: pool.service_time(),
+        };
+        let router = Router::new().route("/work", get(work)).with_state(resource);
         let tower_limit = |limit: usize| {
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
@@ -120,21 +165,17 @@ impl Scenario {
         };
         match self {
             Scenario::Unprotected => router,
-            Scenario::TowerLimitGood => router.route_layer(tower_limit(POOL)),
-            Scenario::TowerLimitBad => router.route_layer(tower_limit(10 * POOL)),
+            Scenario::TowerLimitGood => router.route_layer(tower_limit(pool.size)),
+            Scenario::TowerLimitBad => router.route_layer(tower_limit(10 * pool.size)),
             Scenario::Steadfast => {
                 router.layer(PolicyLayer::new(Policies::default()).expect("defaults"))
             }
             Scenario::SteadfastMixed => {
-                // Critical traffic may always hold up to 80% of the limit, whatever the
-                // sheddable traffic holds; sheddable traffic borrows what it leaves idle.
-                let shed = ShedConfig::new()
-                    .criticality_header(
-                        http::HeaderName::from_static(CRITICALITY_HEADER),
-                        Criticality::Critical,
-                    )
-                    .guaranteed_share(Criticality::Critical, 0.8)
-                    .admit_below(Criticality::Sheddable, 0.6);
+                // The stock thresholds: only the header that carries the class is configured.
+                let shed = ShedConfig::new().criticality_header(
+                    http::HeaderName::from_static(CRITICALITY_HEADER),
+                    Criticality::Critical,
+                );
                 let policies = Policies::new(Policy::new().shed(shed));
                 router.layer(PolicyLayer::new(policies).expect("valid"))
             }
@@ -156,6 +197,7 @@ fn histogram() -> Histogram<u64> {
 /// What one open-loop run measured.
 struct Run {
     offered: f64,
+    objective: Duration,
     seconds: f64,
     /// Latencies of successes, in µs from the intended send time.
     success: Histogram<u64>,
@@ -193,7 +235,14 @@ async fn send(client: &HttpClient, request: Request<Empty<Bytes>>) -> Option<Sta
 
 /// Sends `rate` requests per second for `seconds` at fixed intended times, each on its own
 /// task, and waits for every answer (bounded by [`CLIENT_TIMEOUT`]).
-async fn open_loop(client: &HttpClient, url: &str, rate: f64, seconds: f64, mixed: bool) -> Run {
+async fn open_loop(
+    client: &HttpClient,
+    url: &str,
+    rate: f64,
+    seconds: f64,
+    mixed: bool,
+    objective: Duration,
+) -> Run {
     let total = (rate * seconds).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now() + Duration::from_millis(20);
@@ -218,6 +267,7 @@ async fn open_loop(client: &HttpClient, url: &str, rate: f64, seconds: f64, mixe
     }
     let mut run = Run {
         offered: rate,
+        objective,
         seconds,
         success: histogram(),
         within_objective: 0,
@@ -240,7 +290,7 @@ async fn open_loop(client: &HttpClient, url: &str, rate: f64, seconds: f64, mixe
             Some(status) if status.is_success() => {
                 class.0 += 1;
                 run.success.record(micros).expect("within bounds");
-                if latency <= OBJECTIVE {
+                if latency <= run.objective {
                     run.within_objective += 1;
                 }
             }
@@ -265,10 +315,14 @@ fn ms(histogram: &Histogram<u64>, quantile: f64) -> String {
 }
 
 /// The chart: goodput against offered load, one line per scenario.
-fn svg(results: &[(Scenario, Vec<Run>)]) -> String {
+fn svg(pool: Pool, results: &[(Scenario, Vec<Run>)]) -> String {
     let (width, height, left, bottom, top, right) = (720.0, 420.0, 70.0, 50.0, 30.0, 230.0);
-    let x_max = CAPACITY * 4.0;
-    let y_max = CAPACITY * 1.2;
+    let capacity = pool.capacity();
+    let x_max = results
+        .iter()
+        .flat_map(|(_, runs)| runs.iter().map(|run| run.offered))
+        .fold(capacity * 4.0, f64::max);
+    let y_max = capacity * 1.2;
     let x = |v: f64| left + v / x_max * (width - left - right);
     let y = |v: f64| height - bottom - v / y_max * (height - bottom - top);
     let mut out = String::new();
@@ -279,11 +333,13 @@ fn svg(results: &[(Scenario, Vec<Run>)]) -> String {
     let _ = write!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = write!(
         out,
-        r#"<text x="{left}" y="18" font-size="14">Goodput (successes within {} ms per second) against offered load</text>"#,
-        OBJECTIVE.as_millis()
+        r#"<text x="{left}" y="18" font-size="14">{}: goodput (successes within {} ms per second) against offered load</text>"#,
+        pool.name(),
+        pool.objective().as_millis()
     );
-    for i in 0..=4 {
-        let value = CAPACITY * f64::from(i);
+    let steps = (x_max / capacity).round().max(1.0) as u32;
+    for i in 0..=steps {
+        let value = capacity * f64::from(i);
         let _ = write!(
             out,
             r##"<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#ddd"/><text x="{0}" y="{3}" text-anchor="middle">{4:.0}</text>"##,
@@ -311,9 +367,9 @@ fn svg(results: &[(Scenario, Vec<Run>)]) -> String {
         out,
         r#"<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="black" stroke-dasharray="4 3"/><text x="{2}" y="{3}" text-anchor="end">capacity</text>"#,
         x(0.0),
-        y(CAPACITY),
+        y(capacity),
         x(x_max),
-        y(CAPACITY) - 4.0
+        y(capacity) - 4.0
     );
     let _ = write!(
         out,
@@ -349,17 +405,11 @@ fn svg(results: &[(Scenario, Vec<Run>)]) -> String {
     out
 }
 
-async fn overload(
-    seconds: f64,
-    only: Option<&str>,
-) -> Result<Vec<(Scenario, Vec<Run>)>, Box<dyn Error>> {
+const LOADS: [f64; 5] = [0.5, 1.0, 2.0, 4.0, 10.0];
+
+fn header() {
     println!(
-        "Overload: pool of {POOL} x {} ms = capacity {CAPACITY:.0} req/s, objective {} ms, {seconds} s per cell\n",
-        SERVICE_TIME.as_millis(),
-        OBJECTIVE.as_millis()
-    );
-    println!(
-        "{:<28} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "{:<28} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
         "scenario",
         "load",
         "offered",
@@ -369,52 +419,168 @@ async fn overload(
         "p99 ms",
         "p999 ms",
         "rejected",
-        "rej p99"
+        "rej p99",
+        "failed"
     );
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(2048)
-        .build_http();
-    let mut results = Vec::new();
-    let chosen = Scenario::ALL
-        .into_iter()
-        .filter(|scenario| only.is_none_or(|only| scenario.name().contains(only)));
-    for scenario in chosen {
-        let addr = serve(scenario.app()).await?;
-        let url = format!("http://{addr}/work");
-        // Warm up connections and, for steadfast, the adaptive limit's first windows.
-        open_loop(&client, &url, CAPACITY * 0.5, 0.5, false).await;
-        let mut runs = Vec::new();
-        for factor in [0.5, 1.0, 2.0, 4.0] {
-            let mixed = scenario == Scenario::SteadfastMixed;
-            let run = open_loop(&client, &url, CAPACITY * factor, seconds, mixed).await;
-            println!(
-                "{:<28} {:>5.1}x {:>8.0} {:>5.0}% {:>8.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
-                scenario.name(),
-                factor,
-                run.offered,
-                100.0 * run.goodput() / CAPACITY,
-                run.goodput(),
-                ms(&run.success, 0.5),
-                ms(&run.success, 0.99),
-                ms(&run.success, 0.999),
-                run.rejected,
-                ms(&run.rejection_latency, 0.99),
-                run.failed,
-            );
-            if mixed {
-                let share = |(ok, sent): (u64, u64)| 100.0 * ok as f64 / sent.max(1) as f64;
-                println!(
-                    "{:<28} critical {:.1}% served, sheddable {:.1}% served",
-                    "",
-                    share(run.critical),
-                    share(run.sheddable)
-                );
+}
+
+fn print_run(name: &str, factor: f64, capacity: f64, run: &Run) {
+    let sent = run.critical.1 + run.sheddable.1;
+    println!(
+        "{:<28} {:>5.1}x {:>8.0} {:>5.0}% {:>8.0} {:>8} {:>8} {:>8} {:>7.1}% {:>7} {:>7}",
+        name,
+        factor,
+        run.offered,
+        100.0 * run.goodput() / capacity,
+        run.goodput(),
+        ms(&run.success, 0.5),
+        ms(&run.success, 0.99),
+        ms(&run.success, 0.999),
+        100.0 * run.rejected as f64 / sent.max(1) as f64,
+        ms(&run.rejection_latency, 0.99),
+        run.failed,
+    );
+}
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(4096)
+        .build_http()
+}
+
+async fn overload(
+    seconds: f64,
+    pools: &[Pool],
+    only: Option<&str>,
+) -> Result<Vec<(Pool, Vec<(Scenario, Vec<Run>)>)>, Box<dyn Error>> {
+    let client = client();
+    let mut all = Vec::new();
+    for &pool in pools {
+        let capacity = pool.capacity();
+        println!(
+            "\nOverload: pool of {} = capacity {capacity:.0} req/s, objective {} ms, {seconds} s per cell",
+            pool.name(),
+            pool.objective().as_millis()
+        );
+        header();
+        let mut results = Vec::new();
+        let chosen = Scenario::ALL
+            .into_iter()
+            .filter(|scenario| only.is_none_or(|only| scenario.name().contains(only)));
+        for scenario in chosen {
+            let mut runs = Vec::new();
+            for factor in LOADS {
+                // A fresh server per cell, warmed up at half the capacity (connections, and the
+                // adaptive limit's first windows), as a service runs before overload comes.
+                let addr = serve(scenario.app(pool)).await?;
+                let url = format!("http://{addr}/work");
+                let mixed = scenario == Scenario::SteadfastMixed;
+                let warm = (10.0 * pool.service_time().as_secs_f64()).max(1.0);
+                open_loop(&client, &url, capacity * 0.5, warm, mixed, pool.objective()).await;
+                let run = open_loop(
+                    &client,
+                    &url,
+                    capacity * factor,
+                    seconds,
+                    mixed,
+                    pool.objective(),
+                )
+                .await;
+                print_run(scenario.name(), factor, capacity, &run);
+                if mixed {
+                    let share = |(ok, sent): (u64, u64)| 100.0 * ok as f64 / sent.max(1) as f64;
+                    println!(
+                        "{:<28} critical {:.1}% served, sheddable {:.1}% served",
+                        "",
+                        share(run.critical),
+                        share(run.sheddable)
+                    );
+                }
+                runs.push(run);
             }
-            runs.push(run);
+            results.push((scenario, runs));
         }
-        results.push((scenario, runs));
+        all.push((pool, results));
     }
-    Ok(results)
+    Ok(all)
+}
+
+/// Bursts of 200 concurrent requests on a fast (2 ms), healthy route, from idle.
+async fn bursts() -> Result<(), Box<dyn Error>> {
+    let pool = Pool {
+        size: 100_000,
+        ms: 2,
+    };
+    let addr = serve(Scenario::Steadfast.app(pool)).await?;
+    let url = format!("http://{addr}/work");
+    let client = client();
+    let (mut rejected, mut served, mut failed) = (0, 0, 0);
+    for _ in 0..5 {
+        let calls = (0..200).map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let request = Request::get(url)
+                    .body(Empty::new())
+                    .expect("a valid request");
+                send(&client, request).await
+            })
+        });
+        for call in futures_join(calls).await {
+            match call {
+                Some(status) if status.is_success() => served += 1,
+                Some(StatusCode::SERVICE_UNAVAILABLE) => rejected += 1,
+                _ => failed += 1,
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!(
+        "\nBursts: 5 x 200 concurrent requests on a healthy 2 ms route, from idle, under the default policy: {served} served, {rejected} rejected, {failed} failed"
+    );
+    Ok(())
+}
+
+async fn futures_join<T: Send + 'static>(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        out.push(task.await.expect("the task finishes"));
+    }
+    out
+}
+
+/// A step from 0.5x to 4x: goodput second by second under the default policy.
+async fn step(pool: Pool, before: f64, after: f64) -> Result<(), Box<dyn Error>> {
+    let capacity = pool.capacity();
+    let addr = serve(Scenario::Steadfast.app(pool)).await?;
+    let url = format!("http://{addr}/work");
+    let client = client();
+    open_loop(
+        &client,
+        &url,
+        capacity * 0.5,
+        before,
+        false,
+        pool.objective(),
+    )
+    .await;
+    let mut line = String::new();
+    let mut first_good = None;
+    for second in 0..after as u32 {
+        let run = open_loop(&client, &url, capacity * 4.0, 1.0, false, pool.objective()).await;
+        let share = run.goodput() / capacity;
+        if share >= 0.9 && first_good.is_none() {
+            first_good = Some(second);
+        }
+        let _ = write!(line, " {:.0}%", 100.0 * share);
+    }
+    println!(
+        "\nStep from 0.5x to 4x on {} under the default policy, goodput per second after the step:{line}; at 90% of capacity from second {}",
+        pool.name(),
+        first_good.map_or("never".into(), |second| second.to_string())
+    );
+    Ok(())
 }
 
 // ------------------------------------------------------------------ dependency failure
@@ -691,28 +857,50 @@ async fn failure(short: bool) -> Result<(), Box<dyn Error>> {
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().collect();
     let short = args.iter().any(|a| a == "--short");
-    let seconds: f64 = args
-        .iter()
-        .position(|a| a == "--seconds")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(if short { 1.0 } else { 3.0 });
-    let seconds = seconds.clamp(0.5, 60.0);
     let flag = |name: &str| {
         args.iter()
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1).cloned())
     };
+    let seconds: f64 = flag("--seconds")
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(if short { 1.0 } else { 2.0 });
+    let seconds = seconds.clamp(0.5, 60.0);
     let only = flag("--only");
     let experiment = flag("--experiment").unwrap_or_else(|| "all".into());
+    let pools: Vec<Pool> = match flag("--pools") {
+        Some(list) => list
+            .split(',')
+            .filter_map(|item| {
+                let (size, ms) = item.split_once('x')?;
+                Some(Pool {
+                    size: size.trim().parse().ok()?,
+                    ms: ms.trim().parse().ok()?,
+                })
+            })
+            .collect(),
+        None if short => vec![Pool { size: 8, ms: 20 }],
+        None => Pool::MATRIX.to_vec(),
+    };
 
     if experiment == "failure" {
         return failure(short).await;
     }
-    let results = overload(seconds, only.as_deref()).await?;
-    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/overload.svg");
-    std::fs::create_dir_all(chart.parent().expect("a parent"))?;
-    std::fs::write(&chart, svg(&results))?;
-    println!("\nchart: {}", chart.display());
+    let results = overload(seconds, &pools, only.as_deref()).await?;
+    for (pool, results) in &results {
+        let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("target/overload-{}x{}.svg", pool.size, pool.ms));
+        std::fs::create_dir_all(chart.parent().expect("a parent"))?;
+        std::fs::write(&chart, svg(*pool, results))?;
+        println!("chart: {}", chart.display());
+    }
+    bursts().await?;
+    step(
+        pools[0],
+        if short { 1.0 } else { 3.0 },
+        if short { 3.0 } else { 8.0 },
+    )
+    .await?;
     if experiment == "overload" {
         return Ok(());
     }

@@ -45,6 +45,9 @@ const NO_QUEUE: f64 = 1.1;
 /// at the measured throughput, and is more than [`BACKLOG_SLACK`] requests.
 const BACKLOG: f64 = 4.0;
 const BACKLOG_SLACK: f64 = 8.0;
+/// Congestion is acted on once it has lasted this long (half CoDel's interval): a burst that
+/// drains sooner is absorbed.
+const STANDING: u64 = 50_000_000;
 /// Room kept for a higher class: its recent demand in slots times this, plus half its square
 /// root (arrivals bunch: a small demand needs relatively more room), rounded.
 const RESERVE_MARGIN: f64 = 1.25;
@@ -118,9 +121,10 @@ pub(crate) struct KneeState {
     /// Whether still warming up, and when the first request came.
     warming: bool,
     first_request: u64,
-    /// Consecutive congested windows, and the in-flight count when they began.
+    /// Consecutive congested windows, and the in-flight count and time when they began.
     congested: u32,
     streak_inflight: u64,
+    streak_since: u64,
     probe: Option<Probe>,
     /// While the limit binds, when the next periodic probe is due.
     next_probe: u64,
@@ -145,6 +149,7 @@ impl KneeState {
             first_request: 0,
             congested: 0,
             streak_inflight: 0,
+            streak_since: 0,
             probe: None,
             next_probe: 0,
             backoff: 0,
@@ -298,19 +303,26 @@ impl KneeState {
         } else {
             if self.congested == 0 {
                 self.streak_inflight = stats.inflight_start;
+                self.streak_since = stats.now.saturating_sub(stats.elapsed);
             }
             self.congested += 1;
+            // A queue that drains within the interval is a burst, absorbed (CoDel's rule).
+            let standing = stats.now.saturating_sub(self.streak_since) >= STANDING;
             // While warming up, in-flight grows towards its level anyway and the no-load
             // latency is still settling: overload is in-flight far beyond what completes at
             // the latency measured (Little's law), a backlog that no ramp explains.
-            let growing = if warming {
-                stats.inflight_end as f64 > WARM_BACKLOG * throughput * rtt + BACKLOG_SLACK
-            } else {
-                backlog
-                    || (self.congested >= 2
-                        && stats.inflight_end as f64
-                            > GROWTH * self.streak_inflight as f64 + GROWTH_SLACK)
-            };
+            // Still growing in this window: a burst that has arrived only drains.
+            let rising = stats.inflight_end >= stats.inflight_start;
+            let growing = standing
+                && rising
+                && if warming {
+                    stats.inflight_end as f64 > WARM_BACKLOG * throughput * rtt + BACKLOG_SLACK
+                } else {
+                    backlog
+                        || (self.congested >= 2
+                            && stats.inflight_end as f64
+                                > GROWTH * self.streak_inflight as f64 + GROWTH_SLACK)
+                };
             if limiting || growing {
                 self.warming = false;
                 // Overload: as many in flight as the service completes at its no-load latency,

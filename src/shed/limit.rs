@@ -184,19 +184,20 @@ impl Adaptive {
         }
     }
 
-    /// A request finds the limiter full at `now`. If the service went idle after the last
-    /// window closed and no window has closed for longer than the longest window, nothing has
-    /// confirmed the limit since the traffic that set it: the knee goes back to its initial
-    /// limit. Returns the new limit when it did.
+    /// A request finds the limiter full at `now`. If the service went idle (nothing in flight)
+    /// after the last window closed, and no window has closed for four windows (at least the
+    /// longest window) since, nothing
+    /// has confirmed the limit since the traffic that set it (a burst, an overload that ended):
+    /// the knee goes back to its initial limit. Returns the new limit when it did.
     pub(crate) fn relax(&self, now: u64) -> Option<u32> {
         let knee = self.knee.as_ref()?;
         let windows = self.windows.load(Ordering::Acquire);
         let LimitAlgorithm::Knee(config) = self.algorithm else {
             return None;
         };
-        // A completion closes any window older than the longest one, so a window twice that
-        // old means nothing completed for at least the longest window.
-        let longest = 2 * self.max_window;
+        // Idle since, and no window closed for four windows (at least the longest): the traffic
+        // that set the limit is gone.
+        let longest = (4 * self.window_nanos.load(Ordering::Acquire)).max(self.max_window);
         if self.idle_mark.load(Ordering::Acquire) != windows + 1
             || now.saturating_sub(self.window_start.load(Ordering::Acquire)) <= longest
             || f64::from_bits(self.estimate.load(Ordering::Acquire)) >= f64::from(config.initial)
