@@ -149,7 +149,7 @@ pub const SHED_RTT: Metric = Metric {
     kind: MetricKind::Gauge,
     unit: "s",
     labels: &["limiter", "window"],
-    description: "The latencies an adaptive limit is computed from: `short` (the last window's average) and `long` (Gradient2's long-term average).",
+    description: "The latencies an adaptive limit is computed from: `short` (the last window's average) and `long` (Gradient2's long-term average, or the knee limit's no-load latency).",
 };
 
 /// Requests a load shedder rejected, by class.

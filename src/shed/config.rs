@@ -95,13 +95,15 @@ pub struct Knee {
     /// Latency above this multiple of the no-load latency is congestion. Default 1.5.
     pub tolerance: f64,
     /// A window lasts this many no-load latencies (within `min_window` and the shedder's
-    /// `sample_window`). Default 1.
+    /// `sample_window`), and holds at least 25 completed requests unless it lasted the whole
+    /// `sample_window`. Default 1.
     pub window_rtts: u32,
     /// The shortest window. Default 20 ms.
     pub min_window: Duration,
     /// While the limit binds, the no-load latency is measured again this often, with the limit
-    /// halved for the measurement; the interval doubles (up to 16 times) while the measurements
-    /// agree. Default 2 s.
+    /// divided by three for the measurement: five times as often until a measurement confirms
+    /// it, then this often, the interval doubling (up to 16 times) while they keep confirming.
+    /// Default 10 s.
     pub probe_interval: Duration,
 }
 

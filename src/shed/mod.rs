@@ -4,13 +4,14 @@
 //! and answers the rest immediately with `503 Service Unavailable`, `Retry-After` and a
 //! problem+json body (gRPC: `UNAVAILABLE`, or `RESOURCE_EXHAUSTED` if configured), marked as the
 //! shedder's own rejection so that breakers and error budgets do not count it. The limit is fixed
-//! or adaptive: [`Gradient2`] (the default) and [`Aimd`] move it with the latency and the drops
-//! (timeouts, overload answers from further in) of the requests it admits, and never grow it
-//! while fewer than half of it is in use.
+//! or adaptive: [`Knee`] (the default) finds the service's capacity from its latency and
+//! throughput without being told anything about it; Netflix's [`Gradient2`] and [`Aimd`] are
+//! there for those who want them.
 //!
 //! Requests carry a [`Criticality`]; lower classes are shed first (sheddable traffic from 90%
-//! of the limit, sheddable-plus from 95%), and a class may be guaranteed a share of the limit
-//! that others borrow while it is idle.
+//! of the limit, sheddable-plus from 95%, and each only while the classes above it keep room
+//! for their recent demand), and a class may be guaranteed a share of the limit that others
+//! borrow while it is idle.
 //!
 //! ```
 //! use std::time::Duration;
@@ -39,6 +40,61 @@
 //! assert_eq!(first.await.unwrap().unwrap().status(), 200);
 //! # }
 //! ```
+//!
+//! # The default limit: knee
+//!
+//! A service's latency stays near its *no-load latency* while it has spare capacity, and rises
+//! once more requests are in flight than it can work on at once (the knee): past it, they only
+//! queue. By Little's law the concurrency at the knee is throughput x no-load latency. The knee
+//! limit measures both and, under overload, holds the limit at `headroom` (1.5) times that
+//! concurrency, plus one. Until the service shows overload, it holds nothing back (10 000).
+//!
+//! It works in windows of about one no-load latency (at least 20 ms, at most the shedder's
+//! `sample_window`, 1 s) holding at least 25 completed requests (10 for the first). Each window:
+//!
+//! - **Healthy** (latency within `tolerance`, 1.5, of the no-load latency, nothing rejected): the
+//!   limit relaxes (doubles, and is at least twice the peak in flight); the no-load latency
+//!   follows latency up slowly (5% a window) and down fast (50%).
+//! - **Overload** is congestion that has lasted 50 ms (a burst that drains sooner is absorbed)
+//!   while in flight still rises, and either requests are rejected, or in-flight grew by 25% over
+//!   the congested windows, or a backlog stands (in flight would take 4 x 1.5 no-load latencies
+//!   to complete at the measured throughput). The limit is then set to 1.5 x throughput x
+//!   no-load latency + 1. The requests already admitted stay; the new limit applies to arrivals.
+//! - **Congestion without overload** (latency up, nothing queueing up: the service got slower):
+//!   the limit holds and the no-load latency follows.
+//! - **Below the knee** (the limit binds, latency fine): the limit grows to 1.5 x what completes,
+//!   and by one when nothing queues at all.
+//!
+//! The no-load latency can be wrong in two ways, and both are checked:
+//! - *Too low* (the service became slower): latency then stays put while the limit falls. After
+//!   three windows in which the limit fell by a quarter and latency did not fall with it (by
+//!   15%), that latency becomes the no-load latency. A limit stuck with latency above twice the
+//!   tolerated level for three windows, with no backlog draining, raises it likewise.
+//! - *Too high* (it was learnt while queueing): while the limit binds, a **probe** divides the
+//!   limit by three for as long as five requests admitted during it take to complete, and their
+//!   latency is the no-load latency. Probes come every 2 s until one confirms the value (within
+//!   10%), then every 10 s, doubling up to 160 s while they keep confirming. Limits under 6 are
+//!   not probed (a pool of two or three cannot be measured below its knee for less than it costs).
+//!
+//! The first windows warm up (eight windows or one longest window): the first requests to
+//! complete are the fast ones, so latency reads low, and in-flight grows towards its level
+//! anyway. Meanwhile the no-load latency follows latency both ways, and only a backlog of five
+//! times throughput x latency counts as overload. A limit that nothing has confirmed since the
+//! service went idle (no window closed for four windows and the longest window) goes back to the
+//! initial limit when a request would be refused by it.
+//!
+//! **Classes.** Each window also measures each class's demand (completed plus rejected requests
+//! a second) and keeps room for it: demand x the time a request holds a slot (the window's
+//! latency, at most twice the no-load latency) x 1.25, plus half its square root (arrivals
+//! bunch), falling by at most a tenth a window. A class is admitted only while the room of the
+//! classes above it is free, so sheddable traffic uses what critical traffic leaves and gives it
+//! back as critical demand rises, with no fixed fractions to tune. The `admit_below` fractions
+//! still apply on top, rounded up.
+//!
+//! Cost: admission is the same compare-and-swap plus one atomic load; a completion adds a few
+//! atomic additions; a window's computation runs once per window on the thread that closes it.
+//! A cancelled request (its caller gave up, or a timeout outside the shedder) counts with the
+//! time it took, as a drop.
 //!
 //! # Slots
 //!
