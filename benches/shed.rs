@@ -17,8 +17,18 @@ fn fixed() -> ShedLayer {
     ShedLayer::shared(ShedConfig::fixed(1000)).unwrap()
 }
 
+/// The default: the knee limit.
 fn adaptive() -> ShedLayer {
     ShedLayer::shared(ShedConfig::new()).unwrap()
+}
+
+fn gradient2() -> ShedLayer {
+    ShedLayer::shared(
+        ShedConfig::new().algorithm(steadfast::shed::LimitAlgorithm::Gradient2(
+            Default::default(),
+        )),
+    )
+    .unwrap()
 }
 
 fn per_route() -> ShedLayer {
@@ -41,8 +51,11 @@ macro_rules! variants {
         group.bench_function("steadfast-fixed-per-route", |b| {
             b.iter_custom(|n| run!(per_route().layer(bare()), n))
         });
-        group.bench_function("steadfast-gradient2", |b| {
+        group.bench_function("steadfast-knee", |b| {
             b.iter_custom(|n| run!(adaptive().layer(bare()), n))
+        });
+        group.bench_function("steadfast-gradient2", |b| {
+            b.iter_custom(|n| run!(gradient2().layer(bare()), n))
         });
         group.bench_function("tower-limit-loadshed", |b| {
             b.iter_custom(|n| {
