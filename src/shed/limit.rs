@@ -189,7 +189,7 @@ impl Adaptive {
     /// longest window) since, nothing
     /// has confirmed the limit since the traffic that set it (a burst, an overload that ended):
     /// the knee goes back to its initial limit. Returns the new limit when it did.
-    pub(crate) fn relax(&self, now: u64) -> Option<u32> {
+    pub(crate) fn relax(&self, now: impl FnOnce() -> u64) -> Option<u32> {
         let knee = self.knee.as_ref()?;
         let windows = self.windows.load(Ordering::Acquire);
         let LimitAlgorithm::Knee(config) = self.algorithm else {
@@ -198,8 +198,9 @@ impl Adaptive {
         // Idle since, and no window closed for four windows (at least the longest): the traffic
         // that set the limit is gone.
         let longest = (4 * self.window_nanos.load(Ordering::Acquire)).max(self.max_window);
+        // The clock is read only once the limiter is known to have gone idle.
         if self.idle_mark.load(Ordering::Acquire) != windows + 1
-            || now.saturating_sub(self.window_start.load(Ordering::Acquire)) <= longest
+            || now().saturating_sub(self.window_start.load(Ordering::Acquire)) <= longest
             || f64::from_bits(self.estimate.load(Ordering::Acquire)) >= f64::from(config.initial)
         {
             return None;

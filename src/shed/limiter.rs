@@ -333,7 +333,7 @@ impl LimiterHandle {
                 .inner
                 .adaptive
                 .as_ref()
-                .and_then(|adaptive| adaptive.relax(self.nanos_since_base(clock::now())))
+                .and_then(|adaptive| adaptive.relax(|| self.nanos_since_base(clock::now())))
             {
                 self.set_limit(limit);
                 in_flight = self.inner.admission.try_acquire(class);
