@@ -702,3 +702,44 @@ async fn jitter_spreads_open_durations_within_bounds() {
         "durations should differ from trip to trip: {seen:?}"
     );
 }
+
+/// Runs `body` on its own paused-time runtime and fails (instead of hanging the suite) if it
+/// has not finished within `limit` of real time.
+fn within<F>(limit: Duration, body: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(body());
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(limit)
+        .expect("the breaker answered in time (no spin, no panic)");
+}
+
+#[test]
+fn a_breaker_keeps_answering_after_years_of_uptime() {
+    // Stored timestamps once wrapped after 2^48 microseconds (8.9 years) and acquire then spun
+    // between open and half-open forever.
+    for years in [9u64, 100, 500] {
+        within(Duration::from_secs(20), move || async move {
+            let script = Script::new();
+            let (mut service, handle) = breaker(config(), script.service());
+            tokio::time::advance(Duration::from_secs(years * 365 * 86_400)).await;
+            handle.trip();
+            assert_eq!(status(&mut service, request()).await, 503, "still open");
+            assert_eq!(handle.state(), State::Open);
+            tokio::time::advance(Duration::from_secs(11)).await;
+            assert_eq!(status(&mut service, request()).await, 200, "a probe");
+            assert_eq!(status(&mut service, request()).await, 200, "a probe");
+            assert_eq!(handle.state(), State::Closed, "{years} years");
+        });
+    }
+}

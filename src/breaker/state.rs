@@ -114,12 +114,35 @@ impl Word {
     }
 }
 
-/// A timestamp or tally tagged with the low 16 bits of the generation it belongs to.
-const TAG_SHIFT: u32 = 48;
+/// A timestamp or tally tagged with the low 8 bits of the generation it belongs to.
+///
+/// Timestamps are microseconds on the breaker's clock in the low 56 bits: the breaker's clock is
+/// nanoseconds in a `u64` (saturating at about 584 years), and every such instant fits in 56 bits
+/// of microseconds (about 2,284 years), so a stored timestamp can never wrap. (With 48 bits it
+/// wrapped after 8.9 years of uptime and the breaker then spun between open and half-open.) The
+/// tag only tells a value of the current state from one left by an earlier state; a reader
+/// would have to miss 256 transitions between two adjacent loads to be fooled.
+const TAG_SHIFT: u32 = 56;
 const VALUE_MASK: u64 = (1 << TAG_SHIFT) - 1;
 
 fn tag(generation: u64) -> u64 {
-    (generation & 0xFFFF) << TAG_SHIFT
+    (generation & 0xFF) << TAG_SHIFT
+}
+
+/// A breaker-clock instant (nanoseconds) as stored microseconds, rounded down: never wraps
+/// (see [`TAG_SHIFT`]).
+fn to_micros(nanos: u64) -> u64 {
+    nanos / 1000
+}
+
+/// The same, rounded up: for an instant that must have passed (the end of an open wait).
+fn to_micros_up(nanos: u64) -> u64 {
+    nanos.div_ceil(1000)
+}
+
+/// Stored microseconds back to nanoseconds, saturating.
+fn from_micros(micros: u64) -> u64 {
+    micros.saturating_mul(1000)
 }
 
 fn tagged_value(word: u64, generation: u64) -> Option<u64> {
@@ -287,7 +310,7 @@ impl Machine {
                     let now = clock();
                     let until =
                         tagged_value(self.open_until.load(Ordering::Acquire), word.generation)
-                            .map(|micros| micros * 1000);
+                            .map(from_micros);
                     match until {
                         // The open wait must be strictly exceeded.
                         Some(until) if now > until => {
@@ -352,7 +375,7 @@ impl Machine {
             self.half_open_since.load(Ordering::Acquire),
             word.generation,
         )
-        .is_some_and(|since_micros| now.saturating_sub(since_micros * 1000) > max_wait)
+        .is_some_and(|since_micros| now.saturating_sub(from_micros(since_micros)) > max_wait)
     }
 
     /// Records the outcome of a call admitted with `permit`. `clock` gives the time it finished;
@@ -554,13 +577,13 @@ impl Machine {
                 let opens = self.consecutive_opens.fetch_add(1, Ordering::AcqRel) + 1;
                 let until = now.saturating_add(self.open_duration(opens, next.generation));
                 self.open_until.store(
-                    tag(next.generation) | ((until / 1000) & VALUE_MASK),
+                    tag(next.generation) | to_micros_up(until),
                     Ordering::Release,
                 );
             }
             State::HalfOpen => {
                 self.half_open_since.store(
-                    tag(next.generation) | ((now / 1000) & VALUE_MASK),
+                    tag(next.generation) | to_micros(now),
                     Ordering::Release,
                 );
                 // Start the tally unless the first probe already did.
@@ -609,7 +632,7 @@ impl Machine {
         (word.state == State::Open)
             .then(|| tagged_value(self.open_until.load(Ordering::Acquire), word.generation))
             .flatten()
-            .map(|micros| micros * 1000)
+            .map(from_micros)
     }
 
     /// The generation of the current state: a timer armed for one state checks it before acting.
@@ -628,7 +651,7 @@ impl Machine {
         match word.state {
             State::Open => {
                 let until = tagged_value(self.open_until.load(Ordering::Acquire), generation)
-                    .map(|m| m * 1000);
+                    .map(from_micros);
                 if until.is_some_and(|until| now > until) {
                     self.enter(
                         current,
@@ -656,7 +679,7 @@ impl Machine {
                     self.half_open_since.load(Ordering::Acquire),
                     word.generation,
                 )?;
-                Some(since * 1000 + self.settings.half_open_max_wait_nanos?)
+                Some(from_micros(since).saturating_add(self.settings.half_open_max_wait_nanos?))
             }
             _ => None,
         }
