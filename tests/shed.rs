@@ -650,3 +650,41 @@ async fn metrics_name_the_limiter_class_and_reason() {
         .is_some()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_endless_queue_wait_is_refused_and_a_long_one_neither_panics_nor_leaks_a_place() {
+    use steadfast::shed::QueueConfig;
+    // Duration::MAX once passed validation; the shedder then panicked adding it to an instant
+    // after counting the waiter, and the queue kept a phantom entry for good.
+    for field in ["max_wait", "target_wait", "interval"] {
+        let mut queue = QueueConfig::default();
+        match field {
+            "max_wait" => queue.max_wait = Duration::MAX,
+            "target_wait" => {
+                queue.max_wait = Duration::MAX;
+                queue.target_wait = Duration::MAX;
+            }
+            _ => queue.interval = Duration::MAX,
+        }
+        let error = ShedLayer::shared(ShedConfig::fixed(1).queue(queue))
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("queue."), "{error}");
+    }
+
+    let script = Script::new(Duration::from_millis(100));
+    let queue = QueueConfig {
+        max_wait: Duration::from_secs(3600),
+        target_wait: Duration::from_secs(3600),
+        ..QueueConfig::default()
+    };
+    let (service, layer) = shed(ShedConfig::fixed(1).queue(queue), script.service());
+    let calls: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(service.clone().oneshot(Request::new(String::new()))))
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+    let snapshot = snapshot(&layer);
+    assert_eq!((snapshot.queued, snapshot.in_flight), (0, 0));
+}

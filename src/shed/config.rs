@@ -397,6 +397,18 @@ impl ShedConfig {
             if queue.max_len == 0 {
                 return Err(ConfigError::new("queue.max_len", "must be at least 1"));
             }
+            for (field, wait) in [
+                ("queue.max_wait", queue.max_wait),
+                ("queue.target_wait", queue.target_wait),
+                ("queue.interval", queue.interval),
+            ] {
+                if wait > MAX_QUEUE_WAIT {
+                    return Err(ConfigError::new(
+                        field,
+                        format!("at most an hour, got {wait:?}"),
+                    ));
+                }
+            }
             if queue.target_wait > queue.max_wait {
                 return Err(ConfigError::new(
                     "queue.target_wait",
@@ -413,6 +425,10 @@ impl ShedConfig {
         Ok(())
     }
 }
+
+/// The longest queue wait (and CoDel interval) a configuration may ask for: a request that has
+/// waited an hour for a slot has no caller left.
+const MAX_QUEUE_WAIT: Duration = Duration::from_secs(3600);
 
 #[cfg(all(test, not(loom)))]
 mod tests {

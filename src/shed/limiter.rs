@@ -409,7 +409,7 @@ impl LimiterHandle {
         Ok(Waiting {
             limiter: self.clone(),
             receiver,
-            until: now + wait,
+            until: clock::saturating_add(now, wait),
             since: now,
         })
     }

@@ -24,11 +24,14 @@ use crate::core::sync::{AtomicU64, Ordering};
 pub struct QueueConfig {
     /// The most requests waiting at once; beyond, requests are rejected. Default 100.
     pub max_len: usize,
-    /// How long a request may wait while the queue keeps draining. Default 100 ms.
+    /// How long a request may wait while the queue keeps draining. Default 100 ms; at most an
+    /// hour.
     pub max_wait: Duration,
-    /// How long a request may wait once a standing queue has formed. Default 5 ms.
+    /// How long a request may wait once a standing queue has formed. Default 5 ms; at most an
+    /// hour.
     pub target_wait: Duration,
-    /// A queue that has not been empty for this long is a standing queue. Default 100 ms.
+    /// A queue that has not been empty for this long is a standing queue. Default 100 ms; at
+    /// most an hour.
     pub interval: Duration,
 }
 
