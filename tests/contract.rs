@@ -1273,3 +1273,80 @@ async fn empty_bodies_and_methods_without_bodies() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(seen.count(), 1);
 }
+
+type Frames = Vec<Result<Frame<Bytes>, BoxError>>;
+
+/// A body of one good chunk, then an error (a connection to an upstream reset mid-body).
+fn failing_body(
+    first: &'static [u8],
+) -> StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, BoxError>>>> {
+    let frames: Frames = vec![
+        Ok(Frame::data(Bytes::from_static(first))),
+        Err("upstream reset".into()),
+    ];
+    StreamBody::new(futures::stream::iter(frames))
+}
+
+#[tokio::test]
+async fn a_failing_response_body_is_never_delivered_as_a_complete_truncated_one() {
+    // The contract once replayed the bytes it had read plus the body that had already failed:
+    // the caller got a clean end and believed the truncated 201 complete.
+    for mode in [Mode::Report, Mode::Enforce] {
+        let contract = Contract::from_openapi(PETSTORE_30).unwrap();
+        let layer =
+            ContractLayer::new(contract, ContractConfig::default().responses(mode)).unwrap();
+        let svc = ServiceBuilder::new().layer(layer).service_fn(
+            |_request: Request<ContractBody<Full<Bytes>>>| async {
+                Ok::<_, BoxError>(
+                    Response::builder()
+                        .status(201)
+                        .header("content-type", "application/json")
+                        .body(failing_body(br#"{"id": 1, "name": "Re"#))
+                        .unwrap(),
+                )
+            },
+        );
+        let response = svc
+            .oneshot(json_request(
+                "POST",
+                "/pets",
+                r#"{"name":"Rex","kind":"dog"}"#,
+            ))
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await;
+        assert!(
+            status == StatusCode::INTERNAL_SERVER_ERROR || body.is_err(),
+            "{mode:?}: a {status} with a body that ended cleanly"
+        );
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{mode:?}");
+        let rejection_body = body.ok().unwrap().to_bytes();
+        let problem: Value = serde_json::from_slice(&rejection_body).unwrap();
+        assert_eq!(problem["status"], 500);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_grpc_request_body_reaches_the_handler_as_a_failure() {
+    // The first message is read to check it; a stream that breaks meanwhile once reached the
+    // handler as the bytes read and then a clean end.
+    let contract = Contract::builder()
+        .grpc_method("/pets.v1.Pets/Create", GrpcMethod::new())
+        .build()
+        .unwrap();
+    let layer = ContractLayer::new(contract, ContractConfig::default()).unwrap();
+    let svc = ServiceBuilder::new().layer(layer).service_fn(
+        |request: Request<ContractBody<StreamBody<_>>>| async move {
+            let failed = request.into_body().collect().await.is_err();
+            Ok::<_, BoxError>(Response::new(Full::new(Bytes::from(failed.to_string()))))
+        },
+    );
+    let request = Request::post("/pets.v1.Pets/Create")
+        .header("content-type", "application/grpc")
+        .body(failing_body(&[0, 0, 0, 0, 9, b'r']))
+        .unwrap();
+    let response = svc.oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "true", "the handler saw the body fail");
+}

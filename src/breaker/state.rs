@@ -582,10 +582,8 @@ impl Machine {
                 );
             }
             State::HalfOpen => {
-                self.half_open_since.store(
-                    tag(next.generation) | to_micros(now),
-                    Ordering::Release,
-                );
+                self.half_open_since
+                    .store(tag(next.generation) | to_micros(now), Ordering::Release);
                 // Start the tally unless the first probe already did.
                 let _ = self
                     .probes

@@ -34,6 +34,9 @@ pin_project! {
         Read { data: Option<Bytes>, trailers: Option<HeaderMap> },
         Replay {
             prefix: Option<Bytes>,
+            // The error that ended the body while the layer read it: handed on after the
+            // prefix, so that the handler sees a broken body, never a complete truncated one.
+            error: Option<BoxError>,
             rest: Pin<Box<B>>,
             frames: Option<FrameChecker>,
         },
@@ -84,10 +87,16 @@ impl<B> ContractBody<B> {
         }
     }
 
-    pub(crate) fn replay(prefix: Bytes, rest: Pin<Box<B>>, frames: Option<FrameChecker>) -> Self {
+    pub(crate) fn replay(
+        prefix: Bytes,
+        error: Option<BoxError>,
+        rest: Pin<Box<B>>,
+        frames: Option<FrameChecker>,
+    ) -> Self {
         Self {
             kind: Kind::Replay {
                 prefix: (!prefix.is_empty()).then_some(prefix),
+                error,
                 rest,
                 frames,
             },
@@ -128,11 +137,15 @@ where
             }),
             KindProj::Replay {
                 prefix,
+                error,
                 rest,
                 frames,
             } => {
                 if let Some(data) = prefix.take() {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                if let Some(error) = error.take() {
+                    return Poll::Ready(Some(Err(error)));
                 }
                 poll_checked(rest.as_mut(), cx, frames.as_mut())
             }
@@ -145,7 +158,12 @@ where
             Kind::Untouched { body } => body.is_end_stream(),
             Kind::Limited { body } => body.is_end_stream(),
             Kind::Read { data, trailers } => data.is_none() && trailers.is_none(),
-            Kind::Replay { prefix, rest, .. } => prefix.is_none() && rest.is_end_stream(),
+            Kind::Replay {
+                prefix,
+                error,
+                rest,
+                ..
+            } => prefix.is_none() && error.is_none() && rest.is_end_stream(),
             Kind::Framed { body, .. } => body.is_end_stream(),
         }
     }

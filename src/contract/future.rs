@@ -279,7 +279,7 @@ where
                 let prefix = reader.take();
                 Next::Call(Request::from_parts(
                     parts,
-                    ContractBody::replay(prefix, body, None),
+                    ContractBody::replay(prefix, None, body, None),
                 ))
             }
             Ok(Read::Done) => {
@@ -294,9 +294,13 @@ where
                 violations.push(at, keyword, message);
                 Next::Answer(shared.grpc_rejection(path, code, violations))
             };
+            // Let the inner service see the broken stream and answer it as it would.
+            let (outcome, error) = match outcome {
+                Ok(read) => (Ok(read), None),
+                Err(error) => (Err(()), Some(error)),
+            };
             match outcome {
-                // Let the inner service see the broken stream and answer it as it would.
-                Err(_) | Ok(Read::Done | Read::Overflow) => {
+                Err(()) | Ok(Read::Done | Read::Overflow) => {
                     match first_frame(reader.contiguous(), *max) {
                         FirstFrame::TooLarge(too_large) => {
                             return checked(
@@ -336,7 +340,7 @@ where
                     }
                     Next::Call(Request::from_parts(
                         parts,
-                        ContractBody::replay(prefix, body, Some(frames)),
+                        ContractBody::replay(prefix, error, body, Some(frames)),
                     ))
                 }
             }
@@ -472,12 +476,19 @@ where
                             let trailers = reader.trailers.take();
                             Response::from_parts(parts, ResponseBody::replay(data, trailers, None))
                         }
-                        // Too large to check, or broken: the caller gets it as it is.
-                        Ok(Read::Overflow) | Err(_) => {
+                        // The body failed before its end, and its head is not sent yet: the
+                        // caller gets a 500 (counted as the service's failure), never the bytes
+                        // read so far dressed as a complete response.
+                        Err(_) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(broken_response(check, parts.status)));
+                        }
+                        // Too large to check: the caller gets it as it is.
+                        Ok(Read::Overflow) => {
                             tracing::debug!(
                                 target: "steadfast::contract",
                                 route = &*check.operation.template,
-                                "response body not checked: larger than max_response_body_bytes, or unreadable"
+                                "response body not checked: larger than max_response_body_bytes"
                             );
                             let prefix = reader.take();
                             Response::from_parts(
@@ -493,6 +504,22 @@ where
             }
         }
     }
+}
+
+/// The answer when the service's response body failed while the contract read it (both modes:
+/// there is no complete response to hand on, and the head has not been sent).
+fn broken_response<RB>(check: &ResponseCheck, status: StatusCode) -> Response<ResponseBody<RB>> {
+    let route = &*check.operation.template;
+    tracing::warn!(
+        target: "steadfast::contract",
+        route,
+        status = status.as_u16(),
+        "the response body failed before its end; answered 500 instead"
+    );
+    let rejection = Rejection::new(RejectionKind::InvalidResponse, Origin::Contract)
+        .with_detail("The service's response body failed before its end.");
+    telemetry::record_rejection(&rejection, route);
+    rejection.to_http_response()
 }
 
 /// The response as it is, or (enforce mode, violations found) a `500` problem; the original is
