@@ -428,8 +428,11 @@ impl Rejection {
 /// `grpc-message` is percent-encoded: everything outside printable ASCII, and `%` itself.
 const GRPC_MESSAGE_ESCAPED: &AsciiSet = &CONTROLS.add(b'%');
 
+/// Whole seconds, rounded up, saturating (`Duration::MAX` once wrapped to `0`: "retry now").
 fn retry_after_seconds(after: Duration) -> u64 {
-    after.as_secs() + u64::from(after.subsec_nanos() > 0)
+    after
+        .as_secs()
+        .saturating_add(u64::from(after.subsec_nanos() > 0))
 }
 
 #[derive(Serialize)]
