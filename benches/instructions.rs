@@ -37,7 +37,11 @@ fn main() {
     }
     match path.as_str() {
         "bare" => run!(bare()),
-        "timeout" => run!(TimeoutLayer::new(Duration::from_secs(30)).layer(bare())),
+        "timeout" => run!(
+            TimeoutLayer::new(Duration::from_secs(30))
+                .unwrap()
+                .layer(bare())
+        ),
         "breaker" => {
             let breaker = BreakerHandle::new(BreakerConfig::new().name("guard")).unwrap();
             run!(CircuitBreakerLayer::shared(breaker).layer(bare()))
@@ -54,7 +58,7 @@ fn main() {
                 .layer(ObserveLayer::new())
                 .layer(CircuitBreakerLayer::shared(breaker))
                 .layer(ShedLayer::shared(ShedConfig::fixed(1000)).unwrap())
-                .layer(TimeoutLayer::new(Duration::from_secs(30)))
+                .layer(TimeoutLayer::new(Duration::from_secs(30)).unwrap())
                 .service(bare());
             run!(stack)
         }

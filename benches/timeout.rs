@@ -37,12 +37,12 @@ fn compare(c: &mut Criterion, group_name: &str, request: fn() -> Request<()>) {
         b.iter_custom(|n| one_thread_with(&runtime, bare(), request, n))
     });
     group.bench_function("steadfast", |b| {
-        let layer = steadfast::timeout::TimeoutLayer::new(BUDGET);
+        let layer = steadfast::timeout::TimeoutLayer::new(BUDGET).unwrap();
         b.iter_custom(|n| one_thread_with(&runtime, layer.layer(bare()), request, n))
     });
     group.bench_function("steadfast-unpublished", |b| {
         let config = steadfast::timeout::TimeoutConfig::new(BUDGET).publish_deadline(false);
-        let layer = steadfast::timeout::TimeoutLayer::from_config(config);
+        let layer = steadfast::timeout::TimeoutLayer::from_config(config).unwrap();
         b.iter_custom(|n| one_thread_with(&runtime, layer.layer(bare()), request, n))
     });
     group.bench_function("tower", |b| {

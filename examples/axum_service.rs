@@ -240,7 +240,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let inventory_app = Router::new()
         .route("/stock", get(stock))
         .with_state(inventory.clone())
-        .layer(TimeoutLayer::new(Duration::from_secs(5)));
+        .layer(TimeoutLayer::new(Duration::from_secs(5)).expect("a valid budget"));
     let inventory_addr = serve(inventory_app, 0).await?;
 
     // The shop's client for it: a breaker around deadline propagation around hyper.

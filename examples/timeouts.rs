@@ -31,12 +31,13 @@ type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     // The dependency reads the caller's deadline from an HTTP header.
-    let inventory = Router::new()
-        .route("/stock", get(stock))
-        .layer(TimeoutLayer::from_config(
+    let inventory = Router::new().route("/stock", get(stock)).layer(
+        TimeoutLayer::from_config(
             TimeoutConfig::new(Duration::from_secs(1))
                 .http_deadline_header(DEADLINE_HEADER, DeadlineFormat::Millis),
-        ));
+        )
+        .expect("a valid budget"),
+    );
     let inventory_addr = serve(inventory).await?;
 
     let client = Client::builder(TokioExecutor::new()).build_http();
@@ -48,7 +49,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             client: client.clone(),
             base: format!("http://{inventory_addr}"),
         })
-        .layer(TimeoutLayer::new(BUDGET));
+        .layer(TimeoutLayer::new(BUDGET).expect("a valid budget"));
     let addr = serve(checkout).await?;
 
     println!(

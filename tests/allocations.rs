@@ -99,7 +99,8 @@ async fn hot_paths_do_not_allocate() {
 
     let unpublished = TimeoutLayer::from_config(
         TimeoutConfig::new(Duration::from_secs(1)).publish_deadline(false),
-    );
+    )
+    .unwrap();
     assert_eq!(
         allocations_per_1000_calls(unpublished.layer(bare())).await,
         0,
@@ -108,6 +109,7 @@ async fn hot_paths_do_not_allocate() {
 
     // Publishing the deadline is the one allocation by design (http::Extensions).
     let published = TimeoutLayer::new(Duration::from_secs(1))
+        .unwrap()
         .layer(bare())
         .ready_oneshot()
         .await

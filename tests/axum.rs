@@ -31,7 +31,7 @@ fn app() -> Router {
         .route("/slow", get(slow))
         .route("/remaining", get(remaining))
         .route("/users/{id}", get(slow))
-        .layer(TimeoutLayer::new(Duration::from_millis(300)))
+        .layer(TimeoutLayer::new(Duration::from_millis(300)).unwrap())
 }
 
 async fn text(response: axum::response::Response) -> String {
@@ -93,7 +93,7 @@ async fn a_missing_deadline_is_a_clear_500_and_optional_extraction_works() {
     assert_eq!(text(response).await, "none");
     let layered = Router::new()
         .route("/maybe", get(maybe))
-        .layer(TimeoutLayer::new(Duration::from_secs(1)));
+        .layer(TimeoutLayer::new(Duration::from_secs(1)).unwrap());
     let response = layered
         .oneshot(Request::get("/maybe").body(Body::empty()).unwrap())
         .await
@@ -107,7 +107,7 @@ async fn route_layer_labels_rejections_with_the_route_template() {
     let snapshotter = recorder.snapshotter();
     let app = Router::new()
         .route("/users/{id}", get(slow))
-        .route_layer(TimeoutLayer::new(Duration::from_millis(300)));
+        .route_layer(TimeoutLayer::new(Duration::from_millis(300)).unwrap());
     let call = async {
         for id in 0..3 {
             let request = Request::get(format!("/users/{id}"))

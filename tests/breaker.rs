@@ -392,7 +392,9 @@ async fn manual_states_behave_as_documented() {
 async fn timeouts_count_as_failures() {
     let script = Script::new();
     script.delay(5_000);
-    let inner = TimeoutLayer::new(Duration::from_millis(100)).layer(script.service());
+    let inner = TimeoutLayer::new(Duration::from_millis(100))
+        .unwrap()
+        .layer(script.service());
     let handle = BreakerHandle::new(config()).unwrap();
     let mut service = CircuitBreakerLayer::shared(handle.clone()).layer(inner);
     for _ in 0..4 {

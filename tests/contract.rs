@@ -534,7 +534,7 @@ async fn a_body_that_never_ends_is_stopped_by_the_timeout_layer() {
     use steadfast::timeout::TimeoutLayer;
     let contract = Contract::from_openapi(PETSTORE_30).unwrap();
     let svc = ServiceBuilder::new()
-        .layer(TimeoutLayer::new(Duration::from_secs(2)))
+        .layer(TimeoutLayer::new(Duration::from_secs(2)).unwrap())
         .layer(ContractLayer::new(contract, ContractConfig::default()).unwrap())
         .service_fn(|_: Request<ContractBody<_>>| async {
             Ok::<_, BoxError>(Response::new(Full::new(Bytes::new())))

@@ -69,7 +69,7 @@ fn app() -> Router {
             get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
         )
         .route("/slow", get(slow))
-        .route_layer(TimeoutLayer::new(Duration::from_millis(100)))
+        .route_layer(TimeoutLayer::new(Duration::from_millis(100)).unwrap())
         .route_layer(ObserveLayer::new())
 }
 
@@ -410,7 +410,8 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
     let timeout = TimeoutLayer::from_config(
         TimeoutConfig::new(Duration::from_millis(100))
             .on_invalid_deadline(OnInvalidDeadline::Reject),
-    );
+    )
+    .unwrap();
     // Outermost first: observe, breaker, shed, timeout.
     let app = Router::new()
         .route(

@@ -76,13 +76,15 @@ async fn problem(response: Response<ResponseBody<String>>) -> serde_json::Value 
 }
 
 fn layer(config: TimeoutConfig) -> TimeoutLayer {
-    TimeoutLayer::from_config(config)
+    TimeoutLayer::from_config(config).unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_request_expires_at_the_budget_with_504_problem_json() {
     let seen = Seen::default();
-    let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::from_secs(10), &seen));
+    let service = TimeoutLayer::new(BUDGET)
+        .unwrap()
+        .layer(handler(Duration::from_secs(10), &seen));
     let call = service.oneshot(request(&[]));
     tokio::pin!(call);
 
@@ -105,7 +107,9 @@ async fn a_slow_request_expires_at_the_budget_with_504_problem_json() {
 #[tokio::test(start_paused = true)]
 async fn a_fast_request_passes_through_unchanged() {
     let seen = Seen::default();
-    let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::from_millis(10), &seen));
+    let service = TimeoutLayer::new(BUDGET)
+        .unwrap()
+        .layer(handler(Duration::from_millis(10), &seen));
     let response = service.oneshot(request(&[])).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.extensions().get::<Rejection>().is_none());
@@ -118,7 +122,9 @@ async fn a_fast_request_passes_through_unchanged() {
 #[tokio::test(start_paused = true)]
 async fn the_inner_future_is_dropped_when_the_deadline_passes() {
     let seen = Seen::default();
-    let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::from_secs(10), &seen));
+    let service = TimeoutLayer::new(BUDGET)
+        .unwrap()
+        .layer(handler(Duration::from_secs(10), &seen));
     let call = service.oneshot(request(&[]));
     tokio::pin!(call);
     assert!(poll!(call.as_mut()).is_pending());
@@ -182,7 +188,9 @@ async fn the_effective_deadline_is_the_earliest_of_caller_budget_and_cap() {
 #[tokio::test(start_paused = true)]
 async fn the_caller_deadline_also_bounds_the_work() {
     let seen = Seen::default();
-    let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::from_secs(10), &seen));
+    let service = TimeoutLayer::new(BUDGET)
+        .unwrap()
+        .layer(handler(Duration::from_secs(10), &seen));
     let call = service.oneshot(grpc_request("50m"));
     tokio::pin!(call);
     assert!(poll!(call.as_mut()).is_pending());
@@ -217,7 +225,9 @@ async fn every_grpc_timeout_unit_sets_the_deadline() {
     ];
     for (value, expected) in cases {
         let seen = Seen::default();
-        let service = TimeoutLayer::new(big).layer(handler(Duration::ZERO, &seen));
+        let service = TimeoutLayer::new(big)
+            .unwrap()
+            .layer(handler(Duration::ZERO, &seen));
         service.oneshot(grpc_request(value)).await.unwrap();
         assert_eq!(*seen.remaining.lock().unwrap(), Some(expected), "{value}");
     }
@@ -227,7 +237,9 @@ async fn every_grpc_timeout_unit_sets_the_deadline() {
 async fn an_already_expired_request_never_reaches_the_inner_service() {
     // The caller gave no time at all.
     let seen = Seen::default();
-    let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::ZERO, &seen));
+    let service = TimeoutLayer::new(BUDGET)
+        .unwrap()
+        .layer(handler(Duration::ZERO, &seen));
     let response = service.oneshot(grpc_request("0n")).await.unwrap();
     assert_eq!(response.headers()["grpc-status"], "4");
     assert_eq!(
@@ -241,7 +253,9 @@ async fn an_already_expired_request_never_reaches_the_inner_service() {
     late.extensions_mut()
         .insert(Deadline::after(Duration::from_millis(5)));
     tokio::time::advance(Duration::from_millis(5)).await;
-    let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::ZERO, &seen));
+    let service = TimeoutLayer::new(BUDGET)
+        .unwrap()
+        .layer(handler(Duration::ZERO, &seen));
     let response = service.oneshot(late).await.unwrap();
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(problem(response).await["title"], "Deadline already expired");
@@ -251,7 +265,9 @@ async fn an_already_expired_request_never_reaches_the_inner_service() {
 #[tokio::test(start_paused = true)]
 async fn an_outer_deadline_in_the_extensions_is_kept_when_earlier() {
     let seen = Seen::default();
-    let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::ZERO, &seen));
+    let service = TimeoutLayer::new(BUDGET)
+        .unwrap()
+        .layer(handler(Duration::ZERO, &seen));
     let mut inner_request = request(&[]);
     inner_request
         .extensions_mut()
@@ -276,7 +292,9 @@ async fn malformed_grpc_timeouts_are_ignored_by_default() {
         "\u{7f}S",
     ] {
         let seen = Seen::default();
-        let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::ZERO, &seen));
+        let service = TimeoutLayer::new(BUDGET)
+            .unwrap()
+            .layer(handler(Duration::ZERO, &seen));
         let mut request = grpc_request("1S");
         let Ok(header) = http::HeaderValue::from_str(value) else {
             continue;
@@ -350,6 +368,7 @@ async fn an_http_deadline_header_is_honoured_when_configured() {
 
     // Not configured: the header means nothing.
     TimeoutLayer::new(BUDGET)
+        .unwrap()
         .layer(handler(Duration::ZERO, &seen))
         .oneshot(request(&[("x-request-timeout-ms", "120")]))
         .await
@@ -370,7 +389,9 @@ async fn an_http_deadline_header_is_honoured_when_configured() {
 #[tokio::test(start_paused = true)]
 async fn grpc_requests_get_trailers_only_and_http_requests_get_problem_json() {
     let seen = Seen::default();
-    let service = TimeoutLayer::new(BUDGET).layer(handler(Duration::from_secs(10), &seen));
+    let service = TimeoutLayer::new(BUDGET)
+        .unwrap()
+        .layer(handler(Duration::from_secs(10), &seen));
 
     let grpc = service
         .clone()
@@ -424,7 +445,7 @@ async fn typed_errors_for_plain_services() {
         Ok::<_, std::io::Error>(n * 2)
     });
     let fast = tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n * 2) });
-    let layer = TimeoutLayer::new(BUDGET).typed_errors();
+    let layer = TimeoutLayer::new(BUDGET).unwrap().typed_errors();
 
     assert_eq!(layer.layer(fast).oneshot(21).await.unwrap(), 42);
     match layer.layer(slow).oneshot(21).await {
@@ -442,7 +463,7 @@ async fn typed_errors_for_plain_services() {
 #[tokio::test(start_paused = true)]
 async fn readiness_of_the_inner_service_is_forwarded() {
     let (mock, mut handle) = tower_test::mock::pair::<Request<Empty<Bytes>>, Response<String>>();
-    let mut service = TimeoutLayer::new(BUDGET).layer(mock);
+    let mut service = TimeoutLayer::new(BUDGET).unwrap().layer(mock);
     handle.allow(0);
     assert!(poll!(futures::future::poll_fn(|cx| service.poll_ready(cx))).is_pending());
     handle.allow(1);

@@ -90,7 +90,7 @@ async fn start_server(service: ClockService, budget: Duration) -> std::net::Sock
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tokio::spawn(
         Server::builder()
-            .layer(TimeoutLayer::new(budget))
+            .layer(TimeoutLayer::new(budget).unwrap())
             .add_service(service)
             .serve_with_incoming(incoming),
     );

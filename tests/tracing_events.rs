@@ -50,7 +50,7 @@ async fn rejections_emit_tracing_events() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let service = TimeoutLayer::new(BUDGET).layer(slow());
+    let service = TimeoutLayer::new(BUDGET).unwrap().layer(slow());
     service.clone().oneshot(request(&[])).await.unwrap();
     let expired = request(&[("content-type", "application/grpc"), ("grpc-timeout", "0n")]);
     service.oneshot(expired).await.unwrap();

@@ -25,7 +25,7 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/users/{id}", get(|| async { "user" }))
-//!     .route_layer(TimeoutLayer::new(Duration::from_millis(300)))
+//!     .route_layer(TimeoutLayer::new(Duration::from_millis(300)).expect("a valid budget"))
 //!     .route_layer(ObserveLayer::new());
 //! ```
 //!

@@ -314,6 +314,9 @@ impl Policy {
                 "must be longer than zero",
             ));
         }
+        self.timeout.validate().map_err(|error| {
+            PolicyError::new(format!("{at}.timeout.{}", error.key()), error.reason())
+        })?;
         if let Some(breaker) = &self.breaker {
             breaker.validate().map_err(|error| {
                 // The file spells the window by its kind.

@@ -8,7 +8,7 @@ use crate::core::clock::{self, Instant};
 use crate::core::grpc::{self, GRPC_TIMEOUT};
 use crate::core::route::RouteLabel;
 use crate::core::telemetry;
-use crate::core::{Deadline, Origin, Rejection, RejectionKind};
+use crate::core::{ConfigError, Deadline, Origin, Rejection, RejectionKind};
 
 /// How a deadline is written in an HTTP header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +177,34 @@ impl TimeoutConfig {
     }
 
     /// The longest time the service allows any request.
+    /// Checks the settings: the budget and the cap are longer than zero (a zero one would
+    /// answer every request with a timeout), and the timeout status is an error status.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the setting: `budget`, `cap` or `timeout_status`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.budget.is_some_and(|budget| budget.is_zero()) {
+            return Err(ConfigError::new(
+                "budget",
+                "must be longer than zero (a zero budget times out every request)",
+            ));
+        }
+        if self.cap.is_some_and(|cap| cap.is_zero()) {
+            return Err(ConfigError::new(
+                "cap",
+                "must be longer than zero (a zero cap times out every request)",
+            ));
+        }
+        if !(self.status.is_client_error() || self.status.is_server_error()) {
+            return Err(ConfigError::new(
+                "timeout_status",
+                format!("must be a 4xx or 5xx status, got {}", self.status),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn bound(&self) -> Duration {
         match (self.budget, self.cap) {
             (Some(budget), Some(cap)) => budget.min(cap),

@@ -9,7 +9,7 @@ use tower::Layer;
 
 use super::config::TimeoutConfig;
 use super::service::Timeout;
-use crate::core::{ProtocolResponses, TypedErrors};
+use crate::core::{ConfigError, ProtocolResponses, TypedErrors};
 
 /// Applies [`Timeout`] to a service: a per-request budget, the caller's deadline honoured, the
 /// effective [`Deadline`](crate::core::Deadline) put in the request extensions.
@@ -23,16 +23,25 @@ pub struct TimeoutLayer<M = ProtocolResponses> {
 
 impl TimeoutLayer {
     /// A layer with the given budget per request and default settings (see [`TimeoutConfig`]).
-    pub fn new(budget: Duration) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] if the budget is zero (see [`TimeoutConfig::validate`]).
+    pub fn new(budget: Duration) -> Result<Self, ConfigError> {
         Self::from_config(TimeoutConfig::new(budget))
     }
 
     /// A layer with the given settings.
-    pub fn from_config(config: TimeoutConfig) -> Self {
-        Self {
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`] of [`TimeoutConfig::validate`].
+    pub fn from_config(config: TimeoutConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
             config: Arc::new(config),
             _mode: PhantomData,
-        }
+        })
     }
 }
 

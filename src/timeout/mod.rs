@@ -26,7 +26,7 @@
 //!
 //! let app = Router::new()
 //!     .route("/slow", get(slow))
-//!     .layer(TimeoutLayer::new(Duration::from_millis(300)));
+//!     .layer(TimeoutLayer::new(Duration::from_millis(300)).expect("a valid budget"));
 //!
 //! let request = http::Request::get("/slow").body(axum::body::Body::empty()).unwrap();
 //! let response = app.oneshot(request).await.unwrap();
