@@ -48,3 +48,138 @@ fn a_zero_budget_or_cap_is_a_configuration_error_not_a_504_for_every_request() {
     }
     assert!(TimeoutLayer::from_config(TimeoutConfig::caller_deadline(second)).is_ok());
 }
+
+#[cfg(feature = "axum")]
+mod policy_stack {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, StatusCode};
+    use steadfast::policy::{Policies, Policy, PolicyLayer};
+    use steadfast::shed::ShedConfig;
+    use tower::ServiceExt;
+
+    /// How many handlers run at once, and the most seen.
+    #[derive(Clone, Default)]
+    struct Concurrency {
+        now: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Concurrency {
+        async fn hold(&self, time: Duration) {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(time).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+        }
+
+        fn most(&self) -> usize {
+            self.most.load(Ordering::SeqCst)
+        }
+    }
+
+    fn policies(limit: u32) -> Policies {
+        Policies::new(Policy::new().no_breaker().shed(ShedConfig::fixed(limit))).route(
+            "/explicit",
+            Policy::new().no_breaker().shed(ShedConfig::fixed(limit)),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_never_lets_more_requests_in_than_the_limit() {
+        // Changing a route's shed settings once built a new limiter while requests in flight
+        // kept their slots on the old one: limits 2 and 3 alternating every 2 ms let 8 in.
+        let (explicit, defaults) = (Concurrency::default(), Concurrency::default());
+        let layer = PolicyLayer::new(policies(2)).unwrap();
+        let handle = layer.handle();
+        let app = {
+            let (explicit, defaults) = (explicit.clone(), defaults.clone());
+            Router::new()
+                .route(
+                    "/explicit",
+                    get(move || async move { explicit.hold(Duration::from_millis(5)).await }),
+                )
+                .route(
+                    "/defaults",
+                    get(move || async move { defaults.hold(Duration::from_millis(5)).await }),
+                )
+                .layer(layer)
+        };
+        let mut calls = Vec::new();
+        let (mut served, mut shed) = (0, 0);
+        for tick in 0..400u32 {
+            for uri in ["/explicit", "/defaults", "/explicit", "/defaults"] {
+                let request = Request::get(uri).body(Body::empty()).unwrap();
+                calls.push(tokio::spawn(app.clone().oneshot(request)));
+            }
+            if tick % 4 == 0 {
+                handle.reload(policies(2 + (tick / 4) % 2)).unwrap();
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        for call in calls {
+            match call.await.unwrap().unwrap().status() {
+                StatusCode::OK => served += 1,
+                StatusCode::SERVICE_UNAVAILABLE => shed += 1,
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert!(served > 200 && shed > 0, "served {served}, shed {shed}");
+        assert!(
+            explicit.most() <= 3,
+            "explicit route: {} at once",
+            explicit.most()
+        );
+        assert!(
+            defaults.most() <= 3,
+            "defaults: {} at once",
+            defaults.most()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_route_with_shedding_off_is_never_shed() {
+        // "Off" was a fixed limit of 65,535: the 65,536th request in flight was shed.
+        const CALLS: usize = 66_000;
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let app = {
+            let (gate, inside) = (gate.clone(), inside.clone());
+            let policies = Policies::new(Policy::new().no_breaker().no_shed());
+            Router::new()
+                .route(
+                    "/",
+                    get(move || {
+                        let (gate, inside) = (gate.clone(), inside.clone());
+                        async move {
+                            inside.fetch_add(1, Ordering::SeqCst);
+                            let _permit = gate.acquire().await.unwrap();
+                        }
+                    }),
+                )
+                .layer(PolicyLayer::new(policies).unwrap())
+        };
+        let calls: Vec<_> = (0..CALLS)
+            .map(|_| {
+                let request = Request::get("/").body(Body::empty()).unwrap();
+                tokio::spawn(app.clone().oneshot(request))
+            })
+            .collect();
+        while inside.load(Ordering::SeqCst) < CALLS && calls.iter().all(|c| !c.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        gate.add_permits(CALLS);
+        let mut served = 0;
+        for call in calls {
+            let status = call.await.unwrap().unwrap().status();
+            assert_eq!(status, StatusCode::OK);
+            served += 1;
+        }
+        assert_eq!(served, CALLS);
+    }
+}

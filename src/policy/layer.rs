@@ -14,7 +14,7 @@ use super::spec::{Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
 use crate::core::keyed::KeyCache;
 use crate::observe::ObserveLayer;
-use crate::shed::{LimiterHandle, ShedConfig, ShedLayer};
+use crate::shed::{LimiterHandle, ShedLayer};
 use crate::timeout::TimeoutConfig;
 
 /// The layers one policy applies, with the state they keep between requests.
@@ -35,10 +35,9 @@ fn no_breaker() -> CircuitBreakerLayer {
     CircuitBreakerLayer::shared(handle)
 }
 
-/// A limit no route reaches: a route without shedding.
+/// A route without shedding: admits everything, counts nothing.
 fn no_shed() -> ShedLayer {
-    ShedLayer::shared(ShedConfig::fixed(65_535).name("unlimited"))
-        .expect("the largest fixed limit is valid")
+    ShedLayer::unlimited()
 }
 
 impl Entry {
@@ -73,6 +72,10 @@ impl Entry {
                     (Some(config), Some(name)) => ShedLayer::shared(config.clone().name(name))
                         .expect("validated before compiling"),
                 };
+                // Requests in flight on the old limiters count against the new limits.
+                if let Some(old) = old {
+                    layer.take_over(&old.shed);
+                }
                 (layer, Arc::default())
             }
         };

@@ -1,5 +1,6 @@
 //! The load shedding layer.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -63,6 +64,8 @@ impl RequestSettings {
 /// every route the layer wraps in one pool.
 pub struct ShedLayer<C = DefaultClassifier, M = ProtocolResponses> {
     source: Source<LimiterHandle>,
+    /// The limiters of the layer this one replaced, by key, until each has a successor.
+    previous: Arc<Previous>,
     settings: Arc<RequestSettings>,
     classifier: C,
     _mode: PhantomData<fn() -> M>,
@@ -82,14 +85,22 @@ impl ShedLayer {
             return Err(ConfigError::new("max_limiters", "must be at least 1"));
         }
         let settings = Arc::new(RequestSettings::of(&config));
+        let previous = Arc::new(Previous::default());
+        let replaced = previous.clone();
         let limiters = Keyed::new(key, max_limiters, move |key| {
             let name = match &config.name {
                 Some(prefix) => format!("{prefix}:{key}"),
                 None => key.to_owned(),
             };
-            LimiterHandle::from_valid(&config, Some(SharedString::from(name)))
+            let limiter = LimiterHandle::from_valid(&config, Some(SharedString::from(name)));
+            if let Some(old) = replaced.take(key) {
+                limiter.succeed(&old);
+            }
+            limiter
         });
-        Ok(Self::with(Source::Keyed(Arc::new(limiters)), settings))
+        let mut layer = Self::with(Source::Keyed(Arc::new(limiters)), settings);
+        layer.previous = previous;
+        Ok(layer)
     }
 
     /// One limiter for every service the layer wraps: a pool shared across routes.
@@ -104,6 +115,7 @@ impl ShedLayer {
     fn with(source: Source<LimiterHandle>, settings: Arc<RequestSettings>) -> Self {
         Self {
             source,
+            previous: Arc::default(),
             settings,
             classifier: DefaultClassifier::new(),
             _mode: PhantomData,
@@ -111,7 +123,61 @@ impl ShedLayer {
     }
 }
 
+/// The limiters of a replaced keyed layer, handed to the new layer's limiter for the same key
+/// when it is made. Taken once each: the old limiters are not kept beyond that.
+#[derive(Default)]
+struct Previous(std::sync::Mutex<HashMap<String, LimiterHandle>>);
+
+impl Previous {
+    fn take(&self, key: &str) -> Option<LimiterHandle> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.is_empty() {
+            return None;
+        }
+        map.remove(key)
+    }
+}
+
 impl ShedLayer {
+    /// A shedding layer that admits everything and counts nothing: a route with shedding off.
+    pub(crate) fn unlimited() -> Self {
+        Self::with(
+            Source::Shared(LimiterHandle::unlimited()),
+            Arc::new(RequestSettings::of(&ShedConfig::new())),
+        )
+    }
+
+    /// Takes over from `old`, which a reload replaces: each of `old`'s limiters admits nobody
+    /// new, and what it still has in flight counts against the limit of this layer's limiter
+    /// for the same key (the one shared limiter, for shared layers), so that a reload never lets
+    /// more requests in than the new limit.
+    pub(crate) fn take_over(&self, old: &ShedLayer) {
+        match (&self.source, &old.source) {
+            (Source::Shared(new), Source::Shared(old)) => new.succeed(old),
+            (Source::Keyed(new), Source::Keyed(old)) => {
+                let made = new.all();
+                let mut previous = self
+                    .previous
+                    .0
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                for (key, limiter) in old.all() {
+                    match made.iter().find(|(made, _)| *made == key) {
+                        Some((_, new)) => new.succeed(&limiter),
+                        None => {
+                            previous.insert(key, limiter);
+                        }
+                    }
+                }
+            }
+            // Shared and keyed never replace each other in a policy.
+            _ => {}
+        }
+    }
+
     /// Wraps `inner`, sharing `cache` with the other services made this way.
     pub(crate) fn layer_with_cache<S>(
         &self,
@@ -133,6 +199,7 @@ impl<C, M> ShedLayer<C, M> {
     pub fn classifier<C2>(self, classifier: C2) -> ShedLayer<C2, M> {
         ShedLayer {
             source: self.source,
+            previous: self.previous,
             settings: self.settings,
             classifier,
             _mode: PhantomData,
@@ -143,6 +210,7 @@ impl<C, M> ShedLayer<C, M> {
     pub fn typed_errors(self) -> ShedLayer<ErrorsAsFailures, TypedErrors> {
         ShedLayer {
             source: self.source,
+            previous: self.previous,
             settings: self.settings,
             classifier: ErrorsAsFailures,
             _mode: PhantomData,
@@ -173,6 +241,7 @@ impl<C: Clone, M> Clone for ShedLayer<C, M> {
     fn clone(&self) -> Self {
         Self {
             source: self.source.clone(),
+            previous: self.previous.clone(),
             settings: self.settings.clone(),
             classifier: self.classifier.clone(),
             _mode: PhantomData,

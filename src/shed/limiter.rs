@@ -17,8 +17,31 @@ use crate::core::clock::{self, Instant};
 use crate::core::sync::{AtomicU64, Ordering};
 use crate::core::telemetry;
 
-/// The most requests of one class that may be in flight at once (16 bits per class).
-pub(crate) const MAX_PER_CLASS: u32 = 0xFFFF;
+/// The most requests of one class that may be in flight at once (15 of its 16 bits: the top
+/// bit of the word marks a retired limiter).
+pub(crate) const MAX_PER_CLASS: u32 = 0x7FFF;
+
+/// Set in the counts word of a limiter replaced by a reload: it admits nobody new (its
+/// successor does, counting what this one still has in flight), only drains.
+const RETIRED: u64 = 1 << 63;
+
+/// What an attempt to take a slot came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// Admitted, with this many in flight.
+    Yes(u64),
+    /// At the limit.
+    Full,
+    /// Replaced: ask the successor.
+    Retired,
+}
+
+impl Acquired {
+    #[cfg(loom)]
+    pub(crate) fn is_admitted(self) -> bool {
+        matches!(self, Acquired::Yes(_))
+    }
+}
 
 /// In-flight counts and the limit they are held to.
 ///
@@ -55,6 +78,7 @@ fn count_of(counts: u64, class: Criticality) -> u64 {
 }
 
 fn total_of(counts: u64) -> u64 {
+    let counts = counts & !RETIRED;
     Criticality::ALL
         .into_iter()
         .map(|class| count_of(counts, class))
@@ -72,10 +96,12 @@ impl Admission {
         }
     }
 
-    fn admits(&self, counts: u64, class: Criticality, limit: f64) -> bool {
+    /// Whether `class` is admitted with `counts` in flight here and `draining` still in flight
+    /// on the limiters this one replaced.
+    fn admits(&self, counts: u64, draining: u64, class: Criticality, limit: f64) -> bool {
         let index = class.index();
         let share = (limit * self.shares[index]).ceil();
-        let mut needed = total_of(counts);
+        let mut needed = total_of(counts) + draining;
         if class != Criticality::CriticalPlus {
             needed += room_above(counts, self.reserves.load(Ordering::Acquire), class);
         }
@@ -92,15 +118,19 @@ impl Admission {
         self.reserves.store(packed, Ordering::Release);
     }
 
-    /// Takes a slot for `class`; returns the number in flight with it, or `None` when full.
-    pub(crate) fn try_acquire(&self, class: Criticality) -> Option<u64> {
+    /// Takes a slot for `class`, counting `draining` requests still in flight on the limiters
+    /// this one replaced.
+    pub(crate) fn try_acquire(&self, class: Criticality, draining: u64) -> Acquired {
         let limit = self.limit.load(Ordering::Acquire) as f64;
         let mut counts = self.counts.load(Ordering::Acquire);
         loop {
-            if !self.admits(counts, class, limit)
+            if counts & RETIRED != 0 {
+                return Acquired::Retired;
+            }
+            if !self.admits(counts, draining, class, limit)
                 || count_of(counts, class) == u64::from(MAX_PER_CLASS)
             {
-                return None;
+                return Acquired::Full;
             }
             let taken = counts + unit(class);
             match self.counts.compare_exchange_weak(
@@ -109,7 +139,7 @@ impl Admission {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(total_of(taken)),
+                Ok(_) => return Acquired::Yes(total_of(taken)),
                 Err(actual) => counts = actual,
             }
         }
@@ -120,7 +150,7 @@ impl Admission {
     pub(crate) fn would_take_over(&self, from: Criticality, to: Criticality) -> bool {
         let limit = self.limit.load(Ordering::Acquire) as f64;
         let after_release = self.counts.load(Ordering::Acquire) - unit(from);
-        self.admits(after_release, to, limit)
+        self.admits(after_release, 0, to, limit)
     }
 
     /// Moves a slot from one class to another; the total is unchanged.
@@ -143,6 +173,11 @@ impl Admission {
         self.limit.load(Ordering::Acquire)
     }
 
+    /// Admits nobody new from now on; what is in flight drains.
+    pub(crate) fn retire(&self) {
+        self.counts.fetch_or(RETIRED, Ordering::AcqRel);
+    }
+
     pub(crate) fn in_flight(&self) -> u64 {
         total_of(self.counts.load(Ordering::Acquire))
     }
@@ -163,6 +198,15 @@ pub struct LimiterHandle {
 
 struct Inner {
     admission: Admission,
+    /// A limiter that admits everyone and counts nothing: a route with shedding off.
+    unlimited: bool,
+    /// The limiter this one replaced (a reload changed the settings), while requests it admitted
+    /// are still in flight: they count against this one's limit.
+    predecessor: arc_swap::ArcSwapOption<Inner>,
+    /// Whether `predecessor` may be set: read first, so that the common case loads nothing.
+    has_predecessor: std::sync::atomic::AtomicBool,
+    /// The limiter that replaced this one: it admits the requests that still find this one.
+    successor: OnceLock<LimiterHandle>,
     adaptive: Option<Adaptive>,
     queue: Option<Queue>,
     /// Whether requests' service times are measured (an adaptive limit or a queue needs them).
@@ -264,6 +308,10 @@ impl LimiterHandle {
                     config.shares,
                     config.admit_below,
                 ),
+                unlimited: false,
+                predecessor: arc_swap::ArcSwapOption::empty(),
+                has_predecessor: std::sync::atomic::AtomicBool::new(false),
+                successor: OnceLock::new(),
                 measures: adaptive.is_some() || config.queue.is_some(),
                 adaptive,
                 queue: config.queue.map(Queue::new),
@@ -277,6 +325,57 @@ impl LimiterHandle {
             handle.name_once(|| name);
         }
         handle
+    }
+
+    /// A limiter that admits every request and counts nothing (shedding off).
+    pub(crate) fn unlimited() -> Self {
+        let config = ShedConfig::fixed(MAX_PER_CLASS);
+        let mut handle = Self::from_valid(&config, None);
+        Arc::get_mut(&mut handle.inner)
+            .expect("just made")
+            .unlimited = true;
+        handle
+    }
+
+    /// Makes this new limiter take over from `old` (a reload changed the settings): `old`
+    /// admits nobody new, and what it still has in flight counts against this one's limit until
+    /// it has drained, so that the two together never pass the new limit.
+    pub(crate) fn succeed(&self, old: &LimiterHandle) {
+        if Arc::ptr_eq(&self.inner, &old.inner) || old.inner.unlimited || self.inner.unlimited {
+            return;
+        }
+        if old.inner.successor.set(self.clone()).is_err() {
+            return;
+        }
+        self.inner.predecessor.store(Some(old.inner.clone()));
+        self.inner
+            .has_predecessor
+            .store(true, std::sync::atomic::Ordering::Release);
+        old.inner.admission.retire();
+    }
+
+    /// Requests still in flight on the limiters this one replaced; forgets those that drained.
+    fn draining(inner: &Inner) -> u64 {
+        if !inner
+            .has_predecessor
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return 0;
+        }
+        let guard = inner.predecessor.load();
+        let Some(predecessor) = guard.as_ref() else {
+            return 0;
+        };
+        let before = Self::draining(predecessor);
+        let own = predecessor.admission.in_flight();
+        if own == 0 && before == 0 {
+            // A retired limiter with nothing in flight can admit nothing more: forget it.
+            inner.predecessor.store(None);
+            inner
+                .has_predecessor
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+        own + before
     }
 
     /// The limit and what is in flight.
@@ -296,7 +395,7 @@ impl LimiterHandle {
     }
 
     pub(crate) fn name_once(&self, name: impl FnOnce() -> SharedString) {
-        if self.inner.metrics.get().is_some() {
+        if self.inner.unlimited || self.inner.metrics.get().is_some() {
             return;
         }
         let name = self.inner.name.get_or_init(name);
@@ -326,8 +425,29 @@ impl LimiterHandle {
 
     /// Takes a slot, or gives the handle back when the limiter is full.
     pub(crate) fn acquire(self, class: Criticality) -> Result<Slot, LimiterHandle> {
-        let mut in_flight = self.inner.admission.try_acquire(class);
-        if in_flight.is_none() {
+        if self.inner.unlimited {
+            return Ok(Slot {
+                limiter: self,
+                class,
+                in_flight: 0,
+                started: None,
+                armed: false,
+            });
+        }
+        let mut acquired = self
+            .inner
+            .admission
+            .try_acquire(class, Self::draining(&self.inner));
+        if acquired == Acquired::Retired {
+            let successor = self
+                .inner
+                .successor
+                .get()
+                .expect("a limiter is retired only once its successor is set")
+                .clone();
+            return successor.acquire(class);
+        }
+        if acquired == Acquired::Full {
             // A limit set by traffic long gone may be stale (see `Adaptive::relax`).
             if let Some(limit) = self
                 .inner
@@ -336,11 +456,14 @@ impl LimiterHandle {
                 .and_then(|adaptive| adaptive.relax(|| self.nanos_since_base(clock::now())))
             {
                 self.set_limit(limit);
-                in_flight = self.inner.admission.try_acquire(class);
+                acquired = self
+                    .inner
+                    .admission
+                    .try_acquire(class, Self::draining(&self.inner));
             }
         }
-        match in_flight {
-            Some(in_flight) => {
+        match acquired {
+            Acquired::Yes(in_flight) => {
                 let started = self.inner.measures.then(clock::now);
                 Ok(Slot {
                     limiter: self,
@@ -350,7 +473,12 @@ impl LimiterHandle {
                     armed: true,
                 })
             }
-            None => Err(self),
+            Acquired::Full => Err(self),
+            // Retired between the two attempts: the successor decides.
+            Acquired::Retired => match self.inner.successor.get() {
+                Some(successor) => successor.clone().acquire(class),
+                None => Err(self),
+            },
         }
     }
 
