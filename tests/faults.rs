@@ -183,3 +183,115 @@ mod policy_stack {
         assert_eq!(served, CALLS);
     }
 }
+
+#[cfg(feature = "axum")]
+mod junk_paths {
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, StatusCode};
+    use metrics_util::debugging::DebuggingRecorder;
+    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    use steadfast::policy::{Policies, Policy, PolicyLayer, Strict};
+    use tower::ServiceExt;
+
+    fn junk(i: usize) -> Request<Body> {
+        // Well-formed method names and garbage, alternately.
+        let path = if i % 2 == 0 {
+            format!("/junk{i}.Service/Method{i}")
+        } else {
+            format!("/%2e%2e/{i}/../x?y={i}")
+        };
+        Request::post(path)
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    fn get_request(uri: &str) -> Request<Body> {
+        Request::get(uri).body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn junk_grpc_paths_never_push_a_real_route_into_a_shared_breaker() {
+        // Junk gRPC paths once became keys, first come first served up to 1,024 and never
+        // evicted: routes first seen afterwards shared one `overflow` breaker, so a failing
+        // route then rejected a healthy one.
+        let breaker = BreakerConfig::new()
+            .sliding_window(SlidingWindow::count(10))
+            .minimum_calls(4)
+            .open_duration(Duration::from_secs(60));
+        let layer = CircuitBreakerLayer::new(breaker).unwrap();
+        let app = Router::new()
+            .route("/healthy", get(|| async { "ok" }))
+            .route(
+                "/failing",
+                get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .layer(layer.clone());
+        for i in 0..20_000 {
+            let _ = app.clone().oneshot(junk(i)).await.unwrap();
+        }
+        for _ in 0..10 {
+            let _ = app.clone().oneshot(get_request("/failing")).await.unwrap();
+        }
+        let failing = app.clone().oneshot(get_request("/failing")).await.unwrap();
+        assert_eq!(
+            failing.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "its breaker is open"
+        );
+        let healthy = app.clone().oneshot(get_request("/healthy")).await.unwrap();
+        assert_eq!(
+            healthy.status(),
+            StatusCode::OK,
+            "the healthy route is untouched"
+        );
+        let breakers = layer.breakers();
+        assert!(
+            breakers.len() <= 1024 / 4 + 3,
+            "{} breakers",
+            breakers.len()
+        );
+        assert!(breakers.iter().any(|(key, _)| key == "/healthy"));
+    }
+
+    #[tokio::test]
+    async fn strict_mode_never_labels_metrics_with_a_raw_path() {
+        // Requests typed `application/grpc` once put their raw path into
+        // `steadfast.policy.unmatched`: 20,000 junk paths made 20,000 label sets.
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let layer = PolicyLayer::new(Policies::new(Policy::new()))
+            .unwrap()
+            .strict(Strict::Report);
+        let app = Router::new()
+            .route("/known", get(|| async { "ok" }))
+            .layer(layer);
+        for i in 0..20_000 {
+            let _ = app.clone().oneshot(junk(i)).await.unwrap();
+        }
+        let _ = app.oneshot(get_request("/known")).await.unwrap();
+        let labels: std::collections::BTreeSet<String> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == "steadfast.policy.unmatched")
+            .flat_map(|(key, ..)| {
+                key.key()
+                    .labels()
+                    .filter(|label| label.key() == "route")
+                    .map(|label| label.value().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            labels.len() <= 2,
+            "{} route labels: {labels:?}",
+            labels.len()
+        );
+    }
+}

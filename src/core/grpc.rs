@@ -151,6 +151,25 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// The method of a gRPC request path (`/package.Service/Method` gives `package.Service/Method`),
+/// if the path has that shape: identifiers (ASCII letters, digits, `_`) with dots between the
+/// package parts, at most 256 bytes. Anything else is no method a server could have, and must
+/// not become a key of per-route state or a metric label.
+pub(crate) fn method_key(path: &str) -> Option<&str> {
+    let key = path.strip_prefix('/')?;
+    if key.len() > 256 {
+        return None;
+    }
+    let (service, method) = key.split_once('/')?;
+    let identifier = |part: &str| {
+        part.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    (service.split('.').all(identifier) && identifier(method)).then_some(key)
+}
+
 /// Why a `grpc-timeout` value could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -43,6 +43,13 @@ impl fmt::Debug for Key {
     }
 }
 
+/// The method of a gRPC request, from its path, if well-formed.
+fn grpc_method<B>(request: &Request<B>) -> Option<&str> {
+    super::grpc::is_grpc(request.headers())
+        .then(|| super::grpc::method_key(request.uri().path()))
+        .flatten()
+}
+
 /// The key of requests that have none (no route matched, no header, ...).
 pub(crate) const DEFAULT_KEY: &str = "unmatched";
 /// The instance that takes every key beyond the bound.
@@ -54,12 +61,11 @@ impl Key {
     /// The key of a request, borrowed from it where possible.
     pub(crate) fn of<'a, B>(&self, request: &'a Request<B>) -> Cow<'a, str> {
         let key = match self {
+            // A raw gRPC path is request data: only a well-formed method name is a key (and
+            // such keys have their own bound, see `Keyed::get_method`).
             Key::Route => route::template(request.extensions())
                 .map(Cow::Borrowed)
-                .or_else(|| {
-                    super::grpc::is_grpc(request.headers())
-                        .then(|| Cow::Borrowed(request.uri().path().trim_start_matches('/')))
-                }),
+                .or_else(|| grpc_method(request).map(Cow::Borrowed)),
             Key::Authority => request
                 .uri()
                 .authority()
@@ -148,6 +154,10 @@ impl<K: Eq + Hash + Clone, V: Clone> CowMap<K, V> {
 pub(crate) struct Keyed<T> {
     key: Key,
     max_keys: usize,
+    /// How many keys came from gRPC request paths: they have a bound of their own
+    /// (`max_keys / 4`, at least one), so that junk method names can never take the place
+    /// of a router's routes. Beyond it they share the `unmatched` instance.
+    methods: std::sync::atomic::AtomicUsize,
     map: CowMap<Arc<str>, T>,
     overflow: OnceLock<T>,
     make: Box<dyn Fn(&str) -> T + Send + Sync>,
@@ -162,6 +172,7 @@ impl<T: Clone> Keyed<T> {
         Self {
             key,
             max_keys,
+            methods: std::sync::atomic::AtomicUsize::new(0),
             map: CowMap::default(),
             overflow: OnceLock::new(),
             make: Box::new(make),
@@ -170,17 +181,28 @@ impl<T: Clone> Keyed<T> {
 
     /// The instance for a request.
     pub(crate) fn for_request<B>(&self, request: &Request<B>, cache: &KeyCache<T>) -> T {
+        if let Key::Route = self.key {
+            if route::template(request.extensions()).is_none() {
+                if let Some(method) = grpc_method(request) {
+                    return self.cached(method, cache, |method| self.get_method(method));
+                }
+            }
+        }
         self.get_cached(&self.key.of(request), cache)
     }
 
     /// The instance for `key`, looked up in `cache` first.
     pub(crate) fn get_cached(&self, key: &str, cache: &KeyCache<T>) -> T {
+        self.cached(key, cache, |key| self.get(key))
+    }
+
+    fn cached(&self, key: &str, cache: &KeyCache<T>, get: impl FnOnce(&str) -> T) -> T {
         if let Some((cached, value)) = cache.get() {
             if **cached == *key {
                 return value.clone();
             }
         }
-        let value = self.get(key);
+        let value = get(key);
         // The first key a service sees stays cached; others go to the map.
         let _ = cache.set((Box::from(key), value.clone()));
         value
@@ -188,16 +210,40 @@ impl<T: Clone> Keyed<T> {
 
     /// The instance for `key`, made on first use; beyond the bound, the overflow instance.
     pub(crate) fn get(&self, key: &str) -> T {
+        let methods = &self.methods;
         let made = self.map.get_or_insert_with(
             key,
             || Arc::from(key),
-            |len| (len < self.max_keys).then(|| (self.make)(key)),
+            |len| {
+                (len - methods.load(std::sync::atomic::Ordering::Relaxed) < self.max_keys)
+                    .then(|| (self.make)(key))
+            },
         );
         made.unwrap_or_else(|| {
             self.overflow
                 .get_or_init(|| (self.make)(OVERFLOW_KEY))
                 .clone()
         })
+    }
+
+    /// The instance for a gRPC method taken from a request's path (already checked to be
+    /// well-formed): its own while the method bound allows, else the `unmatched` instance.
+    pub(crate) fn get_method(&self, method: &str) -> T {
+        let bound = (self.max_keys / 4).max(1);
+        let methods = &self.methods;
+        let made = self.map.get_or_insert_with(
+            method,
+            || Arc::from(method),
+            |_| {
+                // Under the map's insert lock: the count cannot race.
+                let seen = methods.load(std::sync::atomic::Ordering::Relaxed);
+                (seen < bound).then(|| {
+                    methods.store(seen + 1, std::sync::atomic::Ordering::Relaxed);
+                    (self.make)(method)
+                })
+            },
+        );
+        made.unwrap_or_else(|| self.get(DEFAULT_KEY))
     }
 
     /// Every instance made so far, by key (the overflow instance under `"overflow"`), sorted.

@@ -86,10 +86,10 @@ where
         // most a bounded number of distinct values (the rest share `overflow`).
         let route = match route::template(request.extensions()) {
             Some(template) => self.shared.routes.get_cached(template, &self.cache),
-            None if grpc => self
-                .shared
-                .routes
-                .get_cached(request.uri().path().trim_start_matches('/'), &self.cache),
+            None if grpc => match grpc::method_key(request.uri().path()) {
+                Some(method) => self.shared.routes.get_method(method),
+                None => self.shared.unmatched.clone(),
+            },
             None => self.shared.unmatched.clone(),
         };
         let span = if grpc {

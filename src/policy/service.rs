@@ -101,15 +101,26 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
-        let route = route::template(request.extensions())
-            .or_else(|| grpc::is_grpc(request.headers()).then(|| request.uri().path()));
-        let mut stack = self.stack(inner, route, request.method());
+        let template = route::template(request.extensions());
+        // A gRPC path names a policy only if it is a well-formed method name.
+        let route = template.or_else(|| {
+            (grpc::is_grpc(request.headers()) && grpc::method_key(request.uri().path()).is_some())
+                .then(|| request.uri().path())
+        });
+        let mut stack = self.stack(inner, route, template.is_some(), request.method());
         stack.call(request)
     }
 }
 
 impl<S> PolicyService<S> {
-    fn stack(&self, inner: S, route: Option<&str>, method: &http::Method) -> Stack<S> {
+    /// `templated`: `route` is a router's template (bounded), not a path from the request.
+    fn stack(
+        &self,
+        inner: S,
+        route: Option<&str>,
+        templated: bool,
+        method: &http::Method,
+    ) -> Stack<S> {
         let compiled = self.current.load();
         let (entry, explicit) = compiled.entry(method, route);
         let refuse = !explicit && self.strict != Strict::Off && {
@@ -117,7 +128,11 @@ impl<S> PolicyService<S> {
                 Strict::Refuse => "refused",
                 _ => "reported",
             };
-            telemetry::record_unmatched_policy(route.unwrap_or(route::UNMATCHED_ROUTE), action);
+            // Never a path from the request as a label: only a router's template.
+            let label = route
+                .filter(|_| templated)
+                .unwrap_or(route::UNMATCHED_ROUTE);
+            telemetry::record_unmatched_policy(label, action);
             self.strict == Strict::Refuse
         };
         #[cfg(feature = "contract")]
