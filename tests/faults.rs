@@ -251,7 +251,7 @@ mod junk_paths {
         );
         let breakers = layer.breakers();
         assert!(
-            breakers.len() <= 1024 / 4 + 3,
+            breakers.len() <= 2 * 1024 + 3,
             "{} breakers",
             breakers.len()
         );

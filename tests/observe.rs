@@ -299,7 +299,7 @@ async fn grpc_calls_are_measured_by_method_and_status() {
             1,
         ),
         (
-            grpc_labels("overflow", "UNAVAILABLE", Some("UNAVAILABLE")),
+            grpc_labels("unmatched", "UNAVAILABLE", Some("UNAVAILABLE")),
             49,
         ),
     ];

@@ -54,7 +54,8 @@ fn grpc_method<B>(request: &Request<B>) -> Option<&str> {
 pub(crate) const DEFAULT_KEY: &str = "unmatched";
 /// The instance that takes every key beyond the bound.
 pub(crate) const OVERFLOW_KEY: &str = "overflow";
-/// The most instances a keyed layer makes by default.
+/// The most instances a keyed layer makes by default (and as many again for gRPC methods read
+/// from request paths, which have a bound of their own).
 pub const DEFAULT_MAX_KEYS: usize = 1024;
 
 impl Key {
@@ -154,9 +155,9 @@ impl<K: Eq + Hash + Clone, V: Clone> CowMap<K, V> {
 pub(crate) struct Keyed<T> {
     key: Key,
     max_keys: usize,
-    /// How many keys came from gRPC request paths: they have a bound of their own
-    /// (`max_keys / 4`, at least one), so that junk method names can never take the place
-    /// of a router's routes. Beyond it they share the `unmatched` instance.
+    /// How many keys came from gRPC request paths: they have a bound of their own (`max_keys`
+    /// again), so that junk method names can never take the place of a router's routes.
+    /// Beyond it they share the `unmatched` instance.
     methods: std::sync::atomic::AtomicUsize,
     map: CowMap<Arc<str>, T>,
     overflow: OnceLock<T>,
@@ -229,7 +230,7 @@ impl<T: Clone> Keyed<T> {
     /// The instance for a gRPC method taken from a request's path (already checked to be
     /// well-formed): its own while the method bound allows, else the `unmatched` instance.
     pub(crate) fn get_method(&self, method: &str) -> T {
-        let bound = (self.max_keys / 4).max(1);
+        let bound = self.max_keys;
         let methods = &self.methods;
         let made = self.map.get_or_insert_with(
             method,
