@@ -295,3 +295,101 @@ mod junk_paths {
         );
     }
 }
+
+#[cfg(feature = "axum")]
+mod panics_and_broken_bodies {
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body::Frame;
+    use http_body_util::{BodyExt, StreamBody};
+    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow, State};
+    use steadfast::core::{Rejection, RejectionKind};
+    use steadfast::policy::{Policies, Policy, PolicyLayer};
+    use tower::{BoxError, ServiceExt};
+
+    fn breaker() -> BreakerConfig {
+        BreakerConfig::new()
+            .sliding_window(SlidingWindow::count(10))
+            .minimum_calls(4)
+            .open_duration(Duration::from_secs(60))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_handler_is_answered_500_and_trips_the_breaker() {
+        // A panic was seen as a cancelled call: no answer of steadfast's, no failure counted,
+        // so a handler that always panics tripped nothing.
+        async fn boom() -> &'static str {
+            panic!("the handler fell over")
+        }
+        let policies =
+            Policies::new(Policy::new()).route("/boom", Policy::new().breaker(breaker()));
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(PolicyLayer::new(policies).unwrap());
+        let mut kinds = Vec::new();
+        for _ in 0..6 {
+            let request = Request::get("/boom").body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            let kind = response
+                .extensions()
+                .get::<Rejection>()
+                .map(Rejection::kind);
+            kinds.push((response.status(), kind));
+            if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(problem["status"], 500);
+                assert!(
+                    !problem.to_string().contains("fell over"),
+                    "the panic stays private"
+                );
+            }
+        }
+        let panicked = (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(RejectionKind::Panicked),
+        );
+        let open = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(RejectionKind::CircuitOpen),
+        );
+        assert_eq!(kinds[..4], [panicked; 4]);
+        assert_eq!(
+            kinds[4..],
+            [open; 2],
+            "four failures of four trip the breaker"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_fails_after_a_successful_head_counts_as_a_failure() {
+        let layer = CircuitBreakerLayer::new(breaker().name("dependency")).unwrap();
+        let service = layer.layer(tower::service_fn(|_request: Request<Body>| async {
+            let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+                Ok(Frame::data(Bytes::from_static(b"partial"))),
+                Err("reset".into()),
+            ];
+            Ok::<_, BoxError>(Response::new(StreamBody::new(futures::stream::iter(
+                frames,
+            ))))
+        }));
+        for _ in 0..4 {
+            let response = service
+                .clone()
+                .oneshot(Request::new(Body::empty()))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(response.into_body().collect().await.is_err());
+        }
+        let (_, handle) = layer.breakers().into_iter().next().unwrap();
+        assert_eq!(handle.state(), State::Open);
+    }
+
+    use tower::Layer;
+}

@@ -32,6 +32,10 @@ impl Guard {
     }
 
     fn complete(mut self, verdict: Verdict) {
+        self.finish(verdict);
+    }
+
+    fn finish(&mut self, verdict: Verdict) {
         if let Some(call) = self.call.take() {
             self.breaker.complete(call, verdict);
         }
@@ -54,21 +58,37 @@ fn verdict(outcome: Outcome) -> Verdict {
     }
 }
 
-/// A call whose outcome is in its trailers (a streaming gRPC response): the response body
-/// finishes it when the stream ends.
+/// A call whose outcome is in its trailers (a streaming gRPC response), or whose successful
+/// head still has a body to send: the response body finishes it when the stream ends, and a
+/// body that fails counts as a failure.
 pub struct EndOfCall<C> {
     guard: Guard,
     classifier: C,
+    /// The outcome already known from the head (a success), kept unless the body fails; also
+    /// what a body dropped before its end (the caller went away) counts as.
+    settled: Option<Verdict>,
 }
 
 impl<C: ClassifyTrailers> OnEndOfStream for EndOfCall<C> {
-    fn on_end(self, trailers: Option<&HeaderMap>) {
-        self.guard
-            .complete(verdict(self.classifier.classify_trailers(trailers)));
+    fn on_end(mut self, trailers: Option<&HeaderMap>) {
+        let verdict = match self.settled.take() {
+            Some(settled) => settled,
+            None => verdict(self.classifier.classify_trailers(trailers)),
+        };
+        self.guard.finish(verdict);
     }
 
-    fn on_error(self) {
-        self.guard.complete(Verdict::Failure);
+    fn on_error(mut self) {
+        self.settled = None;
+        self.guard.finish(Verdict::Failure);
+    }
+}
+
+impl<C> Drop for EndOfCall<C> {
+    fn drop(&mut self) {
+        if let Some(settled) = self.settled.take() {
+            self.guard.finish(settled);
+        }
     }
 }
 
@@ -129,9 +149,11 @@ impl<Res, E, C> BreakerReply<Res, E, C> for TypedErrors {
     type Error = Error<E>;
 
     fn forward(result: Result<Res, E>, pending: Option<EndOfCall<C>>) -> Result<Res, Error<E>> {
-        // Not an HTTP body to watch: a response head is a success.
-        if let Some(pending) = pending {
-            pending.guard.complete(Verdict::Success);
+        // Not an HTTP body to watch: a response head is a success (dropping the pending call
+        // records what the head settled).
+        if let Some(mut pending) = pending {
+            let settled = pending.settled.take().unwrap_or(Verdict::Success);
+            pending.guard.finish(settled);
         }
         <TypedErrors as Reply<Res, E>>::forward(result)
     }
@@ -212,6 +234,13 @@ where
                     Err(error) => Classified::Done(this.classifier.classify_error(error)),
                 };
                 let pending = match classified {
+                    // A successful head with a body still to come: a body that fails is a
+                    // failure (a body dropped before its end stays the success it was).
+                    Classified::Done(Outcome::Success) if result.is_ok() => Some(EndOfCall {
+                        guard,
+                        classifier: this.classifier.clone(),
+                        settled: Some(Verdict::Success),
+                    }),
                     Classified::Done(outcome) => {
                         guard.complete(verdict(outcome));
                         None
@@ -219,6 +248,7 @@ where
                     Classified::AtEndOfStream => Some(EndOfCall {
                         guard,
                         classifier: this.classifier.clone(),
+                        settled: None,
                     }),
                 };
                 Poll::Ready(M::forward(result, pending))

@@ -20,6 +20,7 @@ mod config_error;
 mod deadline;
 pub mod grpc;
 pub mod keyed;
+mod panic;
 mod rejection;
 mod reply;
 pub(crate) mod route;
@@ -35,5 +36,6 @@ pub use config_error::ConfigError;
 pub use deadline::Deadline;
 #[cfg(feature = "axum")]
 pub use deadline::MissingDeadline;
+pub use panic::{CatchPanic, CatchPanicFuture};
 pub use rejection::{Origin, Rejection, RejectionKind, Violation};
 pub use reply::{Error, Protocol, ProtocolResponses, Reply, TypedErrors};

@@ -44,6 +44,10 @@ pub enum RejectionKind {
     /// steadfast is wired wrongly for this route (for example, a handler asks for a
     /// `Deadline` that no layer provides). 500, `INTERNAL`. A failure.
     Misconfigured,
+    /// The handler panicked; the policy stack caught the panic (as tower-http's `CatchPanic`
+    /// does) so that the caller gets an answer and the breaker and metrics count a failure.
+    /// 500, `INTERNAL`. A failure.
+    Panicked,
 }
 
 impl RejectionKind {
@@ -58,6 +62,7 @@ impl RejectionKind {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidResponse => "invalid_response",
             Self::Misconfigured => "misconfigured",
+            Self::Panicked => "panicked",
         }
     }
 
@@ -67,7 +72,7 @@ impl RejectionKind {
     pub fn counts_as_failure(self) -> bool {
         matches!(
             self,
-            Self::Timeout | Self::InvalidResponse | Self::Misconfigured
+            Self::Timeout | Self::InvalidResponse | Self::Misconfigured | Self::Panicked
         )
     }
 
@@ -77,7 +82,9 @@ impl RejectionKind {
             Self::Timeout | Self::DeadlineExpired => StatusCode::GATEWAY_TIMEOUT,
             Self::InvalidDeadline | Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::CircuitOpen | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::InvalidResponse | Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InvalidResponse | Self::Misconfigured | Self::Panicked => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -87,7 +94,7 @@ impl RejectionKind {
             Self::Timeout | Self::DeadlineExpired => Code::DeadlineExceeded,
             Self::InvalidDeadline | Self::InvalidRequest => Code::InvalidArgument,
             Self::CircuitOpen | Self::Overloaded => Code::Unavailable,
-            Self::InvalidResponse | Self::Misconfigured => Code::Internal,
+            Self::InvalidResponse | Self::Misconfigured | Self::Panicked => Code::Internal,
         }
     }
 
@@ -101,6 +108,7 @@ impl RejectionKind {
             Self::InvalidRequest => "Invalid request",
             Self::InvalidResponse => "Invalid response",
             Self::Misconfigured => "Service misconfigured",
+            Self::Panicked => "Internal error",
         }
     }
 
@@ -124,7 +132,8 @@ impl RejectionKind {
             Overloaded,
             InvalidRequest,
             InvalidResponse,
-            Misconfigured
+            Misconfigured,
+            Panicked
         )
     }
 }
@@ -543,6 +552,7 @@ mod tests {
             ),
             (RejectionKind::InvalidResponse, 500, Code::Internal, true),
             (RejectionKind::Misconfigured, 500, Code::Internal, true),
+            (RejectionKind::Panicked, 500, Code::Internal, true),
         ];
         for (kind, status, code, failure) in cases {
             let rejection = Rejection::new(kind, Origin::Timeout);

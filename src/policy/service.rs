@@ -13,19 +13,19 @@ use tower::{Layer, Service};
 use super::guard::{Guard, Strict};
 use super::layer::Compiled;
 use crate::breaker::CircuitBreaker;
-use crate::core::{grpc, route, telemetry};
+use crate::core::{CatchPanic, grpc, route, telemetry};
 use crate::observe::{Observe, ObserveLayer};
 use crate::shed::Shed;
 use crate::timeout::Timeout;
 
-/// What the innermost protection wraps: the contract check with the `contract` feature, else
-/// the service itself.
+/// What the innermost protection wraps: the contract check with the `contract` feature, around
+/// the service with its panics caught.
 #[cfg(feature = "contract")]
-pub type Checked<S> = crate::contract::ContractService<S>;
-/// What the innermost protection wraps: the contract check with the `contract` feature, else
-/// the service itself.
+pub type Checked<S> = crate::contract::ContractService<CatchPanic<S>>;
+/// What the innermost protection wraps: the service with its panics caught (and the contract
+/// check with the `contract` feature).
 #[cfg(not(feature = "contract"))]
-pub type Checked<S> = S;
+pub type Checked<S> = CatchPanic<S>;
 
 /// The request the inner service gets: its body wrapped by the contract check with the
 /// `contract` feature.
@@ -37,7 +37,8 @@ pub type InnerRequest<B> = Request<crate::contract::ContractBody<B>>;
 pub type InnerRequest<B> = Request<B>;
 
 /// The stack a policy puts around a service, outermost first: observe, the strict-mode guard,
-/// breaker, timeout, shed, contract.
+/// breaker, timeout, shed, contract, and innermost the catching of the service's panics (a
+/// panic is answered `500`/`INTERNAL` and counted as a failure by every layer around it).
 pub type Stack<S> = Observe<Guard<CircuitBreaker<Timeout<Shed<Checked<S>>>>>>;
 
 /// Applies each request's policy; see [`PolicyLayer`](super::PolicyLayer).
@@ -135,6 +136,7 @@ impl<S> PolicyService<S> {
             telemetry::record_unmatched_policy(label, action);
             self.strict == Strict::Refuse
         };
+        let inner = CatchPanic::new(inner);
         #[cfg(feature = "contract")]
         let inner = compiled.contract.layer(inner);
         let inner = entry.shed.layer_with_cache(inner, entry.shed_cache.clone());
