@@ -6,6 +6,7 @@ pub mod breaker;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod core;
+pub mod fault;
 #[cfg(feature = "guardrails")]
 pub mod guardrails;
 pub mod observe;

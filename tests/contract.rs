@@ -1274,12 +1274,13 @@ async fn empty_bodies_and_methods_without_bodies() {
     assert_eq!(seen.count(), 1);
 }
 
-type Frames = Vec<Result<Frame<Bytes>, BoxError>>;
+type FrameResult = Result<Frame<Bytes>, BoxError>;
+type Frames = Vec<FrameResult>;
 
 /// A body of one good chunk, then an error (a connection to an upstream reset mid-body).
 fn failing_body(
     first: &'static [u8],
-) -> StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, BoxError>>>> {
+) -> StreamBody<futures::stream::Iter<std::vec::IntoIter<FrameResult>>> {
     let frames: Frames = vec![
         Ok(Frame::data(Bytes::from_static(first))),
         Err("upstream reset".into()),

@@ -26,7 +26,7 @@ fn a_zero_budget_or_cap_is_a_configuration_error_not_a_504_for_every_request() {
     use steadfast::timeout::{TimeoutConfig, TimeoutLayer};
 
     let second = Duration::from_secs(1);
-    let error = TimeoutLayer::new(Duration::ZERO).err().expect("refused");
+    let error = TimeoutLayer::new(Duration::ZERO).expect_err("refused");
     assert_eq!(error.key(), "budget");
     for (config, key) in [
         (TimeoutConfig::new(second).cap(Duration::ZERO), "cap"),
@@ -36,14 +36,10 @@ fn a_zero_budget_or_cap_is_a_configuration_error_not_a_504_for_every_request() {
             "timeout_status",
         ),
     ] {
-        let error = TimeoutLayer::from_config(config.clone())
-            .err()
-            .expect("refused");
+        let error = TimeoutLayer::from_config(config.clone()).expect_err("refused");
         assert_eq!(error.key(), key, "{error}");
         let policies = Policies::new(Policy::new().timeout_config(config));
-        let error = Policies::validate(&policies)
-            .err()
-            .expect("the policy is refused too");
+        let error = Policies::validate(&policies).expect_err("the policy is refused too");
         assert!(error.to_string().contains(key), "{error}");
     }
     assert!(TimeoutLayer::from_config(TimeoutConfig::caller_deadline(second)).is_ok());

@@ -666,9 +666,7 @@ async fn an_endless_queue_wait_is_refused_and_a_long_one_neither_panics_nor_leak
             }
             _ => queue.interval = Duration::MAX,
         }
-        let error = ShedLayer::shared(ShedConfig::fixed(1).queue(queue))
-            .err()
-            .expect("refused");
+        let error = ShedLayer::shared(ShedConfig::fixed(1).queue(queue)).expect_err("refused");
         assert!(error.to_string().contains("queue."), "{error}");
     }
 

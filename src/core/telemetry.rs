@@ -197,6 +197,15 @@ pub const POLICY_UNMATCHED: Metric = Metric {
     description: "Requests to a route without a policy of its own, seen by a policy layer in strict mode; action is `reported` or `refused`.",
 };
 
+/// Faults injected by the fault layer (drills).
+pub const FAULT_INJECTED: Metric = Metric {
+    name: "steadfast.fault.injected",
+    kind: MetricKind::Counter,
+    unit: "{fault}",
+    labels: &["route", "fault"],
+    description: "Faults injected by the fault layer for a drill, by route and kind: `delay` or `abort`.",
+};
+
 /// OpenTelemetry's recommended boundaries for request durations, in seconds: the buckets the
 /// Prometheus setup puts on the duration histograms, and so the thresholds a latency objective
 /// can use.
@@ -227,6 +236,7 @@ pub const CATALOGUE: &[Metric] = &[
     SHED_QUEUE_WAIT,
     CONTRACT_VIOLATIONS,
     POLICY_UNMATCHED,
+    FAULT_INJECTED,
 ];
 
 /// Records a rejection: one `tracing` event and one count of [`REJECTIONS`].
@@ -301,6 +311,11 @@ pub(crate) fn record_contract_violations(
 }
 
 /// A request the policy layer's strict mode saw without an explicit policy.
+pub(crate) fn record_fault(fault: &'static str, route: &str) {
+    metrics::counter!(FAULT_INJECTED.name, "route" => route.to_owned(), "fault" => fault)
+        .increment(1);
+}
+
 pub(crate) fn record_unmatched_policy(route: &str, action: &'static str) {
     tracing::warn!(
         target: "steadfast::policy",

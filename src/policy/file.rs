@@ -147,6 +147,31 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "A request header that may lower (never raise) a request's class.",
     ),
     key(
+        "fault.delay",
+        "none",
+        "A delay injected before requests are served, for a drill (see `fault.delay_percent`).",
+    ),
+    key(
+        "fault.delay_percent",
+        "100",
+        "The percentage of requests delayed by `fault.delay`.",
+    ),
+    key(
+        "fault.abort_status",
+        "none",
+        "A status (4xx or 5xx) answered in the service's place, for a drill (gRPC: the matching code).",
+    ),
+    key(
+        "fault.abort_percent",
+        "100",
+        "The percentage of requests answered with `fault.abort_status`.",
+    ),
+    key(
+        "fault.header",
+        "none",
+        "Inject faults only into requests that carry this header.",
+    ),
+    key(
         "contract.requests",
         "\"enforce\"",
         "How the route's requests are checked against the contract: `enforce`, `report`, `off`.",
@@ -338,9 +363,60 @@ struct PolicySpec {
     #[serde(default)]
     shed: ShedSpec,
     #[serde(default)]
+    fault: FaultSpec,
+    #[serde(default)]
     contract: ContractSpec,
     #[serde(default)]
     objective: ObjectiveSpec,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct FaultSpec {
+    delay: Option<Dur>,
+    delay_percent: Option<f64>,
+    abort_status: Option<u16>,
+    abort_percent: Option<f64>,
+    header: Option<String>,
+}
+
+impl FaultSpec {
+    fn build(&self) -> Result<crate::fault::FaultConfig, KeyError> {
+        let mut config = crate::fault::FaultConfig::new();
+        if self.delay_percent.is_some() && self.delay.is_none() {
+            return Err(("fault.delay_percent", "needs fault.delay".into()));
+        }
+        if self.abort_percent.is_some() && self.abort_status.is_none() {
+            return Err(("fault.abort_percent", "needs fault.abort_status".into()));
+        }
+        if let Some(Dur(delay)) = self.delay {
+            config = config.delay(delay, self.delay_percent.unwrap_or(100.0));
+        }
+        if let Some(status) = self.abort_status {
+            let status = http::StatusCode::from_u16(status).map_err(|_| {
+                (
+                    "fault.abort_status",
+                    format!("{status} is not an HTTP status"),
+                )
+            })?;
+            config = config.abort(status, self.abort_percent.unwrap_or(100.0));
+        }
+        if let Some(header) = &self.header {
+            let name = http::HeaderName::try_from(header.as_str())
+                .map_err(|_| ("fault.header", format!("`{header}` is not a header name")))?;
+            config = config.header(name);
+        }
+        config.validate().map_err(|error| {
+            let key = match error.key() {
+                "delay" => "fault.delay",
+                "delay_percent" => "fault.delay_percent",
+                "abort_status" => "fault.abort_status",
+                _ => "fault.abort_percent",
+            };
+            (key, error.reason().to_owned())
+        })?;
+        Ok(config)
+    }
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -435,6 +511,11 @@ impl PolicySpec {
             ]
         );
         merge!(
+            self.fault,
+            defaults.fault,
+            [delay, delay_percent, abort_status, abort_percent, header]
+        );
+        merge!(
             self.contract,
             defaults.contract,
             [requests, responses, response_sample_rate]
@@ -454,6 +535,10 @@ impl PolicySpec {
             .map_err(|(key, reason)| err(key, reason))?;
         policy.shed = self
             .shed
+            .build()
+            .map_err(|(key, reason)| err(key, reason))?;
+        policy.fault = self
+            .fault
             .build()
             .map_err(|(key, reason)| err(key, reason))?;
         if let Some(class) = &self.criticality {
@@ -864,6 +949,11 @@ mod tests {
                 "shed" => {
                     accepted.extend(fields_of::<ShedSpec>().iter().map(|f| format!("shed.{f}")))
                 }
+                "fault" => accepted.extend(
+                    fields_of::<FaultSpec>()
+                        .iter()
+                        .map(|f| format!("fault.{f}")),
+                ),
                 "contract" => accepted.extend(
                     fields_of::<ContractSpec>()
                         .iter()

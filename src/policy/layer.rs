@@ -13,6 +13,7 @@ use super::service::PolicyService;
 use super::spec::{Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
 use crate::core::keyed::KeyCache;
+use crate::fault::FaultLayer;
 use crate::observe::ObserveLayer;
 use crate::shed::{LimiterHandle, ShedLayer};
 use crate::timeout::TimeoutConfig;
@@ -25,6 +26,7 @@ pub(crate) struct Entry {
     pub(crate) breaker_cache: Arc<KeyCache<BreakerHandle>>,
     pub(crate) shed: ShedLayer,
     pub(crate) shed_cache: Arc<KeyCache<LimiterHandle>>,
+    pub(crate) fault: FaultLayer,
 }
 
 /// A breaker that lets everything through and counts nothing: a route without a breaker.
@@ -80,6 +82,7 @@ impl Entry {
             }
         };
         Entry {
+            fault: FaultLayer::from_valid(&policy.fault),
             policy: policy.clone(),
             timeout: Arc::new(policy.timeout.clone()),
             breaker,

@@ -14,6 +14,7 @@ use super::guard::{Guard, Strict};
 use super::layer::Compiled;
 use crate::breaker::CircuitBreaker;
 use crate::core::{CatchPanic, grpc, route, telemetry};
+use crate::fault::Fault;
 use crate::observe::{Observe, ObserveLayer};
 use crate::shed::Shed;
 use crate::timeout::Timeout;
@@ -37,9 +38,10 @@ pub type InnerRequest<B> = Request<crate::contract::ContractBody<B>>;
 pub type InnerRequest<B> = Request<B>;
 
 /// The stack a policy puts around a service, outermost first: observe, the strict-mode guard,
-/// breaker, timeout, shed, contract, and innermost the catching of the service's panics (a
+/// breaker, timeout, shed, the fault injection of drills (off unless configured), contract,
+/// and innermost the catching of the service's panics (a
 /// panic is answered `500`/`INTERNAL` and counted as a failure by every layer around it).
-pub type Stack<S> = Observe<Guard<CircuitBreaker<Timeout<Shed<Checked<S>>>>>>;
+pub type Stack<S> = Observe<Guard<CircuitBreaker<Timeout<Shed<Fault<Checked<S>>>>>>>;
 
 /// Applies each request's policy; see [`PolicyLayer`](super::PolicyLayer).
 pub struct PolicyService<S> {
@@ -139,6 +141,7 @@ impl<S> PolicyService<S> {
         let inner = CatchPanic::new(inner);
         #[cfg(feature = "contract")]
         let inner = compiled.contract.layer(inner);
+        let inner = entry.fault.layer(inner);
         let inner = entry.shed.layer_with_cache(inner, entry.shed_cache.clone());
         let inner = Timeout::with_config(inner, entry.timeout.clone());
         let inner = entry

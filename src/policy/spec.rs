@@ -201,6 +201,7 @@ pub struct Policy {
     pub(crate) timeout: TimeoutConfig,
     pub(crate) breaker: Option<BreakerConfig>,
     pub(crate) shed: Option<ShedConfig>,
+    pub(crate) fault: crate::fault::FaultConfig,
     pub(crate) objective: Objective,
     #[cfg(feature = "contract")]
     pub(crate) contract: crate::contract::RouteModes,
@@ -212,6 +213,7 @@ impl Default for Policy {
             timeout: TimeoutConfig::new(DEFAULT_TIMEOUT),
             breaker: None,
             shed: Some(ShedConfig::default()),
+            fault: crate::fault::FaultConfig::new(),
             objective: Objective::default(),
             #[cfg(feature = "contract")]
             contract: crate::contract::RouteModes::default(),
@@ -230,6 +232,13 @@ impl Policy {
     /// [`Knee`]: crate::shed::Knee
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Faults to inject into the route's requests, for a drill (see [`crate::fault`]). Default:
+    /// none.
+    pub fn fault(mut self, config: crate::fault::FaultConfig) -> Self {
+        self.fault = config;
+        self
     }
 
     /// The budget of each request (the caller's `grpc-timeout` may shorten it).
@@ -314,6 +323,9 @@ impl Policy {
                 "must be longer than zero",
             ));
         }
+        self.fault.validate().map_err(|error| {
+            PolicyError::new(format!("{at}.fault.{}", error.key()), error.reason())
+        })?;
         self.timeout.validate().map_err(|error| {
             PolicyError::new(format!("{at}.timeout.{}", error.key()), error.reason())
         })?;
