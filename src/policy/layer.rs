@@ -357,6 +357,25 @@ impl PolicyHandle {
         Ok(())
     }
 
+    /// Every limiter of the policies in force, by name (explicit routes under their template,
+    /// the defaults' per-route limiters under the route they were made for): to watch what is in
+    /// flight and queued, say in a health endpoint or a test that nothing leaked.
+    pub fn limiters(&self) -> Vec<(String, LimiterHandle)> {
+        let compiled = self.current.load();
+        let mut all = compiled.defaults.shed.limiters();
+        for entries in compiled.routes.values() {
+            for entry in entries
+                .any
+                .iter()
+                .chain(entries.by_method.iter().map(|(_, e)| e))
+            {
+                all.extend(entry.shed.limiters());
+            }
+        }
+        all.retain(|(_, limiter)| !limiter.is_unlimited());
+        all
+    }
+
     /// The policies in force.
     pub fn policies(&self) -> Policies {
         self.current.load().policies.clone()

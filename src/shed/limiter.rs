@@ -378,6 +378,11 @@ impl LimiterHandle {
         own + before
     }
 
+    /// Whether this limiter admits everything (a route with shedding off).
+    pub(crate) fn is_unlimited(&self) -> bool {
+        self.inner.unlimited
+    }
+
     /// The limit and what is in flight.
     pub fn snapshot(&self) -> LimiterSnapshot {
         let admission = &self.inner.admission;
