@@ -389,3 +389,115 @@ mod panics_and_broken_bodies {
 
     use tower::Layer;
 }
+
+mod endless_durations {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use http::{Request, Response};
+    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    use steadfast::core::ConfigError;
+    use steadfast::fault::{FaultConfig, FaultLayer};
+    use steadfast::shed::{QueueConfig, ShedConfig, ShedLayer};
+    use steadfast::timeout::{TimeoutConfig, TimeoutLayer};
+    use tower::{Layer, Service, ServiceExt};
+
+    #[derive(Clone)]
+    struct Plain;
+
+    impl Service<Request<()>> for Plain {
+        type Response = Response<String>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Infallible>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            std::future::ready(Ok(Response::new(String::new())))
+        }
+    }
+
+    /// A service built from `layer` answers (refusing the settings is fine too: never a panic).
+    async fn answers<L>(layer: Result<L, ConfigError>, what: &str)
+    where
+        L: Layer<Plain>,
+        L::Service: Service<Request<()>, Error = Infallible> + Clone,
+    {
+        let Ok(layer) = layer else { return };
+        let service = layer.layer(Plain);
+        for _ in 0..3 {
+            let answered = tokio::time::timeout(
+                Duration::from_secs(3600),
+                service.clone().oneshot(Request::new(())),
+            )
+            .await;
+            assert!(answered.is_ok(), "{what}: no answer");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_duration_setting_takes_duration_max_without_a_panic() {
+        let max = Duration::MAX;
+        answers(TimeoutLayer::new(max), "timeout budget").await;
+        answers(
+            TimeoutLayer::from_config(TimeoutConfig::new(Duration::from_secs(1)).cap(max)),
+            "timeout cap",
+        )
+        .await;
+        answers(
+            TimeoutLayer::from_config(TimeoutConfig::caller_deadline(max)),
+            "caller deadline",
+        )
+        .await;
+        for (what, config) in [
+            ("open_duration", BreakerConfig::new().open_duration(max)),
+            ("open_backoff", BreakerConfig::new().open_backoff(2.0, max)),
+            (
+                "half_open_max_wait",
+                BreakerConfig::new().half_open_max_wait(Some(max)),
+            ),
+            (
+                "slow_call_duration",
+                BreakerConfig::new().slow_call_duration(max),
+            ),
+            (
+                "time window",
+                BreakerConfig::new().sliding_window(SlidingWindow::time(max)),
+            ),
+        ] {
+            let layer = CircuitBreakerLayer::new(config);
+            if let Ok(layer) = &layer {
+                // Trip it too: the open wait is computed from the setting.
+                for (_, handle) in layer.breakers() {
+                    handle.trip();
+                }
+            }
+            answers(layer, what).await;
+        }
+        for (what, config) in [
+            ("sample_window", ShedConfig::new().sample_window(max, 10)),
+            ("retry_after", ShedConfig::fixed(1).retry_after(max)),
+            (
+                "queue",
+                ShedConfig::fixed(1).queue(QueueConfig {
+                    max_wait: max,
+                    target_wait: max,
+                    interval: max,
+                    ..QueueConfig::default()
+                }),
+            ),
+        ] {
+            answers(ShedLayer::new(config), what).await;
+        }
+        answers(
+            FaultLayer::new(FaultConfig::new().delay(max, 100.0)),
+            "fault delay",
+        )
+        .await;
+    }
+}

@@ -326,7 +326,10 @@ impl BreakerHandle {
         let generation = self.inner.machine.generation();
         let weak = Arc::downgrade(&self.inner);
         // Just past the deadline: the wait must be strictly exceeded (times are kept in µs).
-        let at = self.inner.base + Duration::from_nanos(deadline.saturating_add(1_000));
+        let at = crate::core::clock::saturating_add(
+            self.inner.base,
+            Duration::from_nanos(deadline.saturating_add(1_000)),
+        );
         runtime.spawn(async move {
             tokio::time::sleep_until(at).await;
             if let Some(inner) = weak.upgrade() {

@@ -209,7 +209,7 @@ impl ShedConfig {
     /// An adaptive limit is reconsidered once per window holding at least `min_samples`
     /// completed requests. Gradient2 and AIMD use windows of `window`; [`Knee`] sizes its
     /// windows from the service's latency and uses `window` as their longest. Default: 1 s and
-    /// 10 samples.
+    /// 10 samples; the window is at most an hour.
     pub fn sample_window(mut self, window: Duration, min_samples: u32) -> Self {
         self.window = window;
         self.min_samples = min_samples;
@@ -253,7 +253,7 @@ impl ShedConfig {
         self
     }
 
-    /// The `Retry-After` of a shed request. Default 1 s.
+    /// The `Retry-After` of a shed request. Default 1 s; at most a day.
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
         self
@@ -296,11 +296,14 @@ impl ShedConfig {
                 Ok(())
             }
         };
-        if self.window.is_zero() {
+        if self.window.is_zero() || self.window > MAX_QUEUE_WAIT {
             return Err(ConfigError::new(
                 "sample_window",
-                "must be longer than zero",
+                "must be longer than zero and at most an hour",
             ));
+        }
+        if self.retry_after > Duration::from_secs(86_400) {
+            return Err(ConfigError::new("retry_after", "at most a day"));
         }
         if self.min_samples == 0 {
             return Err(ConfigError::new("min_samples", "must be at least 1"));

@@ -197,7 +197,11 @@ impl Adaptive {
         };
         // Idle since, and no window closed for four windows (at least the longest): the traffic
         // that set the limit is gone.
-        let longest = (4 * self.window_nanos.load(Ordering::Acquire)).max(self.max_window);
+        let longest = self
+            .window_nanos
+            .load(Ordering::Acquire)
+            .saturating_mul(4)
+            .max(self.max_window);
         // The clock is read only once the limiter is known to have gone idle.
         if self.idle_mark.load(Ordering::Acquire) != windows + 1
             || now().saturating_sub(self.window_start.load(Ordering::Acquire)) <= longest
