@@ -28,7 +28,8 @@
 //!
 //! # The order, and why
 //!
-//! Outermost first: **observe → breaker → timeout → shed → contract → handler**.
+//! Outermost first: **observe → breaker → timeout → shed → fault → contract → catch panic →
+//! handler**.
 //!
 //! - The observer is outermost, so it records every outcome, every layer's rejections
 //!   included, with its reason in `error.type`.
@@ -43,8 +44,16 @@
 //! - The shedder admits before the body is read: an overloaded service does not read the
 //!   bodies of requests it will refuse. (A slow sender holds its slot while its body is read;
 //!   the deadline bounds how long.)
-//! - The contract is innermost: bodies are read only for admitted requests, and only valid
-//!   ones reach the handler.
+//! - Fault injection for drills ([`crate::fault`], off unless a policy sets `fault`) sits
+//!   just inside the shedder: an injected delay holds a slot and counts against the deadline,
+//!   an injected abort is counted by the breaker and the metrics like the service's failure.
+//! - The contract is innermost but for the panic catcher: bodies are read only for admitted
+//!   requests, and only valid ones reach the handler.
+//! - A handler's panic is caught innermost ([`CatchPanic`](crate::core::CatchPanic)) and
+//!   answered `500` problem+json / `INTERNAL` ([`RejectionKind::Panicked`]), so every layer
+//!   around it sees a failure rather than a cancelled call.
+//!
+//! [`RejectionKind::Panicked`]: crate::core::RejectionKind::Panicked
 //! - In [strict mode](PolicyLayer::strict), a guard just inside the observer refuses routes
 //!   without a policy of their own: observed, and never seen by the breaker.
 //! - There is no retry anywhere in the stack, so nothing multiplies the load on a struggling
