@@ -134,9 +134,11 @@ where
         let ready = std::mem::replace(&mut self.inner, clone);
         FaultFuture {
             state: State::Delayed {
-                sleep: tokio::time::sleep(delay.unwrap_or(Duration::ZERO)),
-                service: Some(ready),
-                request: Some(request),
+                delayed: Box::pin(Delayed {
+                    sleep: tokio::time::sleep(delay.unwrap_or(Duration::ZERO)),
+                    service: Some(ready),
+                    request: Some(request),
+                }),
             },
             injected: Some(injected),
             grpc,
@@ -157,13 +159,18 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<S: Service<Request<B>>, B> {
-        Delayed {
-            #[pin]
-            sleep: tokio::time::Sleep,
-            service: Option<S>,
-            request: Option<Request<B>>,
-        },
+        // Boxed: the rare case keeps the common pass-through future small.
+        Delayed { delayed: Pin<Box<Delayed<S, B>>> },
         Running { #[pin] future: S::Future },
+    }
+}
+
+pin_project! {
+    struct Delayed<S, B> {
+        #[pin]
+        sleep: tokio::time::Sleep,
+        service: Option<S>,
+        request: Option<Request<B>>,
     }
 }
 
@@ -195,11 +202,10 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Delayed {
-                    sleep,
-                    service,
-                    request,
-                } => {
+                StateProj::Delayed { delayed } => {
+                    let delayed = delayed.as_mut().project();
+                    let (sleep, service, request) =
+                        (delayed.sleep, delayed.service, delayed.request);
                     ready!(sleep.poll(cx));
                     let injected = this.injected.expect("a delayed request has its fault");
                     if let Some(status) = injected.abort {

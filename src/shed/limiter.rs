@@ -355,6 +355,7 @@ impl LimiterHandle {
     }
 
     /// Requests still in flight on the limiters this one replaced; forgets those that drained.
+    #[inline]
     fn draining(inner: &Inner) -> u64 {
         if !inner
             .has_predecessor
@@ -362,6 +363,12 @@ impl LimiterHandle {
         {
             return 0;
         }
+        Self::draining_slow(inner)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn draining_slow(inner: &Inner) -> u64 {
         let guard = inner.predecessor.load();
         let Some(predecessor) = guard.as_ref() else {
             return 0;
