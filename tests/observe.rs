@@ -539,13 +539,19 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
         .iter()
         .filter(|name| !emitted.contains(**name))
         .collect();
-    // The policy layer's strict-mode counter is checked in tests/policy.rs.
+    // The policy layer's strict-mode counter is checked in tests/policy.rs, the fault
+    // layer's in tests/fault.rs.
     let expected_missed: &[&&str] = if cfg!(feature = "contract") {
-        &[&"rpc.server.call.duration", &"steadfast.policy.unmatched"]
+        &[
+            &"rpc.server.call.duration",
+            &"steadfast.fault.injected",
+            &"steadfast.policy.unmatched",
+        ]
     } else {
         &[
             &"rpc.server.call.duration",
             &"steadfast.contract.violations",
+            &"steadfast.fault.injected",
             &"steadfast.policy.unmatched",
         ]
     };
