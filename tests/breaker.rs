@@ -374,7 +374,11 @@ async fn manual_states_behave_as_documented() {
     handle.disable();
     assert_eq!(send(&mut service, 10).await, [500; 10]);
     assert_eq!(handle.state(), State::Disabled, "disabled never trips");
-    assert_eq!(handle.snapshot().window.failures, 10, "but still measures");
+    assert_eq!(
+        handle.snapshot().window.calls,
+        0,
+        "and records nothing, as in Resilience4j"
+    );
 
     handle.metrics_only();
     assert_eq!(send(&mut service, 10).await, [500; 10]);
@@ -744,4 +748,98 @@ fn a_breaker_keeps_answering_after_years_of_uptime() {
             assert_eq!(handle.state(), State::Closed, "{years} years");
         });
     }
+}
+
+/// One row of the manual-transition table: what is done by hand, after which calls.
+struct ManualRow {
+    name: &'static str,
+    calls_before: usize,
+    action: fn(&BreakerHandle),
+    state: State,
+    window_calls: u64,
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_transitions_follow_resilience4j_table() {
+    // Resilience4j: every state entered by hand but OPEN and HALF_OPEN starts with an empty
+    // window; DISABLED records nothing; HALF_OPEN and CLOSED can be entered by hand.
+    let rows = [
+        ManualRow {
+            name: "metrics only starts empty",
+            calls_before: 3,
+            action: BreakerHandle::metrics_only,
+            state: State::MetricsOnly,
+            window_calls: 0,
+        },
+        ManualRow {
+            name: "disabled starts empty",
+            calls_before: 3,
+            action: BreakerHandle::disable,
+            state: State::Disabled,
+            window_calls: 0,
+        },
+        ManualRow {
+            name: "forced open starts empty",
+            calls_before: 3,
+            action: BreakerHandle::force_open,
+            state: State::ForcedOpen,
+            window_calls: 0,
+        },
+        ManualRow {
+            name: "half-open by hand",
+            calls_before: 3,
+            action: BreakerHandle::half_open,
+            state: State::HalfOpen,
+            window_calls: 3,
+        },
+        ManualRow {
+            name: "close by hand starts empty",
+            calls_before: 3,
+            action: BreakerHandle::close,
+            state: State::Closed,
+            window_calls: 0,
+        },
+    ];
+    for row in rows {
+        let script = Script::new();
+        let (mut service, handle) = breaker(config(), script.service());
+        script.answer(500);
+        send(&mut service, row.calls_before).await;
+        (row.action)(&handle);
+        assert_eq!(handle.state(), row.state, "{}", row.name);
+        assert_eq!(
+            handle.snapshot().window.calls,
+            row.window_calls,
+            "{}",
+            row.name
+        );
+    }
+
+    // Half-open by hand: the probes decide.
+    let script = Script::new();
+    let (mut service, handle) = breaker(config(), script.service());
+    handle.half_open();
+    assert_eq!(send(&mut service, 2).await, [200, 200]);
+    assert_eq!(handle.state(), State::Closed);
+
+    // Close keeps the open backoff; reset forgets it.
+    let config = config().open_backoff(2.0, Duration::from_secs(300));
+    let (_service, handle) = breaker(config, Script::new().service());
+    handle.trip();
+    handle.trip();
+    assert_eq!(handle.snapshot().open_for, Some(Duration::from_secs(20)));
+    handle.close();
+    handle.trip();
+    assert_eq!(
+        handle.snapshot().open_for,
+        Some(Duration::from_secs(40)),
+        "kept"
+    );
+    handle.reset();
+    handle.trip();
+    assert_eq!(
+        handle.snapshot().open_for,
+        Some(Duration::from_secs(10)),
+        "forgotten"
+    );
 }

@@ -144,31 +144,45 @@ impl BreakerHandle {
         self.inner.name.get().map(|name| &**name)
     }
 
-    /// Reject every call until [`reset`](Self::reset).
+    /// Reject every call until [`reset`](Self::reset); the window starts empty.
     pub fn force_open(&self) {
-        self.force(State::ForcedOpen);
+        self.force(State::ForcedOpen, false);
     }
 
     /// Trip now, as if the failure threshold had been reached: open for the open duration, then
     /// probe.
     pub fn trip(&self) {
-        self.force(State::Open);
+        self.force(State::Open, false);
     }
 
-    /// Let every call through, still measuring, never tripping, until [`reset`](Self::reset).
+    /// Go half-open now (Resilience4j's `transitionToHalfOpenState`): the probes decide, within
+    /// the half-open maximum wait.
+    pub fn half_open(&self) {
+        self.force(State::HalfOpen, false);
+    }
+
+    /// Close now (Resilience4j's `transitionToClosedState`): an empty window; the open backoff
+    /// is kept, so a breaker closed by hand that trips again waits as long as it would have.
+    pub fn close(&self) {
+        self.force(State::Closed, false);
+    }
+
+    /// Let every call through, recording nothing (an empty window), never tripping, until
+    /// [`reset`](Self::reset), as Resilience4j's disabled state.
     pub fn disable(&self) {
-        self.force(State::Disabled);
+        self.force(State::Disabled, false);
     }
 
-    /// Measure and compute the rates, never trip, until [`reset`](Self::reset).
+    /// Measure and compute the rates from an empty window, never trip, until
+    /// [`reset`](Self::reset).
     pub fn metrics_only(&self) {
-        self.force(State::MetricsOnly);
+        self.force(State::MetricsOnly, false);
     }
 
     /// Back to closed with an empty window and no backoff. Any timer armed for the previous
     /// state is disarmed (it checks the state's generation before acting).
     pub fn reset(&self) {
-        self.force(State::Closed);
+        self.force(State::Closed, true);
     }
 
     /// State changes from now on. A receiver that falls more than 64 events behind loses the
@@ -177,10 +191,10 @@ impl BreakerHandle {
         self.inner.events.subscribe()
     }
 
-    fn force(&self, state: State) {
+    fn force(&self, state: State, forget_backoff: bool) {
         self.inner
             .machine
-            .force(state, self.now(), &mut |transition| {
+            .force(state, forget_backoff, self.now(), &mut |transition| {
                 self.announce(transition)
             });
     }

@@ -65,7 +65,7 @@ fn concurrent_failures_trip_exactly_once() {
 fn half_open_never_admits_more_than_its_permits() {
     model(|| {
         let machine = Arc::new(machine(1, 1, 4));
-        machine.force(State::HalfOpen, 0, &mut |_| {});
+        machine.force(State::HalfOpen, false, 0, &mut |_| {});
         let admitted = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..2)
             .map(|_| {
@@ -88,7 +88,7 @@ fn half_open_never_admits_more_than_its_permits() {
 fn a_cancelled_probe_racing_a_new_one_leaves_a_consistent_permit_count() {
     model(|| {
         let machine = Arc::new(machine(1, 1, 4));
-        machine.force(State::HalfOpen, 0, &mut |_| {});
+        machine.force(State::HalfOpen, false, 0, &mut |_| {});
         let first = machine.acquire(|| 1, &mut |_| {}).unwrap();
         let releaser = {
             let machine = machine.clone();
@@ -110,7 +110,7 @@ fn a_cancelled_probe_racing_a_new_one_leaves_a_consistent_permit_count() {
 fn the_last_probe_and_a_manual_reset_race_to_a_consistent_state() {
     model(|| {
         let machine = Arc::new(machine(1, 1, 4));
-        machine.force(State::HalfOpen, 0, &mut |_| {});
+        machine.force(State::HalfOpen, false, 0, &mut |_| {});
         let probe = machine.acquire(|| 1, &mut |_| {}).unwrap();
         let prober = {
             let machine = machine.clone();
@@ -118,7 +118,7 @@ fn the_last_probe_and_a_manual_reset_race_to_a_consistent_state() {
                 machine.record(probe, Verdict::Failure, false, 0, || 2, &mut |_| {})
             })
         };
-        machine.force(State::Closed, 2, &mut |_| {});
+        machine.force(State::Closed, true, 2, &mut |_| {});
         prober.join().unwrap();
         let state = machine.state();
         assert!(state == State::Closed || state == State::Open, "{state:?}");

@@ -43,9 +43,11 @@
 //! # States
 //!
 //! Besides closed, open and half-open, a [`BreakerHandle`] can put a breaker in three states by
-//! hand: [`State::Disabled`] (always pass, still measure), [`State::ForcedOpen`] (always reject)
-//! and [`State::MetricsOnly`] (measure and compute rates, never trip); [`BreakerHandle::reset`]
-//! returns to closed with an empty window.
+//! hand: [`State::Disabled`] (always pass, record nothing), [`State::ForcedOpen`] (always
+//! reject) and [`State::MetricsOnly`] (measure and compute rates, never trip), each starting
+//! with an empty window as in Resilience4j. [`BreakerHandle::half_open`] and
+//! [`BreakerHandle::close`] make the other transitions by hand; [`BreakerHandle::reset`]
+//! returns to closed with an empty window and also forgets the open backoff.
 //!
 //! # Semantics
 //!

@@ -63,7 +63,8 @@ impl State {
     }
 
     fn measures(self) -> bool {
-        matches!(self, State::Closed | State::Disabled | State::MetricsOnly)
+        // As in Resilience4j: a disabled breaker records nothing (its window stays empty).
+        matches!(self, State::Closed | State::MetricsOnly)
     }
 }
 
@@ -603,10 +604,20 @@ impl Machine {
         true
     }
 
-    /// Moves to `state` by hand, from whatever state the breaker is in.
-    pub(crate) fn force(&self, state: State, now: u64, emit: &mut impl FnMut(Transition)) {
-        if state == State::Closed {
+    /// Moves to `state` by hand, from whatever state the breaker is in. As in Resilience4j,
+    /// every state entered by hand but open and half-open starts with an empty window;
+    /// `forget_backoff` also forgets the consecutive opens (a reset, not a close).
+    pub(crate) fn force(
+        &self,
+        state: State,
+        forget_backoff: bool,
+        now: u64,
+        emit: &mut impl FnMut(Transition),
+    ) {
+        if !matches!(state, State::Open | State::HalfOpen) {
             self.window.reset();
+        }
+        if forget_backoff {
             self.consecutive_opens.store(0, Ordering::Release);
         }
         // A manual trip to open counts as a trip: it sets the open duration and backs off.
