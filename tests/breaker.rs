@@ -843,3 +843,38 @@ async fn manual_transitions_follow_resilience4j_table() {
         "forgotten"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn timer_driven_transitions_land_on_time_with_no_drift() {
+    // Open 10 s, half-open at most 30 s, no probes and no backoff: the breaker cycles
+    // open → half-open → open on its timers alone. Each transition once landed a millisecond
+    // late, and the lag accumulated.
+    let config = config()
+        .automatic_half_open(true)
+        .open_backoff(1.0, Duration::from_secs(10));
+    let (_service, handle) = breaker(config, Script::new().service());
+    handle.trip();
+    // Four full cycles (160 s), then 5 s into the fifth open wait.
+    tokio::time::sleep(Duration::from_secs(4 * 40 + 5)).await;
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(handle.snapshot().open_for, Some(Duration::from_secs(5)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_half_open_max_wait_has_its_own_timer_without_automatic_half_open() {
+    let (_service, handle) = breaker(config(), Script::new().service());
+    let mut events = handle.subscribe();
+    handle.half_open();
+    assert_eq!(events.recv().await.unwrap().transition.to, State::HalfOpen);
+    // No call arrives; the wait ends on time, and the open interval starts then.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
+        .await
+        .expect("the half-open maximum wait ended by itself")
+        .unwrap();
+    assert_eq!(
+        (event.transition.to, event.transition.reason),
+        (State::Open, TransitionReason::HalfOpenMaxWait)
+    );
+    assert_eq!(handle.snapshot().open_for, Some(Duration::from_secs(9)));
+}

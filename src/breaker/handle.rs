@@ -324,12 +324,15 @@ impl BreakerHandle {
             transition,
             at: clock::now(),
         });
-        if self.inner.automatic {
+        // The half-open maximum wait has its own timer whatever the automatic setting (a stuck
+        // half-open ends on time, and the next open interval starts when it should); the end of
+        // an open wait wakes the breaker only with automatic half-open.
+        if self.inner.automatic || transition.to == State::HalfOpen {
             self.arm_timer();
         }
     }
 
-    /// With automatic transitions, wakes the breaker when its state may end by time alone.
+    /// Wakes the breaker when its state may end by time alone, at the due instant.
     fn arm_timer(&self) {
         let (Some(deadline), Ok(runtime)) = (
             self.inner.machine.next_deadline(),
@@ -339,10 +342,13 @@ impl BreakerHandle {
         };
         let generation = self.inner.machine.generation();
         let weak = Arc::downgrade(&self.inner);
-        // Just past the deadline: the wait must be strictly exceeded (times are kept in µs).
+        // At the deadline. The timer wheel may fire up to a millisecond late; the transition is
+        // dated at the due instant all the same (see `Machine::wake`), so that lateness never
+        // accumulates from one state to the next.
+        let due = deadline;
         let at = crate::core::clock::saturating_add(
             self.inner.base,
-            Duration::from_nanos(deadline.saturating_add(1_000)),
+            Duration::from_nanos(due.saturating_add(1)),
         );
         runtime.spawn(async move {
             tokio::time::sleep_until(at).await;
@@ -351,7 +357,7 @@ impl BreakerHandle {
                 handle
                     .inner
                     .machine
-                    .wake(generation, handle.now(), &mut |transition| {
+                    .wake(generation, due, &mut |transition| {
                         handle.announce(transition)
                     });
             }

@@ -651,6 +651,10 @@ impl Machine {
 
     /// Moves an open breaker whose wait has passed to half-open without waiting for a call,
     /// if it is still in `generation`. For the automatic transition timer.
+    ///
+    /// `now` is the due instant the timer was set for (it fires then or a little later): the
+    /// transition is dated then, and a wait that has reached it counts as exceeded, so timed
+    /// transitions neither land late nor drift from one state to the next.
     pub(crate) fn wake(&self, generation: u64, now: u64, emit: &mut impl FnMut(Transition)) {
         let current = self.word.load(Ordering::Acquire);
         let word = Word::unpack(current);
@@ -661,7 +665,7 @@ impl Machine {
             State::Open => {
                 let until = tagged_value(self.open_until.load(Ordering::Acquire), generation)
                     .map(from_micros);
-                if until.is_some_and(|until| now > until) {
+                if until.is_some_and(|until| now >= until) {
                     self.enter(
                         current,
                         word.next(State::HalfOpen),
@@ -671,7 +675,7 @@ impl Machine {
                     );
                 }
             }
-            State::HalfOpen if self.half_open_expired(word, now) => {
+            State::HalfOpen if self.half_open_expired(word, now.saturating_add(1)) => {
                 self.trip(current, now, TransitionReason::HalfOpenMaxWait, emit);
             }
             _ => {}
