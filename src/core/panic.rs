@@ -18,7 +18,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::{Origin, Protocol, Rejection, RejectionKind, ResponseBody};
+use super::{Origin, Protocol, ProtocolResponses, Rejection, RejectionKind, Reply, ResponseBody};
 
 /// Catches panics of the inner service, in `call` and while its future is polled, and answers
 /// them with a [`RejectionKind::Panicked`] rejection in the request's protocol.
@@ -97,7 +97,7 @@ where
             StateProj::Running { future } => {
                 match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
                     Ok(Poll::Ready(result)) => {
-                        return Poll::Ready(result.map(|response| response.map(ResponseBody::new)));
+                        return Poll::Ready(ProtocolResponses::forward(result));
                     }
                     Ok(Poll::Pending) => return Poll::Pending,
                     Err(panic) => panic,
@@ -105,22 +105,21 @@ where
             }
             StateProj::Panicked { panic } => panic.take().expect("polled after completion"),
         };
-        Poll::Ready(Ok(answer(panic.as_ref(), protocol)))
+        Poll::Ready(ProtocolResponses::reject(
+            protocol,
+            rejection(panic.as_ref()),
+        ))
     }
 }
 
-/// The answer to a panic: logged with its message, never sent to the caller.
-fn answer<RB>(panic: &(dyn Any + Send), protocol: Protocol) -> Response<ResponseBody<RB>> {
+/// The rejection answering a panic: logged with its message, never sent to the caller.
+fn rejection(panic: &(dyn Any + Send)) -> Rejection {
     let message = panic
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(a panic without a message)");
     tracing::error!(target: "steadfast::policy", panic = message, "the handler panicked; answered 500");
-    let rejection = Rejection::new(RejectionKind::Panicked, Origin::Policy)
-        .with_detail("The service failed while handling the request.");
-    match protocol {
-        Protocol::Http => rejection.to_http_response(),
-        Protocol::Grpc => rejection.to_grpc_response(),
-    }
+    Rejection::new(RejectionKind::Panicked, Origin::Policy)
+        .with_detail("The service failed while handling the request.")
 }

@@ -157,21 +157,14 @@ impl ShedLayer {
     pub(crate) fn take_over(&self, old: &ShedLayer) {
         match (&self.source, &old.source) {
             (Source::Shared(new), Source::Shared(old)) => new.succeed(old),
-            (Source::Keyed(new), Source::Keyed(old)) => {
-                let made = new.all();
-                let mut previous = self
-                    .previous
+            // The new layer is not yet in use, so it has made no limiter: each of its limiters
+            // takes over from the old one of its key when it is made.
+            (Source::Keyed(_), Source::Keyed(old)) => {
+                self.previous
                     .0
                     .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                for (key, limiter) in old.all() {
-                    match made.iter().find(|(made, _)| *made == key) {
-                        Some((_, new)) => new.succeed(&limiter),
-                        None => {
-                            previous.insert(key, limiter);
-                        }
-                    }
-                }
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .extend(old.all());
             }
             // Shared and keyed never replace each other in a policy.
             _ => {}
