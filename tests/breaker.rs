@@ -383,7 +383,7 @@ async fn manual_states_behave_as_documented() {
     handle.metrics_only();
     assert_eq!(send(&mut service, 10).await, [500; 10]);
     assert_eq!(handle.state(), State::MetricsOnly);
-    assert_eq!(handle.snapshot().window.failure_rate(), 100.0);
+    assert_eq!(handle.snapshot().window.failure_rate(), Some(100.0));
 
     handle.reset();
     assert_eq!(handle.state(), State::Closed);

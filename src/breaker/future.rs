@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use http::{HeaderMap, Response};
 use pin_project_lite::pin_project;
 
-use super::handle::{BreakerHandle, Call};
+use super::handle::{BreakerHandle, BreakerPermit};
 use super::state::Verdict;
 use crate::core::telemetry;
 use crate::core::{
@@ -16,19 +16,15 @@ use crate::core::{
     Protocol, ProtocolResponses, Rejection, Reply, ResponseBody, TrackedBody, TypedErrors,
 };
 
-/// An admitted call in flight. Dropped unfinished (the response future or the streaming body
-/// was dropped), it gives its permit back and counts for nothing.
+/// An admitted call in flight: the public permit. Dropped unfinished (the response future or
+/// the streaming body was dropped), it gives its permit back and counts for nothing.
 pub(crate) struct Guard {
-    breaker: BreakerHandle,
-    call: Option<Call>,
+    permit: BreakerPermit,
 }
 
 impl Guard {
-    pub(crate) fn new(breaker: BreakerHandle, call: Call) -> Self {
-        Self {
-            breaker,
-            call: Some(call),
-        }
+    pub(crate) fn new(permit: BreakerPermit) -> Self {
+        Self { permit }
     }
 
     fn complete(mut self, verdict: Verdict) {
@@ -36,17 +32,7 @@ impl Guard {
     }
 
     fn finish(&mut self, verdict: Verdict) {
-        if let Some(call) = self.call.take() {
-            self.breaker.complete(call, verdict);
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(call) = self.call.take() {
-            self.breaker.cancel(call);
-        }
+        self.permit.settle(verdict, None);
     }
 }
 

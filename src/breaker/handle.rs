@@ -8,7 +8,7 @@ use metrics::{Counter, Gauge, SharedString};
 use tokio::sync::broadcast;
 
 use super::config::{BreakerConfig, ConfigError, SlidingWindow};
-use super::state::{Machine, Permit, Refusal, State, Transition, Verdict};
+use super::state::{HalfOpenProgress, Machine, Permit, Refusal, State, Transition, Verdict};
 use super::window::{CountWindow, TimeWindow, Window, WindowSnapshot};
 use crate::core::clock::nanos;
 use crate::core::clock::{self, Instant};
@@ -73,11 +73,20 @@ pub struct BreakerEvent {
 
 /// What a breaker knows right now.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct BreakerSnapshot {
     /// The current state.
     pub state: State,
     /// The figures of the sliding window.
     pub window: WindowSnapshot,
+    /// The failure rate (percent) the breaker judges by, or `None` while the window holds
+    /// fewer calls than the minimum (Resilience4j reports `-1` there): "not enough calls yet"
+    /// is told apart from a 0 % rate.
+    pub failure_rate: Option<f64>,
+    /// The slow-call rate (percent), `None` under the same condition.
+    pub slow_call_rate: Option<f64>,
+    /// The probes' progress while half-open: permits in use, probes completed, failed and slow.
+    pub half_open: Option<HalfOpenProgress>,
     /// Trips since the breaker was last closed by successful probes or a reset.
     pub consecutive_opens: u64,
     /// How long until an open breaker lets probes through.
@@ -127,9 +136,15 @@ impl BreakerHandle {
     /// The state and the window's figures.
     pub fn snapshot(&self) -> BreakerSnapshot {
         let now = self.now();
+        let machine = &self.inner.machine;
+        let window = machine.snapshot(now);
+        let (failure_rate, slow_call_rate) = machine.rates(&window);
         BreakerSnapshot {
             state: self.state(),
-            window: self.inner.machine.snapshot(now),
+            window,
+            failure_rate,
+            slow_call_rate,
+            half_open: machine.half_open_progress(),
             consecutive_opens: self.inner.machine.consecutive_opens(),
             open_for: self
                 .inner
@@ -228,31 +243,68 @@ impl BreakerHandle {
         });
     }
 
-    /// Asks to make a call.
-    pub(crate) fn acquire(&self) -> Result<Call, Refusal> {
+    /// Asks permission for one call, outside any Tower service (Resilience4j's
+    /// `tryAcquirePermission`): the [`CircuitBreaker`](super::CircuitBreaker) service itself
+    /// goes through this.
+    ///
+    /// Record how the call went on the permit it returns; a permit dropped unrecorded gives
+    /// its place back and counts for nothing (a cancelled call).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::breaker::{BreakerConfig, BreakerHandle, SlidingWindow, State};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let breaker = BreakerHandle::new(
+    ///     BreakerConfig::new().sliding_window(SlidingWindow::count(4)).minimum_calls(4),
+    /// )
+    /// .unwrap();
+    /// for _ in 0..4 {
+    ///     let permit = breaker.try_acquire().unwrap();
+    ///     permit.failure_after(Duration::from_millis(5));
+    /// }
+    /// assert_eq!(breaker.state(), State::Open);
+    /// let refused = breaker.try_acquire().unwrap_err();
+    /// assert_eq!(refused.state(), State::Open);
+    /// assert!(refused.retry_after().is_some());
+    /// # }
+    /// ```
+    pub fn try_acquire(&self) -> Result<BreakerPermit, NotPermitted> {
+        self.name_once(|| SharedString::const_str("unnamed"));
+        self.clone().acquire().map_err(|(refused, _)| refused)
+    }
+
+    /// Asks to make a call; the handle moves into the permit (no reference count touched), or
+    /// comes back with the refusal.
+    pub(crate) fn acquire(self) -> Result<BreakerPermit, (NotPermitted, Self)> {
         let result = self
             .inner
             .machine
             .acquire(|| self.now(), &mut |transition| self.announce(transition));
         match result {
-            Ok(permit) => Ok(Call {
-                permit,
-                started: self.inner.measures_time.then(clock::now),
+            Ok(permit) => Ok(BreakerPermit {
+                call: Some(Call {
+                    permit,
+                    started: self.inner.measures_time.then(clock::now),
+                }),
+                breaker: self,
             }),
             Err(refusal) => {
                 if let Some(metrics) = self.inner.metrics.get() {
                     metrics.not_permitted.increment(1);
                 }
-                Err(refusal)
+                let state = self.state();
+                Err((NotPermitted { refusal, state }, self))
             }
         }
     }
 
-    /// Records how an admitted call went.
-    pub(crate) fn complete(&self, call: Call, verdict: Verdict) {
-        let duration = call
-            .started
-            .map(|started| clock::now().saturating_duration_since(started));
+    /// Records how an admitted call went, measured from its admission (or as `duration`).
+    fn complete(&self, call: Call, verdict: Verdict, duration: Option<Duration>) {
+        let duration = duration.or_else(|| {
+            call.started
+                .map(|started| clock::now().saturating_duration_since(started))
+        });
         let slow = match (duration, self.inner.slow_nanos) {
             (Some(duration), Some(slow)) => nanos(duration) > slow,
             _ => false,
@@ -278,7 +330,7 @@ impl BreakerHandle {
     }
 
     /// A call was dropped before it finished: it gives its permit back and counts for nothing.
-    pub(crate) fn cancel(&self, call: Call) {
+    fn cancel(&self, call: Call) {
         self.inner.machine.release(call.permit);
         if let Some(metrics) = self.inner.metrics.get() {
             metrics.cancelled.increment(1);
@@ -367,10 +419,134 @@ impl BreakerHandle {
 
 /// An admitted call: its permit, and when it started if the breaker measures durations.
 #[derive(Debug)]
-pub(crate) struct Call {
+struct Call {
     permit: Permit,
     started: Option<Instant>,
 }
+
+/// Permission for one call, from [`BreakerHandle::try_acquire`].
+///
+/// Record the call's outcome with one of the consuming methods; the duration is measured
+/// from the permission (or given). Dropped unrecorded (the call was cancelled, a future
+/// dropped, a handler panicked past it), the permit is given back and counts for nothing, so
+/// a half-open breaker's probe place is never lost.
+#[must_use = "record the call's outcome on the permit; dropping it counts the call as cancelled"]
+pub struct BreakerPermit {
+    breaker: BreakerHandle,
+    call: Option<Call>,
+}
+
+impl BreakerPermit {
+    /// The call succeeded.
+    pub fn success(self) {
+        self.finish(Verdict::Success, None);
+    }
+
+    /// The call failed.
+    pub fn failure(self) {
+        self.finish(Verdict::Failure, None);
+    }
+
+    /// The call's outcome is not the service's doing (another layer refused it, the caller's
+    /// input was bad): it is not counted, and a probe's place is given back.
+    pub fn ignore(self) {
+        self.finish(Verdict::Ignored, None);
+    }
+
+    /// The call succeeded and took `duration` (for the slow-call rate and the window's total
+    /// duration), as Resilience4j's `onSuccess(duration)`.
+    pub fn success_after(self, duration: Duration) {
+        self.finish(Verdict::Success, Some(duration));
+    }
+
+    /// The call failed after `duration`, as Resilience4j's `onError(duration, …)`.
+    pub fn failure_after(self, duration: Duration) {
+        self.finish(Verdict::Failure, Some(duration));
+    }
+
+    /// Gives the permission back without recording anything (Resilience4j's
+    /// `releasePermission`); the same as dropping the permit.
+    pub fn release(self) {
+        drop(self);
+    }
+
+    /// The breaker this permit belongs to.
+    pub fn breaker(&self) -> &BreakerHandle {
+        &self.breaker
+    }
+
+    fn finish(mut self, verdict: Verdict, duration: Option<Duration>) {
+        self.settle(verdict, duration);
+    }
+
+    /// Records the outcome, once: a permit settled already (or dropped after) does nothing.
+    pub(crate) fn settle(&mut self, verdict: Verdict, duration: Option<Duration>) {
+        if let Some(call) = self.call.take() {
+            self.breaker.complete(call, verdict, duration);
+        }
+    }
+}
+
+impl Drop for BreakerPermit {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            self.breaker.cancel(call);
+        }
+    }
+}
+
+impl fmt::Debug for BreakerPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerPermit")
+            .field("breaker", &self.breaker.name())
+            .field(
+                "probe",
+                &self
+                    .call
+                    .as_ref()
+                    .is_some_and(|call| call.permit.is_probe()),
+            )
+            .finish()
+    }
+}
+
+/// A call refused by [`BreakerHandle::try_acquire`] (Resilience4j's
+/// `CallNotPermittedException`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotPermitted {
+    refusal: Refusal,
+    state: State,
+}
+
+impl NotPermitted {
+    /// The breaker's state when it refused: open, forced open, or half-open with every probe
+    /// place taken.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// When a call may be let through again, if known (an open breaker's remaining wait; not
+    /// known when forced open).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.refusal.retry_after_nanos.map(Duration::from_nanos)
+    }
+
+    pub(crate) fn refusal(&self) -> Refusal {
+        self.refusal
+    }
+}
+
+impl fmt::Display for NotPermitted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the circuit breaker is {} and does not permit the call",
+            self.state
+        )
+    }
+}
+
+impl std::error::Error for NotPermitted {}
 
 impl fmt::Debug for BreakerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -59,6 +59,19 @@
 //! gives its permit back and records nothing. The window starts fresh on the way to closed.
 //! Outcomes of calls admitted in an earlier state are ignored.
 //!
+//! # Watching and calling by hand
+//!
+//! [`BreakerHandle::snapshot`] tells the state, the window's figures, the rates the breaker
+//! judges by (`None` while the window holds fewer calls than the minimum: "not enough calls
+//! yet" is not a 0 % rate, where Resilience4j reports `-1`) and, while half-open, the probes'
+//! progress ([`HalfOpenProgress`]: places in use, probes completed, failed and slow).
+//!
+//! Outside a Tower service, [`BreakerHandle::try_acquire`] asks permission for one call and
+//! returns a [`BreakerPermit`] to record the outcome on ([`success`](BreakerPermit::success),
+//! [`failure_after`](BreakerPermit::failure_after), …) or a [`NotPermitted`] that says the state
+//! and how long to wait. The [`CircuitBreaker`] service goes through the same permit, so both
+//! paths behave alike: a permit dropped unrecorded is a cancelled call.
+//!
 //! # gRPC
 //!
 //! A gRPC call's outcome is its `grpc-status`: read from the headers of a trailers-only
@@ -87,8 +100,8 @@ mod loom_tests;
 pub use crate::core::keyed::KeyFn;
 pub use config::{BreakerConfig, ConfigError, SlidingWindow};
 pub use future::{BreakerBody, BreakerReply, EndOfCall, ResponseFuture};
-pub use handle::{BreakerEvent, BreakerHandle, BreakerSnapshot};
+pub use handle::{BreakerEvent, BreakerHandle, BreakerPermit, BreakerSnapshot, NotPermitted};
 pub use layer::{BreakerKey, CircuitBreakerLayer, DEFAULT_MAX_BREAKERS};
 pub use service::CircuitBreaker;
-pub use state::{State, Transition, TransitionReason};
+pub use state::{HalfOpenProgress, State, Transition, TransitionReason};
 pub use window::WindowSnapshot;

@@ -100,13 +100,13 @@ impl<S, C: Clone, M> CircuitBreaker<S, C, M> {
     ) -> ResponseFuture<F, C, M> {
         breaker.name_once(|| SharedString::const_str("shared"));
         match breaker.acquire() {
-            Ok(admitted) => {
-                let guard = Guard::new(breaker, admitted);
+            Ok(permit) => {
+                let guard = Guard::new(permit);
                 let future = call(&mut self.inner);
                 ResponseFuture::running(future, guard, self.classifier.clone(), protocol)
             }
-            Err(refusal) => {
-                let rejection = open_rejection(refusal);
+            Err((refused, breaker)) => {
+                let rejection = open_rejection(refused.refusal());
                 ResponseFuture::rejected(rejection, breaker, self.classifier.clone(), protocol)
             }
         }

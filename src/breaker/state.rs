@@ -215,11 +215,34 @@ impl TransitionReason {
     }
 }
 
+/// How far the probes of a half-open breaker have got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HalfOpenProgress {
+    /// The probes allowed: once this many have completed, they decide.
+    pub permits: u32,
+    /// Permits in use now: probes admitted and not yet finished (completed, cancelled or not
+    /// the service's doing).
+    pub in_flight: u32,
+    /// Probes completed (successes and failures).
+    pub completed: u32,
+    /// Of those, failures.
+    pub failures: u32,
+    /// Of those, slow calls (failed or not).
+    pub slow: u32,
+}
+
 /// Permission for one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Permit {
     generation: u64,
     probe: bool,
+}
+
+impl Permit {
+    pub(crate) fn is_probe(&self) -> bool {
+        self.probe
+    }
 }
 
 /// Admission refused.
@@ -429,9 +452,11 @@ impl Machine {
             return;
         }
         // Thresholds are reached at equality, as Resilience4j users expect.
-        if snapshot.failure_rate() >= self.settings.failure_rate_threshold {
+        let (failure_rate, slow_call_rate) = self.rates(&snapshot);
+        if failure_rate.is_some_and(|rate| rate >= self.settings.failure_rate_threshold) {
             self.trip(current, clock(), TransitionReason::FailureRate, emit);
-        } else if snapshot.slow_call_rate() >= self.settings.slow_call_rate_threshold {
+        } else if slow_call_rate.is_some_and(|rate| rate >= self.settings.slow_call_rate_threshold)
+        {
             self.trip(current, clock(), TransitionReason::SlowCallRate, emit);
         }
     }
@@ -642,6 +667,34 @@ impl Machine {
             .then(|| tagged_value(self.open_until.load(Ordering::Acquire), word.generation))
             .flatten()
             .map(from_micros)
+    }
+
+    /// The failure and slow-call rates of `snapshot`, or `None` while the window holds fewer
+    /// calls than the minimum (as Resilience4j's `-1`): "not enough calls yet" is not a 0 % rate.
+    pub(crate) fn rates(&self, snapshot: &WindowSnapshot) -> (Option<f64>, Option<f64>) {
+        if snapshot.calls == 0 || snapshot.calls < self.settings.minimum_calls {
+            return (None, None);
+        }
+        (snapshot.failure_rate(), snapshot.slow_call_rate())
+    }
+
+    /// How far a half-open breaker's probes have got, if it is half-open.
+    pub(crate) fn half_open_progress(&self) -> Option<HalfOpenProgress> {
+        let word = Word::unpack(self.word.load(Ordering::Acquire));
+        if word.state != State::HalfOpen {
+            return None;
+        }
+        let tally = tagged_value(self.probes.load(Ordering::Acquire), word.generation).unwrap_or(0);
+        // The word counts the places taken (a completed probe keeps its place, a cancelled
+        // one gives it back); those not completed yet are in flight.
+        let completed = (tally & 0xFFFF) as u32;
+        Some(HalfOpenProgress {
+            permits: self.settings.half_open_permits,
+            in_flight: word.permits.saturating_sub(completed),
+            completed,
+            failures: ((tally >> 16) & 0xFFFF) as u32,
+            slow: ((tally >> 32) & 0xFFFF) as u32,
+        })
     }
 
     /// The generation of the current state: a timer armed for one state checks it before acting.

@@ -39,23 +39,19 @@ impl WindowSnapshot {
             && self.slow_failures <= self.slow_calls.min(self.failures)
     }
 
-    /// Failures as a percentage of calls; 0 when empty.
-    pub fn failure_rate(&self) -> f64 {
+    /// Failures as a percentage of calls; `None` when the window is empty.
+    pub fn failure_rate(&self) -> Option<f64> {
         percent(self.failures, self.calls)
     }
 
-    /// Slow calls as a percentage of calls; 0 when empty.
-    pub fn slow_call_rate(&self) -> f64 {
+    /// Slow calls as a percentage of calls; `None` when the window is empty.
+    pub fn slow_call_rate(&self) -> Option<f64> {
         percent(self.slow_calls, self.calls)
     }
 }
 
-fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
-    }
+fn percent(part: u64, whole: u64) -> Option<f64> {
+    (whole != 0).then(|| part as f64 * 100.0 / whole as f64)
 }
 
 /// One recorded call.
@@ -433,9 +429,9 @@ mod tests {
             slow_calls: 4,
             ..Default::default()
         };
-        assert_eq!(snapshot.failure_rate(), 25.0);
-        assert_eq!(snapshot.slow_call_rate(), 50.0);
-        assert_eq!(WindowSnapshot::default().failure_rate(), 0.0);
+        assert_eq!(snapshot.failure_rate(), Some(25.0));
+        assert_eq!(snapshot.slow_call_rate(), Some(50.0));
+        assert_eq!(WindowSnapshot::default().failure_rate(), None);
     }
 
     #[derive(Clone, Debug)]
