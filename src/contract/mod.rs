@@ -77,8 +77,16 @@
 //! # Choices
 //!
 //! - OpenAPI 3.0 schemas are JSON Schema draft 4 with `nullable` rewritten as a `null` type;
-//!   3.1 schemas are JSON Schema 2020-12. `$ref`s point within the document; formats
-//!   (`date-time`, `email`, `uuid`, ...) are checked.
+//!   3.1 schemas are JSON Schema 2020-12. `$ref`s point within the document.
+//! - Formats assert, the same way under 3.0 and 3.1: `int32`/`int64` as integer ranges,
+//!   every JSON Schema 2020-12 format (`date`, `date-time`, `email`, `uuid`, `uri`,
+//!   `hostname`, `ipv4`, `duration`, …) with one implementation for both dialects, `byte` as
+//!   canonical base64 under 3.0 only (3.1 has `contentEncoding` for it); `float`, `double`,
+//!   `password` and `binary` are hints, and unknown formats are ignored, as JSON Schema says.
+//!   [`ContractBuilder::format`] registers a format (or replaces a built-in one);
+//!   [`ContractBuilder::assert_formats`] turns assertion off for a contract.
+//! - Integer parameters are read exactly (`i64`/`u64`, never through a float); only digits
+//!   with an optional `-` are an integer, so `1.0` and `1e3` are not.
 //! - Path items, operations, parameters, request bodies and responses may be `$ref`s too.
 //! - `readOnly`/`writeOnly`, `discriminator`, `style: deepObject` and object-valued
 //!   parameters are not interpreted; their schemas apply as written.
@@ -87,6 +95,7 @@
 
 mod body;
 mod config;
+mod formats;
 mod future;
 mod grpc;
 mod json;

@@ -67,11 +67,10 @@ impl Scalar {
     /// schema then rejects with a useful message if it was meant to be something else.
     fn read(self, text: &str) -> Value {
         let as_number = || {
-            text.parse::<i64>().map(Value::from).ok().or_else(|| {
-                text.parse::<f64>()
+            integer(text).or_else(|| {
+                // JSON's number grammar (no `inf`, `nan`, hex, leading `+` or `.5`).
+                serde_json::from_str::<serde_json::Number>(text)
                     .ok()
-                    .filter(|f| f.is_finite())
-                    .and_then(serde_json::Number::from_f64)
                     .map(Value::Number)
             })
         };
@@ -82,12 +81,39 @@ impl Scalar {
         };
         let typed = match self {
             Scalar::String => None,
-            Scalar::Integer | Scalar::Number => as_number(),
+            // Only an integer's digits are read as an integer: `1.0` or `1e3` stays text, which
+            // the schema then rejects as not an integer.
+            Scalar::Integer => integer(text),
+            Scalar::Number => as_number(),
             Scalar::Boolean => as_bool(),
             Scalar::Any => as_number().or_else(as_bool),
         };
         typed.unwrap_or_else(|| Value::String(text.to_owned()))
     }
+}
+
+/// An integer written as an optional `-` and digits, exactly: as `i64` or `u64` when it fits
+/// (no detour through `f64`, which rounds beyond 2^53), as the nearest float beyond (where no
+/// integer format can hold it anyway).
+fn integer(text: &str) -> Option<Value> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    if let Ok(value) = text.parse::<i64>() {
+        return Some(Value::from(value));
+    }
+    if let Ok(value) = text.parse::<u64>() {
+        return Some(Value::from(value));
+    }
+    // Beyond both: below i64::MIN or above u64::MAX. The nearest float may round onto
+    // -2^63 itself; step one float further out, so that it stays outside every range it is
+    // outside of.
+    let mut value = text.parse::<f64>().ok().filter(|value| value.is_finite())?;
+    if value == i64::MIN as f64 {
+        value = f64::from_bits(value.to_bits() + 1);
+    }
+    serde_json::Number::from_f64(value).map(Value::Number)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
