@@ -385,3 +385,287 @@ async fn formats_in_code_attached_schemas_are_checked() {
         assert_eq!(got, status, "{body}");
     }
 }
+
+/// (content type, body, status expected, (pointer, keyword) of each violation expected).
+type BodyRow = (
+    &'static str,
+    &'static [u8],
+    u16,
+    &'static [(&'static str, &'static str)],
+);
+
+#[tokio::test]
+async fn text_and_form_bodies_are_validated_where_the_document_gives_a_schema() {
+    let rows: &[BodyRow] = &[
+        ("text/plain", b"short", 201, &[]),
+        ("text/plain; charset=utf-8", b"0123456789", 201, &[]),
+        (
+            "text/plain",
+            b"much too long",
+            422,
+            &[("/body", "maxLength")],
+        ),
+        ("text/plain", b"\xff\xfe bad", 400, &[("/body", "syntax")]),
+        (FORM, b"title=a&count=3&tags=x&tags=y&draft=true", 201, &[]),
+        // An array property is an array even when given once.
+        (FORM, b"title=a&tags=x", 201, &[]),
+        (FORM, b"title=a+b%21", 201, &[]),
+        (FORM, b"count=3", 422, &[("/body", "required")]),
+        (FORM, b"title=", 422, &[("/body/title", "minLength")]),
+        (FORM, b"title=a&count=abc", 422, &[("/body/count", "type")]),
+        (FORM, b"title=a&count=1.5", 422, &[("/body/count", "type")]),
+        (
+            FORM,
+            b"title=a&count=2147483648",
+            422,
+            &[("/body/count", "format")],
+        ),
+        (FORM, b"title=a&draft=yes", 422, &[("/body/draft", "type")]),
+        // A field given twice that is not an array.
+        (FORM, b"title=a&title=b", 422, &[("/body/title", "type")]),
+        (
+            FORM,
+            b"title=a&extra=1",
+            422,
+            &[("/body", "additionalProperties")],
+        ),
+        // No schema the layer applies: handed on as it is.
+        ("application/octet-stream", b"\x00\x01\x02", 201, &[]),
+        (
+            "image/png",
+            b"\x89PNG",
+            415,
+            &[("/content-type", "contentType")],
+        ),
+    ];
+    for (document, dialect) in [(FORMATS_30, "3.0"), (FORMATS_31, "3.1")] {
+        let mut service = service(contract(document), ContractConfig::default());
+        for (content_type, body, expected, expected_violations) in rows {
+            let what = format!(
+                "{dialect} {content_type} {:?}",
+                String::from_utf8_lossy(body)
+            );
+            let (status, problem, echoed) = send(
+                &mut service,
+                post("/notes", content_type, Bytes::from_static(body)),
+            )
+            .await;
+            assert_eq!(status.as_u16(), *expected, "{what}: {problem}");
+            let wanted: Vec<(String, String)> = expected_violations
+                .iter()
+                .map(|(p, k)| (p.to_string(), k.to_string()))
+                .collect();
+            assert_eq!(violations(&problem), wanted, "{what}");
+            if *expected == 201 {
+                assert_eq!(
+                    &echoed[..],
+                    *body,
+                    "{what}: the handler reads the same bytes"
+                );
+            }
+        }
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+#[tokio::test]
+async fn a_validated_form_body_reaches_the_handler_as_its_typed_value() {
+    let layer = ContractLayer::new(contract(FORMATS_31), ContractConfig::default()).unwrap();
+    let mut service = ServiceBuilder::new().layer(layer).service_fn(
+        |request: Request<ContractBody<Full<Bytes>>>| async move {
+            let value = request
+                .extensions()
+                .get::<steadfast::contract::ValidatedJson>()
+                .map(|value| value.0.to_string())
+                .unwrap_or_default();
+            Ok::<_, BoxError>(Response::new(Full::new(Bytes::from(value))))
+        },
+    );
+    let response = service
+        .ready()
+        .await
+        .unwrap()
+        .call(post("/notes", FORM, "title=a&count=3&tags=x&draft=false"))
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let value: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        value,
+        json!({"title": "a", "count": 3, "tags": ["x"], "draft": false})
+    );
+}
+
+#[tokio::test]
+async fn report_mode_hands_on_invalid_text_and_forms() {
+    let config = ContractConfig::default().requests(steadfast::contract::Mode::Report);
+    let mut service = service(contract(FORMATS_30), config);
+    for (content_type, body) in [("text/plain", "much too long"), (FORM, "count=x")] {
+        let (status, _, echoed) = send(&mut service, post("/notes", content_type, body)).await;
+        assert_eq!(status, 201, "{content_type}");
+        assert_eq!(&echoed[..], body.as_bytes());
+    }
+}
+
+/// A body of `chunks` chunks of `size` bytes, streamed with no declared length; counts what
+/// was pulled from it.
+fn streamed(
+    chunks: usize,
+    size: usize,
+    pulled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> http_body_util::StreamBody<
+    impl futures::Stream<Item = Result<http_body::Frame<Bytes>, std::convert::Infallible>>,
+> {
+    let stream = futures::stream::iter(0..chunks).map(move |_| {
+        pulled.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        Ok(http_body::Frame::data(Bytes::from(vec![b'x'; size])))
+    });
+    http_body_util::StreamBody::new(stream)
+}
+
+use futures::StreamExt;
+
+#[tokio::test]
+async fn bodies_the_layer_does_not_read_are_limited_while_streaming_with_its_own_413() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let limit = 4096;
+    for (document, content_type) in [
+        (FORMATS_30, "application/octet-stream"),
+        (FORMATS_31, "application/octet-stream"),
+        // Read by the layer itself: the same answer.
+        (FORMATS_30, "text/plain"),
+        (FORMATS_31, FORM),
+    ] {
+        for (chunks, expected) in [(4, 201), (5, 413), (64, 413)] {
+            let pulled = Arc::new(AtomicUsize::new(0));
+            let received = Arc::new(AtomicUsize::new(0));
+            let seen = received.clone();
+            let layer = ContractLayer::new(
+                contract(document),
+                ContractConfig::default().max_body_bytes(limit),
+            )
+            .unwrap();
+            let mut service = ServiceBuilder::new().layer(layer).service_fn(
+                move |request: Request<ContractBody<_>>| {
+                    let seen = seen.clone();
+                    async move {
+                        let mut body = request.into_body();
+                        while let Some(frame) = body.frame().await {
+                            match frame {
+                                Ok(frame) => {
+                                    if let Some(data) = frame.data_ref() {
+                                        seen.fetch_add(data.len(), Ordering::Relaxed);
+                                    }
+                                }
+                                // As Axum answers a body past its limit.
+                                Err(_) => {
+                                    return Ok::<_, BoxError>(
+                                        Response::builder()
+                                            .status(413)
+                                            .body(Full::new(Bytes::from_static(b"too big")))
+                                            .unwrap(),
+                                    );
+                                }
+                            }
+                        }
+                        Ok(Response::builder()
+                            .status(201)
+                            .body(Full::new(Bytes::new()))
+                            .unwrap())
+                    }
+                },
+            );
+            let body = streamed(chunks, 1024, pulled.clone());
+            let request = Request::post("/notes")
+                .header("content-type", content_type)
+                .body(body)
+                .unwrap();
+            let response = service.ready().await.unwrap().call(request).await.unwrap();
+            let what = format!("{content_type}, {chunks} KiB");
+            let status = response.status().as_u16();
+            let problem = response
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v == "application/problem+json");
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            if content_type == "text/plain" && chunks == 4 {
+                // 4 KiB of `x` is valid text but breaks maxLength 10.
+                assert_eq!(status, 422, "{what}");
+                continue;
+            }
+            if content_type == FORM && chunks == 4 {
+                // One field named `xxx…` with no value: not a documented property.
+                assert_eq!(status, 422, "{what}");
+                continue;
+            }
+            assert_eq!(status, expected, "{what}");
+            if expected == 413 {
+                assert!(
+                    problem,
+                    "{what}: the layer's problem, not the handler's text"
+                );
+                let problem: Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(
+                    violations(&problem),
+                    [("/body".to_owned(), "maxBodySize".to_owned())],
+                    "{what}"
+                );
+            }
+            assert!(
+                received.load(Ordering::Relaxed) <= limit,
+                "{what}: the handler never sees more than the limit"
+            );
+            // Never more than the limit held: the stream is pulled one chunk past it at most.
+            assert!(
+                pulled.load(Ordering::Relaxed) <= limit + 1024,
+                "{what}: pulled {}",
+                pulled.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_ignores_a_large_streamed_body_keeps_its_answer() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    let layer = ContractLayer::new(
+        contract(FORMATS_30),
+        ContractConfig::default().max_body_bytes(1024),
+    )
+    .unwrap();
+    let mut service = ServiceBuilder::new().layer(layer).service_fn(
+        |_request: Request<ContractBody<_>>| async move {
+            Ok::<_, BoxError>(
+                Response::builder()
+                    .status(201)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+        },
+    );
+    let request = Request::post("/notes")
+        .header("content-type", "application/octet-stream")
+        .body(streamed(8, 1024, Arc::new(AtomicUsize::new(0))))
+        .unwrap();
+    let response = service.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn a_declared_length_past_the_limit_is_refused_before_the_handler() {
+    let config = ContractConfig::default().max_body_bytes(16);
+    let mut service = service(contract(FORMATS_31), config);
+    let mut request = post("/notes", "application/octet-stream", vec![0u8; 17]);
+    request
+        .headers_mut()
+        .insert("content-length", http::HeaderValue::from_static("17"));
+    let (status, problem, _) = send(&mut service, request).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        violations(&problem),
+        [("/body".to_owned(), "maxBodySize".to_owned())]
+    );
+}

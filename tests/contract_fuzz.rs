@@ -17,6 +17,8 @@ use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 const PETSTORE_30: &str = include_str!("fixtures/petstore-3.0.yaml");
 const PETSTORE_31: &str = include_str!("fixtures/petstore-3.1.json");
+const FORMATS_30: &str = include_str!("fixtures/formats-3.0.yaml");
+const FORMATS_31: &str = include_str!("fixtures/formats-3.1.json");
 const LIMIT: usize = 4096;
 
 fn body_strategy() -> impl Strategy<Value = Vec<u8>> {
@@ -50,6 +52,27 @@ fn body_strategy() -> impl Strategy<Value = Vec<u8>> {
             0..200
         )
         .prop_map(|parts| parts.concat().into_bytes()),
+        // Form-looking text.
+        prop::collection::vec(
+            prop::sample::select(vec![
+                "title",
+                "count",
+                "tags",
+                "draft",
+                "=",
+                "&",
+                "%",
+                "%ff",
+                "+",
+                "1",
+                "-9",
+                "true",
+                "2147483648",
+                "x",
+            ]),
+            0..120
+        )
+        .prop_map(|parts| parts.concat().into_bytes()),
         // Valid JSON of random shape.
         any::<u32>().prop_map(
             |n| format!(r#"{{"name":"n{n}","kind":"cat","age":{}}}"#, n % 300).into_bytes()
@@ -66,7 +89,7 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
 
 #[derive(Debug, Clone)]
 struct Case {
-    document: bool,
+    document: u8,
     method: &'static str,
     path: String,
     query: String,
@@ -80,7 +103,7 @@ struct Case {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        any::<bool>(),
+        0u8..4,
         prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
         prop::sample::select(vec![
             "/pets".to_owned(),
@@ -90,6 +113,9 @@ fn case() -> impl Strategy<Value = Case> {
             "/pets/1/photo".to_owned(),
             "/pets//photo".to_owned(),
             "/unknown".to_owned(),
+            "/notes".to_owned(),
+            "/things".to_owned(),
+            "/things/9223372036854775808".to_owned(),
         ]),
         "[a-z=&%0-9,+]{0,40}",
         prop::option::of(prop::sample::select(vec![
@@ -98,6 +124,9 @@ fn case() -> impl Strategy<Value = Case> {
             "APPLICATION/JSON".to_owned(),
             "image/png".to_owned(),
             "text/plain".to_owned(),
+            "text/plain; charset=utf-8".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+            "application/octet-stream".to_owned(),
             "application/grpc".to_owned(),
             ";;;".to_owned(),
         ])),
@@ -182,11 +211,7 @@ async fn run(case: Case) -> Result<(), TestCaseError> {
     let Some(request) = request(&case) else {
         return Ok(());
     };
-    let document = if case.document {
-        PETSTORE_30
-    } else {
-        PETSTORE_31
-    };
+    let document = [PETSTORE_30, PETSTORE_31, FORMATS_30, FORMATS_31][usize::from(case.document)];
     let contract = Contract::from_openapi(document).unwrap();
     let config = ContractConfig::default()
         .max_body_bytes(LIMIT)

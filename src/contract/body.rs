@@ -2,6 +2,8 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -30,7 +32,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Untouched { #[pin] body: B },
-        Limited { #[pin] body: Limited<B> },
+        Limited { #[pin] body: Limited<B>, overflow: Option<Overflow> },
         Read { data: Option<Bytes>, trailers: Option<HeaderMap> },
         Replay {
             prefix: Option<Bytes>,
@@ -41,6 +43,21 @@ pin_project! {
             frames: Option<FrameChecker>,
         },
         Framed { #[pin] body: B, frames: FrameChecker },
+    }
+}
+
+/// Set when a streamed request body went past the size limit: shared by the body the handler
+/// reads and the response future that answers for it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Overflow(Arc<AtomicBool>);
+
+impl Overflow {
+    fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn happened(&self) -> bool {
+        self.0.load(Ordering::Acquire)
     }
 }
 
@@ -64,10 +81,14 @@ impl<B> ContractBody<B> {
         }
     }
 
-    pub(crate) fn limited(body: B, limit: usize) -> Self {
+    /// The body streaming under `limit`; going past it is an error for the reader and, if
+    /// `overflow` is given, a mark the layer finds when the response comes back (and answers
+    /// with its own `413` problem instead of whatever the handler made of the error).
+    pub(crate) fn limited(body: B, limit: usize, overflow: Option<Overflow>) -> Self {
         Self {
             kind: Kind::Limited {
                 body: Limited::new(body, limit),
+                overflow,
             },
         }
     }
@@ -125,9 +146,16 @@ where
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },
-            KindProj::Limited { body } => match body.poll_frame(cx) {
+            KindProj::Limited { body, overflow } => match body.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(to_bytes(frame)))),
-                Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),
+                Poll::Ready(Some(Err(error))) => {
+                    if let Some(overflow) = overflow
+                        && error.is::<http_body_util::LengthLimitError>()
+                    {
+                        overflow.mark();
+                    }
+                    Poll::Ready(Some(Err(error)))
+                }
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },
@@ -156,7 +184,7 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Untouched { body } => body.is_end_stream(),
-            Kind::Limited { body } => body.is_end_stream(),
+            Kind::Limited { body, .. } => body.is_end_stream(),
             Kind::Read { data, trailers } => data.is_none() && trailers.is_none(),
             Kind::Replay {
                 prefix,
@@ -171,7 +199,7 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Untouched { body } => body.size_hint(),
-            Kind::Limited { body } => body.size_hint(),
+            Kind::Limited { body, .. } => body.size_hint(),
             Kind::Read { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }

@@ -14,10 +14,11 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use super::Direction;
-use super::body::ContractBody;
+use super::body::{ContractBody, Overflow};
 use super::config::Mode;
 use super::grpc::{FirstFrame, FrameChecker, MessageCheck, first_frame};
 use super::service::{Next, OperationRef, Shared};
+use super::spec::BodyKind;
 use super::violation::Collector;
 use crate::core::grpc::Code;
 use crate::core::{Origin, Rejection, RejectionKind, ResponseBody, telemetry};
@@ -26,10 +27,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What to do with a request body once it is read.
 pub(crate) enum ReadPlan {
-    /// Parse it as JSON and validate it against the operation's media type `media`.
-    Json {
+    /// Read it as `kind` says and validate it against the operation's media type `media`.
+    Body {
         operation: OperationRef,
         media: usize,
+        kind: BodyKind,
         enforce: bool,
     },
     /// Read the first gRPC message, check its size and run the method's hook on it.
@@ -38,6 +40,14 @@ pub(crate) enum ReadPlan {
         check: Option<Arc<MessageCheck>>,
         max: usize,
     },
+}
+
+/// A body streamed to the service under the size limit: if the service's reading went past the
+/// limit, its response (whatever it made of the error) gives way to the layer's `413` problem.
+pub(crate) struct OverflowCheck {
+    pub(crate) overflow: Overflow,
+    pub(crate) route: Arc<str>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// A response to check once the inner service answers.
@@ -144,6 +154,7 @@ pin_project! {
         #[pin]
         state: State<S, S::Future, B, RB>,
         response_check: Option<ResponseCheck>,
+        overflow: Option<OverflowCheck>,
     }
 }
 
@@ -191,6 +202,7 @@ where
                 response: Some(response),
             },
             response_check: None,
+            overflow: None,
         }
     }
 
@@ -198,12 +210,14 @@ where
         mut service: S,
         request: Request<ContractBody<B>>,
         response_check: Option<ResponseCheck>,
+        overflow: Option<OverflowCheck>,
     ) -> Self {
         Self {
             state: State::Called {
                 future: service.call(request),
             },
             response_check,
+            overflow,
         }
     }
 
@@ -227,6 +241,7 @@ where
                 plan,
             },
             response_check,
+            overflow: None,
         }
     }
 }
@@ -244,9 +259,10 @@ where
     B::Error: Into<BoxError>,
 {
     match plan {
-        ReadPlan::Json {
+        ReadPlan::Body {
             operation,
             media,
+            kind,
             enforce,
         } => match outcome {
             Err(_) => {
@@ -260,6 +276,9 @@ where
                 ))
             }
             Ok(Read::Overflow) => {
+                if *enforce {
+                    return Next::Answer(shared.too_large(&operation.template));
+                }
                 let max = shared.config.max_body_bytes;
                 let mut violations = Collector::new(shared.config.max_violations);
                 violations.push(
@@ -267,14 +286,6 @@ where
                     "maxBodySize",
                     format!("the body is larger than the {max} bytes allowed"),
                 );
-                if *enforce {
-                    return Next::Answer(shared.request_rejection(
-                        operation,
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "The request body is too large.",
-                        violations,
-                    ));
-                }
                 shared.report(&operation.template, Direction::Request, &violations);
                 let prefix = reader.take();
                 Next::Call(Request::from_parts(
@@ -285,7 +296,8 @@ where
             Ok(Read::Done) => {
                 let data = reader.take();
                 let trailers = reader.trailers.take();
-                shared.finish_json_request(operation, *media, *enforce, parts, data, trailers)
+                shared
+                    .finish_body_request(operation, *media, *kind, *enforce, parts, data, trailers)
             }
         },
         ReadPlan::GrpcFirstMessage { path, check, max } => {
@@ -378,7 +390,7 @@ where
                 } => {
                     let read_body = body.as_mut().expect("the body is read once");
                     let (keep_overflow, grpc_max) = match plan {
-                        ReadPlan::Json { enforce, .. } => (!*enforce, None),
+                        ReadPlan::Body { enforce, .. } => (!*enforce, None),
                         ReadPlan::GrpcFirstMessage { max, .. } => (true, Some(*max)),
                     };
                     let enough = |read: &[u8]| {
@@ -410,7 +422,16 @@ where
                     }
                 }
                 StateProj::Called { future } => {
-                    let response = ready!(future.poll(cx))?;
+                    let response = ready!(future.poll(cx));
+                    // The handler read past the limit: whatever it answered (Axum's plain 413,
+                    // a 400, an error), the caller gets the layer's problem.
+                    if let Some(check) = this.overflow.as_ref()
+                        && check.overflow.happened()
+                    {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Ok(check.shared.too_large(&check.route)));
+                    }
+                    let response = response?;
                     // Another steadfast layer's rejection (an inner shedder, say) is not the
                     // handler's answer: the contract does not judge it.
                     let own_rejection = response.extensions().get::<Rejection>().is_some();

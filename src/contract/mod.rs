@@ -68,8 +68,26 @@
 //!
 //! With Axum, add it with `Router::layer`: it reads the route template from `MatchedPath`
 //! (Axum's `{id}` templates are OpenAPI's). Elsewhere it matches the request path against the
-//! documented templates, literal segments first. A validated JSON body is handed on as the same
-//! bytes (no copy), and its parsed value is in the request extensions as [`ValidatedJson`].
+//! documented templates, literal segments first. A validated body is handed on as the same
+//! bytes (no copy), and its value is in the request extensions as [`ValidatedJson`].
+//!
+//! # Bodies
+//!
+//! - JSON bodies (`application/json`, `*+json`) are read whole, parsed and validated.
+//! - `text/*` bodies with a schema are read as one JSON string (they must be UTF-8: else
+//!   `400`, keyword `syntax`) and validated.
+//! - `application/x-www-form-urlencoded` bodies with a schema are read as an object of their
+//!   fields, each typed as its property's schema says (`count=3` is the integer 3 for an
+//!   `integer` property; text that is not of the type stays text, for the schema to reject); a
+//!   field is an array when its property is one, and when it is given more than once.
+//!   Encoding objects (`style`, `explode` per field) are not interpreted.
+//! - Every other body (and a text or form body without a schema) streams on unread. In
+//!   enforce mode it is limited while it streams: the handler's reading fails past
+//!   `max_body_bytes`, and whatever the handler answers then (Axum's plain-text `413`, a
+//!   `400`, an error), the caller gets the layer's `413` problem. Multipart bodies are
+//!   limited, not validated.
+//! - A declared `Content-Length` past the limit is refused before the handler is called; a
+//!   body read by the layer is never held past the limit either.
 //!
 //! The layer needs `S: Clone`, because it may read the body before it calls the inner service.
 //! Rejections are always protocol responses (this layer is for HTTP and gRPC services).
@@ -116,7 +134,8 @@ pub use layer::ContractLayer;
 pub use service::ContractService;
 pub use spec::{Contract, ContractBuilder, RouteSchemas, SpecError};
 
-/// The parsed JSON body of a request that passed its contract, in the request extensions.
+/// The value of a request body that passed its contract, in the request extensions: the parsed
+/// JSON, a text body as a string, a form body as the typed object it was validated as.
 ///
 /// Handlers that want the value rather than the bytes can take it with Axum's
 /// `Extension<ValidatedJson>` instead of parsing the body again.

@@ -43,7 +43,7 @@ pub(crate) enum Scalar {
 }
 
 impl Scalar {
-    fn of(schema: &Value) -> Scalar {
+    pub(crate) fn of(schema: &Value) -> Scalar {
         let kind = match schema.get("type") {
             Some(Value::String(kind)) => kind.as_str(),
             // OpenAPI 3.1 `["integer", "null"]`: the non-null one.
@@ -65,7 +65,7 @@ impl Scalar {
 
     /// The value of `text` for the schema: a number, a boolean, or the text itself, which the
     /// schema then rejects with a useful message if it was meant to be something else.
-    fn read(self, text: &str) -> Value {
+    pub(crate) fn read(self, text: &str) -> Value {
         let as_number = || {
             integer(text).or_else(|| {
                 // JSON's number grammar (no `inf`, `nan`, hex, leading `+` or `.5`).

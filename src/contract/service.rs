@@ -13,12 +13,12 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use tower::Service;
 
-use super::body::ContractBody;
+use super::body::{ContractBody, Overflow};
 use super::config::{ContractConfig, Mode, Undocumented};
-use super::future::{ReadPlan, ResponseCheck, ResponseFuture};
+use super::future::{OverflowCheck, ReadPlan, ResponseCheck, ResponseFuture};
 use super::grpc::FrameChecker;
 use super::params;
-use super::spec::{Compiled, Contract, Media, Operation, essence, find_media};
+use super::spec::{BodyKind, Compiled, Contract, Media, Operation, essence, find_media};
 use super::violation::Collector;
 use super::{Direction, ValidatedJson};
 use crate::core::grpc::Code;
@@ -213,7 +213,7 @@ impl Shared {
                 });
         if runtime.requests == Mode::Off {
             let request = request.map(ContractBody::untouched);
-            return ResponseFuture::call(service, request, response_check);
+            return ResponseFuture::call(service, request, response_check, None);
         }
         let enforce = runtime.requests == Mode::Enforce;
         let mut violations = Collector::new(self.config.max_violations);
@@ -250,28 +250,14 @@ impl Shared {
         let declared = declared_length(request.headers());
         let max = self.config.max_body_bytes;
         if enforce && declared.is_some_and(|length| length > max as u64) {
-            violations.push(
-                "/body",
-                "maxBodySize",
-                format!("the body is larger than the {max} bytes allowed"),
-            );
-            return ResponseFuture::rejected(self.request_rejection(
-                &at,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request body is too large.",
-                violations,
-            ));
+            return ResponseFuture::rejected(self.too_large(&at.template));
         }
         let has_body = declared != Some(0) && !request.body().is_end_stream();
-        let pass_on = |request: Request<B>| {
-            if enforce {
-                request.map(|body| ContractBody::limited(body, max))
-            } else {
-                request.map(ContractBody::untouched)
-            }
-        };
+        // A body the layer does not read streams on, under the size limit in enforce mode.
+        let pass_on = |request: Request<B>| self.stream_on(request, &at.template, enforce);
         let Some(spec) = &operation.body else {
-            return ResponseFuture::call(service, pass_on(request), response_check);
+            let (request, overflow) = pass_on(request);
+            return ResponseFuture::call(service, request, response_check, overflow);
         };
         if !has_body {
             if spec.required {
@@ -286,7 +272,8 @@ impl Shared {
                 }
                 self.report(&at.template, Direction::Request, &violations);
             }
-            return ResponseFuture::call(service, pass_on(request), response_check);
+            let (request, overflow) = pass_on(request);
+            return ResponseFuture::call(service, request, response_check, overflow);
         }
         let content_type = request
             .headers()
@@ -309,13 +296,19 @@ impl Shared {
                     ));
                 }
                 self.report(&at.template, Direction::Request, &violations);
-                ResponseFuture::call(service, pass_on(request), response_check)
+                let (request, overflow) = pass_on(request);
+                ResponseFuture::call(service, request, response_check, overflow)
             }
-            Some((media, found)) if found.json => {
+            Some((media, found)) if found.reads(content_type.as_deref().and_then(BodyKind::of)) => {
+                let kind = content_type
+                    .as_deref()
+                    .and_then(BodyKind::of)
+                    .expect("a read body has a kind");
                 let (parts, body) = request.into_parts();
-                let plan = ReadPlan::Json {
+                let plan = ReadPlan::Body {
                     operation: at,
                     media,
+                    kind,
                     enforce,
                 };
                 ResponseFuture::read_request(
@@ -328,8 +321,57 @@ impl Shared {
                     response_check,
                 )
             }
-            Some(_) => ResponseFuture::call(service, pass_on(request), response_check),
+            Some(_) => {
+                let (request, overflow) = pass_on(request);
+                ResponseFuture::call(service, request, response_check, overflow)
+            }
         }
+    }
+
+    /// A body handed on unread: limited to `max_body_bytes` when `limit`, with the mark that
+    /// lets the response future answer `413` itself if the handler's reading went past it.
+    fn stream_on<B>(
+        self: &Arc<Self>,
+        request: Request<B>,
+        route: &Arc<str>,
+        limit: bool,
+    ) -> (Request<ContractBody<B>>, Option<OverflowCheck>)
+    where
+        B: Body,
+    {
+        if !limit {
+            return (request.map(ContractBody::untouched), None);
+        }
+        let max = self.config.max_body_bytes;
+        if request.body().is_end_stream() {
+            return (
+                request.map(|body| ContractBody::limited(body, max, None)),
+                None,
+            );
+        }
+        let overflow = Overflow::default();
+        let check = OverflowCheck {
+            overflow: overflow.clone(),
+            route: route.clone(),
+            shared: self.clone(),
+        };
+        let request = request.map(|body| ContractBody::limited(body, max, Some(overflow)));
+        (request, Some(check))
+    }
+
+    /// The `413` problem for a body past `max_body_bytes`.
+    pub(crate) fn too_large<RB>(&self, route: &str) -> Response<ResponseBody<RB>> {
+        let max = self.config.max_body_bytes;
+        let mut violations = Collector::new(self.config.max_violations);
+        violations.push(
+            "/body",
+            "maxBodySize",
+            format!("the body is larger than the {max} bytes allowed"),
+        );
+        let rejection = Rejection::new(RejectionKind::InvalidRequest, Origin::Contract)
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            .with_detail("The request body is too large.");
+        self.problem_response(&self.request_rejection_of(route, violations, rejection))
     }
 
     fn begin_grpc<S, B, RB>(
@@ -354,7 +396,7 @@ impl Shared {
             }
             let checker = FrameChecker::new(self.config.grpc_max_message_bytes);
             let request = request.map(|body| ContractBody::framed(body, checker));
-            return ResponseFuture::call(service, request, None);
+            return ResponseFuture::call(service, request, None, None);
         };
         let missing: Vec<&str> = method
             .required_metadata
@@ -392,7 +434,7 @@ impl Shared {
     }
 
     fn undocumented<S, B, RB>(
-        &self,
+        self: &Arc<Self>,
         service: S,
         request: Request<B>,
         status: StatusCode,
@@ -400,17 +442,16 @@ impl Shared {
     ) -> ResponseFuture<S, B, RB>
     where
         S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
+        B: Body,
     {
         if self.config.undocumented == Undocumented::Pass {
             // Still bounded: the size limit protects the service, documented route or not.
-            let request = match self.config.requests {
-                Mode::Enforce => {
-                    let max = self.config.max_body_bytes;
-                    request.map(|body| ContractBody::limited(body, max))
-                }
-                Mode::Report | Mode::Off => request.map(ContractBody::untouched),
-            };
-            return ResponseFuture::call(service, request, None);
+            let route: Arc<str> = route::template(request.extensions())
+                .unwrap_or(route::UNMATCHED_ROUTE)
+                .into();
+            let limit = self.config.requests == Mode::Enforce;
+            let (request, overflow) = self.stream_on(request, &route, limit);
+            return ResponseFuture::call(service, request, None, overflow);
         }
         let detail = if status == StatusCode::NOT_FOUND {
             "The path is not part of the contract."
@@ -440,7 +481,7 @@ impl Shared {
     }
 
     /// A request rejection made, counted and logged; the violations listed on it.
-    fn request_rejection_of(
+    pub(crate) fn request_rejection_of(
         &self,
         route: &str,
         violations: Collector,
@@ -503,11 +544,13 @@ impl Shared {
         );
     }
 
-    /// Checks a JSON request body that has been read whole, and hands it on or rejects it.
-    pub(crate) fn finish_json_request<B, RB>(
+    /// Checks a request body that has been read whole, and hands it on or rejects it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn finish_body_request<B, RB>(
         &self,
         at: &OperationRef,
         media: usize,
+        kind: BodyKind,
         enforce: bool,
         mut parts: http::request::Parts,
         data: Bytes,
@@ -520,10 +563,14 @@ impl Shared {
             .as_ref()
             .expect("a planned body has a spec")
             .media[media];
-        let (status, detail) = match media.check_json(&data, &mut violations) {
-            None => (
+        let (status, detail) = match media.check(kind, &data, &mut violations) {
+            None if kind == BodyKind::Json => (
                 StatusCode::BAD_REQUEST,
                 "The request body is not valid JSON.",
+            ),
+            None => (
+                StatusCode::BAD_REQUEST,
+                "The request body is not valid text.",
             ),
             Some(value) => {
                 if violations.is_empty() {

@@ -346,17 +346,48 @@ pub(crate) struct BodySpec {
     pub(crate) media: Vec<Media>,
 }
 
-/// One documented media type, with its compiled schema if it is JSON and has one.
+/// One documented media type, with its compiled schema if it has one that the layer can apply
+/// (JSON, text and form bodies).
 pub(crate) struct Media {
     range: String,
     pub(crate) json: bool,
     /// Attached in code: any JSON media type is accepted.
     any_json: bool,
     pub(crate) schema: Option<Validator>,
+    /// How a form body's fields are typed: each documented property's shape.
+    form_fields: Vec<(String, Shape)>,
 }
 
+/// How a request body of a given content type is read for validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    /// Parsed as JSON.
+    Json,
+    /// `text/*`: the body is a string, which must be UTF-8.
+    Text,
+    /// `application/x-www-form-urlencoded`: an object of its fields.
+    Form,
+}
+
+impl BodyKind {
+    /// The reading for a `Content-Type` essence (lower case), if the layer reads it at all.
+    pub(crate) fn of(content_type: &str) -> Option<Self> {
+        if is_json(content_type) {
+            Some(Self::Json)
+        } else if content_type.starts_with("text/") {
+            Some(Self::Text)
+        } else if content_type == FORM {
+            Some(Self::Form)
+        } else {
+            None
+        }
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
 impl Media {
-    fn new(range: &str, schema: Option<Validator>) -> Self {
+    fn new(range: &str, schema: Option<Validator>, form_fields: Vec<(String, Shape)>) -> Self {
         let range = essence(range).to_ascii_lowercase();
         let json = is_json(&range);
         Self {
@@ -364,7 +395,80 @@ impl Media {
             json,
             any_json: false,
             schema,
+            form_fields,
         }
+    }
+
+    /// Whether a body of this content type is read and checked against this media type.
+    pub(crate) fn reads(&self, kind: Option<BodyKind>) -> bool {
+        match kind {
+            Some(BodyKind::Json) => true,
+            Some(BodyKind::Text | BodyKind::Form) => self.schema.is_some(),
+            None => false,
+        }
+    }
+
+    /// Checks a body read whole, as `kind` says it is read, adding what is wrong to
+    /// `violations` under `/body`; its value, if it could be read at all (`None` is a syntax
+    /// error: invalid JSON, or text that is not UTF-8).
+    pub(crate) fn check(
+        &self,
+        kind: BodyKind,
+        data: &[u8],
+        violations: &mut Collector,
+    ) -> Option<Value> {
+        let value = match kind {
+            BodyKind::Json => return self.check_json(data, violations),
+            BodyKind::Text => match std::str::from_utf8(data) {
+                Ok(text) => Value::String(text.to_owned()),
+                Err(error) => {
+                    violations.push("/body", "syntax", format!("the text is not UTF-8: {error}"));
+                    return None;
+                }
+            },
+            BodyKind::Form => self.form_value(data),
+        };
+        if let Some(schema) = self.schema.as_ref().filter(|s| !s.is_valid(&value)) {
+            violations.schema_errors("/body", schema.iter_errors(&value));
+        }
+        Some(value)
+    }
+
+    /// A form body as an object: each field typed as its property's schema says (the text
+    /// kept where it is not of that type, for the schema to reject); a field given more than
+    /// once is an array, and a field whose schema is an array is one even when given once.
+    fn form_value(&self, data: &[u8]) -> Value {
+        // By name, so that a body of many fields costs a lookup per field, not a scan.
+        let mut fields: HashMap<String, (bool, Vec<Value>)> = HashMap::new();
+        for (key, text) in form_urlencoded::parse(data) {
+            let shape = self
+                .form_fields
+                .iter()
+                .find(|(name, _)| *name == key)
+                .map_or(Shape::Any, |(_, shape)| *shape);
+            let (value, array) = match shape {
+                Shape::Array(item) => (item.read(&text), true),
+                Shape::Scalar(scalar) => (scalar.read(&text), false),
+                Shape::Any => (super::params::Scalar::Any.read(&text), false),
+            };
+            fields
+                .entry(key.into_owned())
+                .or_insert_with(|| (array, Vec::new()))
+                .1
+                .push(value);
+        }
+        let object = fields
+            .into_iter()
+            .map(|(key, (array, mut values))| {
+                let value = if array || values.len() > 1 {
+                    Value::Array(values)
+                } else {
+                    values.pop().unwrap_or(Value::Null)
+                };
+                (key, value)
+            })
+            .collect();
+        Value::Object(object)
     }
 
     /// Parses a JSON body and checks it against this media type's schema, adding what is
@@ -391,6 +495,7 @@ impl Media {
             json: true,
             any_json: true,
             schema,
+            form_fields: Vec::new(),
         }
     }
 
@@ -655,15 +760,45 @@ impl DocumentCompiler<'_> {
         let mut media = Vec::with_capacity(content.len());
         for (range, object) in content {
             let at = format!("{pointer}/{}", escape(range));
-            let schema = match object.get("schema") {
-                Some(_) if is_json(essence(range)) || range == "*/*" => {
-                    Some(self.schema(&format!("{at}/schema"))?)
+            let lower = essence(range).to_ascii_lowercase();
+            // Only media types whose bodies the layer reads: JSON, text, forms, and ranges
+            // that take them in (`*/*`, `text/*`, `application/*`).
+            let readable = is_json(&lower)
+                || lower == "*/*"
+                || lower == "application/*"
+                || lower == FORM
+                || lower.starts_with("text/");
+            let (schema, form_fields) = match object.get("schema") {
+                Some(schema) if readable => {
+                    let compiled = self.schema(&format!("{at}/schema"))?;
+                    let fields = if lower == FORM || lower == "*/*" || lower == "application/*" {
+                        self.form_fields(schema)
+                    } else {
+                        Vec::new()
+                    };
+                    (Some(compiled), fields)
                 }
-                _ => None,
+                _ => (None, Vec::new()),
             };
-            media.push(Media::new(range, schema));
+            media.push(Media::new(range, schema, form_fields));
         }
         Ok(media)
+    }
+
+    /// The documented properties of a form body's schema and their shapes (the shapes its
+    /// fields' text is read as).
+    fn form_fields(&self, schema: &Value) -> Vec<(String, Shape)> {
+        let (schema, _) = resolve_schema(self.document, schema);
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        properties
+            .iter()
+            .map(|(name, property)| {
+                let (property, _) = resolve_schema(self.document, property);
+                (name.clone(), Shape::of(property, self.document))
+            })
+            .collect()
     }
 
     fn parameter(&self, value: &Value, pointer: String) -> Result<Param, SpecError> {
