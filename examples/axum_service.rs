@@ -386,7 +386,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         concat!(env!("CARGO_MANIFEST_DIR"), "/examples/service/openapi.yaml"),
         dir.join("openapi.yaml"),
     )?;
-    reload.reload(PolicyFile::load(dir.join("policies.toml"))?.into_policies())?;
+    reload.reload_file(PolicyFile::load(dir.join("policies.toml"))?)?;
     let _ = std::fs::remove_dir_all(&dir);
     let statuses = caller.burst(16, "/search").await;
     println!(

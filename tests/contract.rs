@@ -1351,3 +1351,89 @@ async fn a_failing_grpc_request_body_reaches_the_handler_as_a_failure() {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "true", "the handler saw the body fail");
 }
+
+#[tokio::test]
+async fn response_violations_reach_the_hook_in_both_modes_and_are_counted_by_keyword() {
+    type Heard = Vec<(String, String, u16, Mode, Vec<(String, String)>, usize)>;
+    for mode in [Mode::Enforce, Mode::Report] {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let heard: Arc<Mutex<Heard>> = Arc::default();
+        let sink = heard.clone();
+        let config = ContractConfig::default()
+            .responses(mode)
+            .on_response_violations(move |found| {
+                sink.lock().unwrap().push((
+                    found.route.to_owned(),
+                    found.method.to_string(),
+                    found.status.as_u16(),
+                    found.mode,
+                    found
+                        .violations
+                        .iter()
+                        .map(|v| (v.pointer().to_owned(), v.keyword().to_owned()))
+                        .collect(),
+                    found.omitted,
+                ));
+            });
+        // `id` of the wrong type and `name` missing.
+        let bad = fixed(|| ok_json(201, json!({"id": "one", "kind": "dog"})));
+        let svc = service(PETSTORE_30, config.clone(), bad, Seen::default());
+        let response = svc
+            .oneshot(json_request(
+                "POST",
+                "/pets",
+                r#"{"name":"Rex","kind":"dog"}"#,
+            ))
+            .await
+            .unwrap();
+        let expected_status = if mode == Mode::Enforce { 500 } else { 201 };
+        assert_eq!(response.status().as_u16(), expected_status);
+        let got = heard.lock().unwrap().clone();
+        assert_eq!(got.len(), 1, "{mode:?}");
+        let (route, method, status, seen_mode, mut found, omitted) = got[0].clone();
+        assert_eq!(
+            (route.as_str(), method.as_str(), status, seen_mode, omitted),
+            ("/pets", "POST", 201, mode, 0)
+        );
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                ("/body".to_owned(), "required".to_owned()),
+                ("/body/id".to_owned(), "type".to_owned())
+            ],
+            "{mode:?}"
+        );
+        let mut counted = violations_counted(&snapshotter);
+        counted.sort();
+        let row = |keyword: &str| {
+            (
+                "/pets".to_owned(),
+                "response".to_owned(),
+                keyword.to_owned(),
+                1,
+            )
+        };
+        assert_eq!(counted, [row("required"), row("type")], "{mode:?}");
+
+        // A valid response is not heard.
+        let good = fixed(|| ok_json(201, json!({"id": 1, "name": "Rex", "kind": "dog"})));
+        let svc = service(PETSTORE_30, config, good, Seen::default());
+        let response = svc
+            .oneshot(json_request(
+                "POST",
+                "/pets",
+                r#"{"name":"Rex","kind":"dog"}"#,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        assert_eq!(
+            heard.lock().unwrap().len(),
+            1,
+            "{mode:?}: a valid response is not heard"
+        );
+    }
+}

@@ -66,6 +66,29 @@ impl RouteModes {
 }
 
 type ProblemFormatter = dyn Fn(&Rejection) -> http::Response<Bytes> + Send + Sync;
+type ResponseHook = dyn Fn(&ResponseViolations<'_>) + Send + Sync;
+
+/// A response that broke its contract, as [`ContractConfig::on_response_violations`] gets it.
+///
+/// In [`Mode::Enforce`] the caller was answered `500` instead; in [`Mode::Report`] the
+/// response went on as it was. The violations describe the service, not the caller: they are
+/// never sent, only logged, counted and given to the hook.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ResponseViolations<'a> {
+    /// The route template of the operation.
+    pub route: &'a str,
+    /// The request's method.
+    pub method: &'a http::Method,
+    /// The status the service answered.
+    pub status: http::StatusCode,
+    /// The mode that judged the response.
+    pub mode: Mode,
+    /// The violations found, at most `max_violations` of them.
+    pub violations: &'a [crate::core::Violation],
+    /// How many more were found and not listed.
+    pub omitted: usize,
+}
 
 /// Settings of [`ContractLayer`](super::ContractLayer). Defaults:
 ///
@@ -91,6 +114,7 @@ pub struct ContractConfig {
     pub(crate) grpc_max_message_bytes: usize,
     pub(crate) routes: HashMap<String, RouteModes>,
     pub(crate) problem: Option<Arc<ProblemFormatter>>,
+    pub(crate) on_response_violations: Option<Arc<ResponseHook>>,
 }
 
 impl Default for ContractConfig {
@@ -106,6 +130,7 @@ impl Default for ContractConfig {
             grpc_max_message_bytes: 4 * 1024 * 1024,
             routes: HashMap::new(),
             problem: None,
+            on_response_violations: None,
         }
     }
 }
@@ -123,6 +148,10 @@ impl fmt::Debug for ContractConfig {
             .field("grpc_max_message_bytes", &self.grpc_max_message_bytes)
             .field("routes", &self.routes)
             .field("problem", &self.problem.is_some())
+            .field(
+                "on_response_violations",
+                &self.on_response_violations.is_some(),
+            )
             .finish()
     }
 }
@@ -192,6 +221,19 @@ impl ContractConfig {
         format: impl Fn(&Rejection) -> http::Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
         self.problem = Some(Arc::new(format));
+        self
+    }
+
+    /// Calls `hook` with every checked response that breaks its contract, in both modes, with
+    /// the violations (pointer, keyword, message) the log line carries; for alerting, sampling
+    /// bad payloads or failing a test. It runs on the response path: keep it quick. The
+    /// `steadfast_contract_violations_total` counter (labels `route`, `direction`, `keyword`)
+    /// counts the same violations whether or not a hook is set.
+    pub fn on_response_violations(
+        mut self,
+        hook: impl Fn(&ResponseViolations<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_response_violations = Some(Arc::new(hook));
         self
     }
 

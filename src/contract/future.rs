@@ -15,7 +15,7 @@ use tower::Service;
 
 use super::Direction;
 use super::body::{ContractBody, Overflow};
-use super::config::Mode;
+use super::config::{Mode, ResponseViolations};
 use super::grpc::{FirstFrame, FrameChecker, MessageCheck, first_frame};
 use super::service::{Next, OperationRef, Shared};
 use super::spec::BodyKind;
@@ -555,6 +555,16 @@ fn finish_response<RB>(
     }
     let shared = &check.shared;
     let route = &*check.operation.template;
+    if let Some(hook) = &shared.config.on_response_violations {
+        hook(&ResponseViolations {
+            route,
+            method: &check.operation.method,
+            status: response.status(),
+            mode: check.mode,
+            violations: violations.listed(),
+            omitted: violations.omitted(),
+        });
+    }
     if check.mode != Mode::Enforce {
         shared.report(route, Direction::Response, &violations);
         return response;

@@ -127,7 +127,7 @@ mod violation;
 use std::sync::Arc;
 
 pub use body::ContractBody;
-pub use config::{ContractConfig, Mode, RouteModes, Undocumented};
+pub use config::{ContractConfig, Mode, ResponseViolations, RouteModes, Undocumented};
 pub use future::ResponseFuture;
 pub use grpc::{GrpcMethod, MessageTooLarge};
 pub use layer::ContractLayer;

@@ -833,9 +833,21 @@ impl PolicyFile {
         &self.policies
     }
 
-    /// The policies, for [`PolicyHandle::reload`](super::PolicyHandle::reload).
+    /// The policies alone, for [`PolicyHandle::reload`](super::PolicyHandle::reload), which
+    /// leaves the contract as it is; [`PolicyHandle::reload_file`](super::PolicyHandle::reload_file)
+    /// applies the file's `[openapi]` too.
     pub fn into_policies(self) -> Policies {
         self.policies
+    }
+
+    #[cfg(feature = "contract")]
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        Policies,
+        Option<(crate::contract::Contract, crate::contract::ContractConfig)>,
+    ) {
+        (self.policies, self.contract)
     }
 
     /// The layer applying these policies (and checking the contract, if the file names one).
@@ -846,7 +858,7 @@ impl PolicyFile {
     pub fn into_layer(self) -> Result<super::PolicyLayer, PolicyError> {
         #[cfg(feature = "contract")]
         if let Some((contract, config)) = self.contract {
-            return super::PolicyLayer::with_contract(self.policies, contract, config);
+            return super::PolicyLayer::with_file_contract(self.policies, contract, config);
         }
         super::PolicyLayer::new(self.policies)
     }

@@ -107,6 +107,9 @@ pub(crate) struct Compiled {
     routes: HashMap<String, RouteEntries>,
     #[cfg(feature = "contract")]
     pub(crate) contract: crate::contract::ContractLayer,
+    /// What the contract layer was made from, for the next reload.
+    #[cfg(feature = "contract")]
+    contract_setup: Arc<ContractSetup>,
 }
 
 impl Compiled {
@@ -139,7 +142,7 @@ impl Compiled {
     fn compile(
         policies: Policies,
         old: Option<&Compiled>,
-        #[cfg(feature = "contract")] contract: &ContractSetup,
+        #[cfg(feature = "contract")] contract_setup: Arc<ContractSetup>,
     ) -> Result<Compiled, PolicyError> {
         policies.validate()?;
         let defaults = Entry::build(&policies.defaults, None, old.map(|old| &old.defaults));
@@ -155,13 +158,15 @@ impl Compiled {
             }
         }
         #[cfg(feature = "contract")]
-        let contract = contract.layer(&policies)?;
+        let contract = contract_setup.layer(&policies)?;
         Ok(Compiled {
             policies,
             defaults,
             routes,
             #[cfg(feature = "contract")]
             contract,
+            #[cfg(feature = "contract")]
+            contract_setup,
         })
     }
 }
@@ -173,6 +178,19 @@ impl Compiled {
 pub(crate) struct ContractSetup {
     contract: crate::contract::Contract,
     config: crate::contract::ContractConfig,
+    origin: ContractOrigin,
+}
+
+/// Where a policy layer's contract came from, which decides what a file reload may do to it.
+#[cfg(feature = "contract")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ContractOrigin {
+    /// No contract.
+    None,
+    /// [`PolicyLayer::with_contract`]: a reloaded file may not replace it.
+    Code,
+    /// A policy file's `[openapi]`: the next file's `[openapi]` replaces it (or removes it).
+    File,
 }
 
 #[cfg(feature = "contract")]
@@ -187,6 +205,32 @@ impl ContractSetup {
             config: ContractConfig::default()
                 .requests(Mode::Off)
                 .responses(Mode::Off),
+            origin: ContractOrigin::None,
+        }
+    }
+
+    /// The setup a reloaded file asks for, given the one in force: the file's `[openapi]`
+    /// replaces a contract that came from a file (or adds one where there was none), its
+    /// absence removes a file's contract; a contract set in code stays, and a file that names
+    /// one of its own is refused.
+    fn reloaded(
+        current: &Arc<ContractSetup>,
+        from_file: Option<(crate::contract::Contract, crate::contract::ContractConfig)>,
+    ) -> Result<Arc<ContractSetup>, PolicyError> {
+        match (current.origin, from_file) {
+            (ContractOrigin::Code, Some(_)) => Err(PolicyError::new(
+                "openapi",
+                "this layer's contract was set in code (PolicyLayer::with_contract); a reloaded \
+                 file cannot replace it: remove [openapi] from the file, or build the layer from \
+                 the file",
+            )),
+            (_, Some((contract, config))) => Ok(Arc::new(ContractSetup {
+                contract,
+                config,
+                origin: ContractOrigin::File,
+            })),
+            (ContractOrigin::File, None) => Ok(Arc::new(ContractSetup::none())),
+            (ContractOrigin::Code | ContractOrigin::None, None) => Ok(current.clone()),
         }
     }
 
@@ -230,8 +274,6 @@ pub struct PolicyLayer {
     current: Arc<ArcSwap<Compiled>>,
     observe: ObserveLayer,
     strict: Strict,
-    #[cfg(feature = "contract")]
-    contract: Arc<ContractSetup>,
 }
 
 impl fmt::Debug for PolicyLayer {
@@ -267,7 +309,31 @@ impl PolicyLayer {
         contract: crate::contract::Contract,
         config: crate::contract::ContractConfig,
     ) -> Result<Self, PolicyError> {
-        Self::build(policies, ContractSetup { contract, config })
+        Self::build(
+            policies,
+            ContractSetup {
+                contract,
+                config,
+                origin: ContractOrigin::Code,
+            },
+        )
+    }
+
+    /// A layer whose contract comes from a policy file's `[openapi]`.
+    #[cfg(feature = "contract")]
+    pub(crate) fn with_file_contract(
+        policies: Policies,
+        contract: crate::contract::Contract,
+        config: crate::contract::ContractConfig,
+    ) -> Result<Self, PolicyError> {
+        Self::build(
+            policies,
+            ContractSetup {
+                contract,
+                config,
+                origin: ContractOrigin::File,
+            },
+        )
     }
 
     fn build(
@@ -278,14 +344,12 @@ impl PolicyLayer {
             policies,
             None,
             #[cfg(feature = "contract")]
-            &contract,
+            Arc::new(contract),
         )?;
         Ok(Self {
             current: Arc::new(ArcSwap::from_pointee(compiled)),
             observe: ObserveLayer::new(),
             strict: Strict::Off,
-            #[cfg(feature = "contract")]
-            contract: Arc::new(contract),
         })
     }
 
@@ -300,8 +364,6 @@ impl PolicyLayer {
     pub fn handle(&self) -> PolicyHandle {
         PolicyHandle {
             current: self.current.clone(),
-            #[cfg(feature = "contract")]
-            contract: self.contract.clone(),
         }
     }
 }
@@ -328,8 +390,6 @@ impl<S> Layer<S> for PolicyLayer {
 #[derive(Clone)]
 pub struct PolicyHandle {
     current: Arc<ArcSwap<Compiled>>,
-    #[cfg(feature = "contract")]
-    contract: Arc<ContractSetup>,
 }
 
 impl fmt::Debug for PolicyHandle {
@@ -339,7 +399,7 @@ impl fmt::Debug for PolicyHandle {
 }
 
 impl PolicyHandle {
-    /// Swaps in `policies`.
+    /// Swaps in `policies`; the contract (if any) stays as it is.
     ///
     /// # Errors
     ///
@@ -350,10 +410,37 @@ impl PolicyHandle {
             policies,
             Some(&old),
             #[cfg(feature = "contract")]
-            &self.contract,
+            old.contract_setup.clone(),
         )?;
         self.current.store(Arc::new(compiled));
         tracing::info!(target: "steadfast::policy", "policies reloaded");
+        Ok(())
+    }
+
+    /// Swaps in a whole policy file: its policies and its `[openapi]` section. A layer built
+    /// from a file takes the new file's contract (the document read again, `max_body_bytes`,
+    /// `undocumented`), or drops it if the section is gone; one without a contract gains it.
+    /// A layer whose contract was set in code ([`PolicyLayer::with_contract`]) keeps it, and a
+    /// file that brings its own `[openapi]` is refused rather than half applied.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] (`openapi` for the refusal); what is in force then stays.
+    #[cfg(feature = "config")]
+    pub fn reload_file(&self, file: super::PolicyFile) -> Result<(), PolicyError> {
+        #[cfg(feature = "contract")]
+        let (policies, contract) = file.into_parts();
+        #[cfg(not(feature = "contract"))]
+        let policies = file.into_policies();
+        let old = self.current.load();
+        let compiled = Compiled::compile(
+            policies,
+            Some(&old),
+            #[cfg(feature = "contract")]
+            ContractSetup::reloaded(&old.contract_setup, contract)?,
+        )?;
+        self.current.store(Arc::new(compiled));
+        tracing::info!(target: "steadfast::policy", "policy file reloaded");
         Ok(())
     }
 

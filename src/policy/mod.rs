@@ -67,7 +67,10 @@
 //! a breaker or limiter whose own settings did not change keeps its state.
 //!
 //! With the `config` feature, [`PolicyFile`] reads the policies from a TOML file (the keys are
-//! listed in [`CONFIG_KEYS`]).
+//! listed in [`CONFIG_KEYS`]), and [`PolicyHandle::reload_file`] swaps in a whole file: its
+//! policies and its `[openapi]` section (document, `max_body_bytes`, `undocumented`). A
+//! contract set in code stays; a reloaded file that names another one is refused, never
+//! silently ignored. `reload` with policies alone leaves the contract as it is.
 
 #[cfg(feature = "config")]
 mod file;
