@@ -529,6 +529,122 @@ async fn strict_mode_reports_or_refuses_routes_without_a_policy() {
     );
 }
 
+// ------------------------------------------------------------------ outside the router
+
+/// The policy layer around the whole `Router` (no `MatchedPath` yet when it runs).
+async fn send_outside<S, RB>(app: &S, request: Request<Body>) -> (StatusCode, Option<RejectionKind>)
+where
+    S: tower::Service<Request<Body>, Response = http::Response<RB>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let response = app.clone().oneshot(request).await.unwrap();
+    let kind = response
+        .extensions()
+        .get::<Rejection>()
+        .map(Rejection::kind);
+    (response.status(), kind)
+}
+
+#[tokio::test(start_paused = true)]
+async fn around_the_whole_router_each_route_still_gets_its_policy() {
+    use tower::Layer;
+    let policies = Policies::new(Policy::new().timeout(Duration::from_secs(2)))
+        .route(
+            "/slow/{ms}",
+            Policy::new().timeout(Duration::from_millis(100)),
+        )
+        .route("/fail", Policy::new().breaker(quick_breaker()));
+    let calls = Calls::default();
+    let layer =
+        PolicyLayer::with_contract(policies, contract(), ContractConfig::default()).unwrap();
+    let app = layer.layer(router(calls.clone()));
+
+    let started = Instant::now();
+    let (status, kind) = send_outside(&app, get_request("/slow/500")).await;
+    assert_eq!(
+        (status, kind),
+        (StatusCode::GATEWAY_TIMEOUT, Some(RejectionKind::Timeout))
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(100),
+        "the route's budget"
+    );
+    let started = Instant::now();
+    assert_eq!(
+        send_outside(&app, get_request("/other/500")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(500),
+        "the defaults"
+    );
+
+    // The route's own breaker opens on its failures; the others stay closed.
+    for _ in 0..2 {
+        assert_eq!(
+            send_outside(&app, get_request("/fail")).await.0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+    assert_eq!(
+        send_outside(&app, get_request("/fail")).await.1,
+        Some(RejectionKind::CircuitOpen)
+    );
+    assert_eq!(
+        send_outside(&app, get_request("/other/1")).await.0,
+        StatusCode::OK
+    );
+
+    // The contract's routes are known too: its check applies.
+    let bad = Request::post("/pets")
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(
+        send_outside(&app, bad).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // Paths the layer does not know reach the router, which answers as it does.
+    assert_eq!(
+        send_outside(&app, get_request("/nowhere")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn around_the_whole_router_strict_mode_refuses_only_routes_without_a_policy() {
+    use steadfast::policy::Strict;
+    use tower::Layer;
+    let policies = Policies::new(Policy::new())
+        .route("/fail", Policy::new())
+        .route("/slow/{ms}", Policy::new());
+    let calls = Calls::default();
+    let app = PolicyLayer::new(policies)
+        .unwrap()
+        .strict(Strict::Refuse)
+        .layer(router(calls.clone()));
+    assert_eq!(
+        send_outside(&app, get_request("/fail")).await,
+        (StatusCode::INTERNAL_SERVER_ERROR, None),
+        "explicit: the handler's own answer"
+    );
+    assert_eq!(
+        send_outside(&app, get_request("/slow/1")).await,
+        (StatusCode::OK, None)
+    );
+    assert_eq!(calls.get(), 2);
+    assert_eq!(
+        send_outside(&app, get_request("/other/1")).await,
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(RejectionKind::Misconfigured)
+        )
+    );
+    assert_eq!(calls.get(), 2, "refused before the handler");
+}
+
 #[cfg(feature = "guardrails")]
 #[tokio::test(start_paused = true)]
 async fn the_ci_helper_lists_routes_served_without_a_policy() {

@@ -105,6 +105,9 @@ pub(crate) struct Compiled {
     pub(crate) policies: Policies,
     defaults: Entry,
     routes: HashMap<String, RouteEntries>,
+    /// The templates the layer knows (its policies' and its contract's), to match a request's
+    /// path against when no router has (the layer placed around the whole `Router`).
+    matcher: Matcher,
     #[cfg(feature = "contract")]
     pub(crate) contract: crate::contract::ContractLayer,
     /// What the contract layer was made from, for the next reload.
@@ -112,7 +115,56 @@ pub(crate) struct Compiled {
     contract_setup: Arc<ContractSetup>,
 }
 
+/// A path-to-template matcher over the templates a layer knows, in Axum's syntax (`{id}`,
+/// `{*rest}`), with Axum's own matcher crate.
+pub(crate) struct Matcher {
+    router: Option<matchit::Router<Arc<str>>>,
+}
+
+impl Matcher {
+    fn new<'a>(templates: impl Iterator<Item = &'a str>) -> Self {
+        let mut router = matchit::Router::new();
+        let mut any = false;
+        for template in templates {
+            if !template.starts_with('/') {
+                continue;
+            }
+            match router.insert(template, Arc::<str>::from(template)) {
+                Ok(()) => any = true,
+                // The same template twice (a policy and the contract, two methods) is expected.
+                Err(matchit::InsertError::Conflict { with }) if with == template => {}
+                Err(error) => tracing::warn!(
+                    target: "steadfast::policy",
+                    template,
+                    %error,
+                    "template left out of the path matcher (it is still applied where a router \
+                     names it as the matched route)"
+                ),
+            }
+        }
+        Self {
+            router: any.then_some(router),
+        }
+    }
+
+    /// The known template `path` matches.
+    #[inline]
+    pub(crate) fn find(&self, path: &str) -> Option<&Arc<str>> {
+        self.router
+            .as_ref()?
+            .at(path)
+            .ok()
+            .map(|matched| matched.value)
+    }
+}
+
 impl Compiled {
+    /// The template the layer's own matcher finds for `path`.
+    #[inline]
+    pub(crate) fn match_path(&self, path: &str) -> Option<&Arc<str>> {
+        self.matcher.find(path)
+    }
+
     /// The entry for a request, and whether it is a policy of the route's own.
     pub(crate) fn entry(&self, method: &Method, route: Option<&str>) -> (&Entry, bool) {
         let Some(entries) = route.and_then(|route| self.routes.get(route)) else {
@@ -159,10 +211,18 @@ impl Compiled {
         }
         #[cfg(feature = "contract")]
         let contract = contract_setup.layer(&policies)?;
+        let templates = policies
+            .routes
+            .iter()
+            .map(|(route, _)| route.template.as_str());
+        #[cfg(feature = "contract")]
+        let templates = templates.chain(contract_setup.contract.routes());
+        let matcher = Matcher::new(templates);
         Ok(Compiled {
             policies,
             defaults,
             routes,
+            matcher,
             #[cfg(feature = "contract")]
             contract,
             #[cfg(feature = "contract")]

@@ -26,6 +26,19 @@
 //! # let _ = (app, reload); Ok(()) }
 //! ```
 //!
+//! # Where it goes
+//!
+//! - `Router::layer(policy_layer)` (as above): the router has matched the route, and the
+//!   layer reads its template from Axum's `MatchedPath`.
+//! - Around the whole router (`policy_layer.layer(router)`, or outside other middleware): no
+//!   route is matched yet, so the layer matches the request path itself against the
+//!   templates it knows, its policies' and its contract's (in Axum's syntax, with `matchit`,
+//!   the matcher Axum uses). Every layer inside sees that template, so a route gets its
+//!   policy either way. A path that matches none of them is served under the defaults (in
+//!   strict mode, refused) and labelled `unmatched`: with this placement, a route with no
+//!   policy and no contract is not known by name.
+//! - gRPC: the method path (`/package.Service/Method`) is the route, wherever the layer is.
+//!
 //! # The order, and why
 //!
 //! Outermost first: **observe → breaker → timeout → shed → fault → contract → catch panic →

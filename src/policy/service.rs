@@ -101,16 +101,33 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
+        let compiled = self.current.load();
+        let is_grpc = grpc::is_grpc(request.headers());
+        // Outside the router there is no `MatchedPath`: the layer's own matcher names the
+        // route, for every layer inside.
+        if !is_grpc && route::template(request.extensions()).is_none() {
+            if let Some(template) = compiled.match_path(request.uri().path()) {
+                let matched = route::MatchedRoute(template.clone());
+                request.extensions_mut().insert(matched);
+            }
+        }
         let template = route::template(request.extensions());
         // A gRPC path names a policy only if it is a well-formed method name.
         let route = template.or_else(|| {
-            (grpc::is_grpc(request.headers()) && grpc::method_key(request.uri().path()).is_some())
+            (is_grpc && grpc::method_key(request.uri().path()).is_some())
                 .then(|| request.uri().path())
         });
-        let mut stack = self.stack(inner, route, template.is_some(), request.method());
+        let mut stack = self.stack(
+            &compiled,
+            inner,
+            route,
+            template.is_some(),
+            request.method(),
+        );
+        drop(compiled);
         stack.call(request)
     }
 }
@@ -119,12 +136,12 @@ impl<S> PolicyService<S> {
     /// `templated`: `route` is a router's template (bounded), not a path from the request.
     fn stack(
         &self,
+        compiled: &Compiled,
         inner: S,
         route: Option<&str>,
         templated: bool,
         method: &http::Method,
     ) -> Stack<S> {
-        let compiled = self.current.load();
         let (entry, explicit) = compiled.entry(method, route);
         let refuse = !explicit && self.strict != Strict::Off && {
             let action = match self.strict {
