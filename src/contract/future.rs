@@ -14,7 +14,6 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use super::Direction;
-use super::body::{ContractBody, Overflow};
 use super::config::{Mode, ResponseViolations};
 use super::grpc::{FirstFrame, FrameChecker, MessageCheck, first_frame};
 use super::service::{Next, OperationRef, Shared};
@@ -22,6 +21,7 @@ use super::spec::BodyKind;
 use super::violation::Collector;
 use crate::core::grpc::Code;
 use crate::core::{Origin, Rejection, RejectionKind, ResponseBody, telemetry};
+use crate::core::{Overflow, RequestBody};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -149,7 +149,7 @@ pin_project! {
     /// The future of [`ContractService`](super::ContractService).
     pub struct ResponseFuture<S, B, RB>
     where
-        S: Service<Request<ContractBody<B>>>,
+        S: Service<Request<RequestBody<B>>>,
     {
         #[pin]
         state: State<S, S::Future, B, RB>,
@@ -185,7 +185,7 @@ pin_project! {
 
 impl<S, B, RB> fmt::Debug for ResponseFuture<S, B, RB>
 where
-    S: Service<Request<ContractBody<B>>>,
+    S: Service<Request<RequestBody<B>>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
@@ -194,7 +194,7 @@ where
 
 impl<S, B, RB> ResponseFuture<S, B, RB>
 where
-    S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
+    S: Service<Request<RequestBody<B>>, Response = Response<RB>>,
 {
     pub(crate) fn rejected(response: Response<ResponseBody<RB>>) -> Self {
         Self {
@@ -208,7 +208,7 @@ where
 
     pub(crate) fn call(
         mut service: S,
-        request: Request<ContractBody<B>>,
+        request: Request<RequestBody<B>>,
         response_check: Option<ResponseCheck>,
         overflow: Option<OverflowCheck>,
     ) -> Self {
@@ -290,7 +290,7 @@ where
                 let prefix = reader.take();
                 Next::Call(Request::from_parts(
                     parts,
-                    ContractBody::replay(prefix, None, body, None),
+                    RequestBody::replay(prefix, None, body, None),
                 ))
             }
             Ok(Read::Done) => {
@@ -352,7 +352,7 @@ where
                     }
                     Next::Call(Request::from_parts(
                         parts,
-                        ContractBody::replay(prefix, error, body, Some(frames)),
+                        RequestBody::replay(prefix, error, body, Some(frames)),
                     ))
                 }
             }
@@ -362,7 +362,7 @@ where
 
 impl<S, B, RB> Future for ResponseFuture<S, B, RB>
 where
-    S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
+    S: Service<Request<RequestBody<B>>, Response = Response<RB>>,
     B: Body,
     B::Error: Into<BoxError>,
     RB: Body,

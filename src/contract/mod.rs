@@ -111,7 +111,6 @@
 //! - `servers` base paths are not stripped: document the paths as the router sees them.
 //! - `HEAD` requests use the `GET` operation's contract.
 
-mod body;
 mod config;
 mod formats;
 mod future;
@@ -126,7 +125,9 @@ mod violation;
 
 use std::sync::Arc;
 
-pub use body::ContractBody;
+/// The request body behind the contract layer: steadfast's [`RequestBody`](crate::core::RequestBody),
+/// by the name this module has always given it.
+pub type ContractBody<B> = crate::core::RequestBody<B>;
 pub use config::{ContractConfig, Mode, ResponseViolations, RouteModes, Undocumented};
 pub use future::ResponseFuture;
 pub use grpc::{GrpcMethod, MessageTooLarge};

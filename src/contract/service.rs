@@ -13,7 +13,6 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use tower::Service;
 
-use super::body::{ContractBody, Overflow};
 use super::config::{ContractConfig, Mode, Undocumented};
 use super::future::{OverflowCheck, ReadPlan, ResponseCheck, ResponseFuture};
 use super::grpc::FrameChecker;
@@ -23,6 +22,7 @@ use super::violation::Collector;
 use super::{Direction, ValidatedJson};
 use crate::core::grpc::Code;
 use crate::core::{ConfigError, Origin, Rejection, RejectionKind, ResponseBody, route, telemetry};
+use crate::core::{Overflow, RequestBody};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -58,7 +58,7 @@ impl<S: fmt::Debug> fmt::Debug for ContractService<S> {
 
 impl<S, B, RB> Service<Request<B>> for ContractService<S>
 where
-    S: Service<Request<ContractBody<B>>, Response = Response<RB>> + Clone,
+    S: Service<Request<RequestBody<B>>, Response = Response<RB>> + Clone,
     B: Body,
     B::Error: Into<BoxError>,
     RB: Body,
@@ -87,7 +87,7 @@ where
 // allocation.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Next<B, RB> {
-    Call(Request<ContractBody<B>>),
+    Call(Request<RequestBody<B>>),
     Answer(Response<ResponseBody<RB>>),
 }
 
@@ -173,7 +173,7 @@ impl Shared {
         request: Request<B>,
     ) -> ResponseFuture<S, B, RB>
     where
-        S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
+        S: Service<Request<RequestBody<B>>, Response = Response<RB>>,
         B: Body,
         B::Error: Into<BoxError>,
     {
@@ -212,7 +212,7 @@ impl Shared {
                     shared: self.clone(),
                 });
         if runtime.requests == Mode::Off {
-            let request = request.map(ContractBody::untouched);
+            let request = request.map(RequestBody::untouched);
             return ResponseFuture::call(service, request, response_check, None);
         }
         let enforce = runtime.requests == Mode::Enforce;
@@ -335,17 +335,17 @@ impl Shared {
         request: Request<B>,
         route: &Arc<str>,
         limit: bool,
-    ) -> (Request<ContractBody<B>>, Option<OverflowCheck>)
+    ) -> (Request<RequestBody<B>>, Option<OverflowCheck>)
     where
         B: Body,
     {
         if !limit {
-            return (request.map(ContractBody::untouched), None);
+            return (request.map(RequestBody::untouched), None);
         }
         let max = self.config.max_body_bytes;
         if request.body().is_end_stream() {
             return (
-                request.map(|body| ContractBody::limited(body, max, None)),
+                request.map(|body| RequestBody::limited(body, max, None)),
                 None,
             );
         }
@@ -355,7 +355,7 @@ impl Shared {
             route: route.clone(),
             shared: self.clone(),
         };
-        let request = request.map(|body| ContractBody::limited(body, max, Some(overflow)));
+        let request = request.map(|body| RequestBody::limited(body, max, Some(overflow)));
         (request, Some(check))
     }
 
@@ -380,7 +380,7 @@ impl Shared {
         request: Request<B>,
     ) -> ResponseFuture<S, B, RB>
     where
-        S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
+        S: Service<Request<RequestBody<B>>, Response = Response<RB>>,
         B: Body,
         B::Error: Into<BoxError>,
     {
@@ -395,7 +395,7 @@ impl Shared {
                 return ResponseFuture::rejected(rejection.to_grpc_response());
             }
             let checker = FrameChecker::new(self.config.grpc_max_message_bytes);
-            let request = request.map(|body| ContractBody::framed(body, checker));
+            let request = request.map(|body| RequestBody::framed(body, checker));
             return ResponseFuture::call(service, request, None, None);
         };
         let missing: Vec<&str> = method
@@ -441,7 +441,7 @@ impl Shared {
         allow: Option<String>,
     ) -> ResponseFuture<S, B, RB>
     where
-        S: Service<Request<ContractBody<B>>, Response = Response<RB>>,
+        S: Service<Request<RequestBody<B>>, Response = Response<RB>>,
         B: Body,
     {
         if self.config.undocumented == Undocumented::Pass {
@@ -590,7 +590,7 @@ impl Shared {
         }
         Next::Call(Request::from_parts(
             parts,
-            ContractBody::read(data, trailers),
+            RequestBody::read(data, trailers),
         ))
     }
 

@@ -238,12 +238,15 @@ impl Compiled {
 pub(crate) struct ContractSetup {
     contract: crate::contract::Contract,
     config: crate::contract::ContractConfig,
+    // Read by file reloads only.
+    #[cfg_attr(not(feature = "config"), allow(dead_code))]
     origin: ContractOrigin,
 }
 
 /// Where a policy layer's contract came from, which decides what a file reload may do to it.
 #[cfg(feature = "contract")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "config"), allow(dead_code))]
 pub(crate) enum ContractOrigin {
     /// No contract.
     None,
@@ -273,6 +276,7 @@ impl ContractSetup {
     /// replaces a contract that came from a file (or adds one where there was none), its
     /// absence removes a file's contract; a contract set in code stays, and a file that names
     /// one of its own is refused.
+    #[cfg(feature = "config")]
     fn reloaded(
         current: &Arc<ContractSetup>,
         from_file: Option<(crate::contract::Contract, crate::contract::ContractConfig)>,
@@ -380,7 +384,7 @@ impl PolicyLayer {
     }
 
     /// A layer whose contract comes from a policy file's `[openapi]`.
-    #[cfg(feature = "contract")]
+    #[cfg(all(feature = "contract", feature = "config"))]
     pub(crate) fn with_file_contract(
         policies: Policies,
         contract: crate::contract::Contract,

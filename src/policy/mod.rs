@@ -39,6 +39,12 @@
 //!   policy and no contract is not known by name.
 //! - gRPC: the method path (`/package.Service/Method`) is the route, wherever the layer is.
 //!
+//! The inner service gets `Request<`[`RequestBody`](crate::core::RequestBody)`<B>>`
+//! ([`InnerRequest`]) whichever features are on, and answers through an opaque
+//! [`PolicyFuture`] and [`PolicyBody`]: turning on `contract` (or any feature, in any crate of
+//! the build) changes no type a handler or a caller names. Axum's `Router` and tonic's
+//! services take any such body as it is.
+//!
 //! # The order, and why
 //!
 //! Outermost first: **observe → breaker → timeout → shed → fault → contract → catch panic →
@@ -96,7 +102,7 @@ mod spec;
 pub use file::{CONFIG_KEYS, ConfigKey, PolicyFile};
 pub use guard::{Guard, GuardFuture, Strict};
 pub use layer::{PolicyHandle, PolicyLayer};
-pub use service::{Checked, InnerRequest, PolicyService, Stack};
+pub use service::{InnerRequest, PolicyBody, PolicyFuture, PolicyService};
 pub use spec::{
     AlertSettings, DEFAULT_TIMEOUT, Objective, Policies, Policy, PolicyError, RouteMatch,
 };

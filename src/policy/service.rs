@@ -2,9 +2,11 @@
 //! service from it.
 
 use std::fmt;
+use std::future::Future;
 use std::mem;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use arc_swap::ArcSwap;
 use http::Request;
@@ -12,9 +14,15 @@ use tower::{Layer, Service};
 
 use super::guard::{Guard, Strict};
 use super::layer::Compiled;
-use crate::breaker::CircuitBreaker;
-use crate::core::{CatchPanic, grpc, route, telemetry};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::breaker::{BreakerBody, CircuitBreaker};
+use crate::core::{
+    CatchPanic, DefaultClassifier, RequestBody, ResponseBody, grpc, route, telemetry,
+};
 use crate::fault::Fault;
+use crate::observe::ObserveBody;
 use crate::observe::{Observe, ObserveLayer};
 use crate::shed::Shed;
 use crate::timeout::Timeout;
@@ -22,26 +30,159 @@ use crate::timeout::Timeout;
 /// What the innermost protection wraps: the contract check with the `contract` feature, around
 /// the service with its panics caught.
 #[cfg(feature = "contract")]
-pub type Checked<S> = crate::contract::ContractService<CatchPanic<S>>;
-/// What the innermost protection wraps: the service with its panics caught (and the contract
-/// check with the `contract` feature).
+type Checked<S> = crate::contract::ContractService<CatchPanic<S>>;
+/// What the innermost protection wraps: the hand-off of the body as a [`RequestBody`], around
+/// the service with its panics caught.
 #[cfg(not(feature = "contract"))]
-pub type Checked<S> = CatchPanic<S>;
-
-/// The request the inner service gets: its body wrapped by the contract check with the
-/// `contract` feature.
-#[cfg(feature = "contract")]
-pub type InnerRequest<B> = Request<crate::contract::ContractBody<B>>;
-/// The request the inner service gets: its body wrapped by the contract check with the
-/// `contract` feature.
-#[cfg(not(feature = "contract"))]
-pub type InnerRequest<B> = Request<B>;
+type Checked<S> = Handoff<CatchPanic<S>>;
 
 /// The stack a policy puts around a service, outermost first: observe, the strict-mode guard,
 /// breaker, timeout, shed, the fault injection of drills (off unless configured), contract,
-/// and innermost the catching of the service's panics (a
-/// panic is answered `500`/`INTERNAL` and counted as a failure by every layer around it).
-pub type Stack<S> = Observe<Guard<CircuitBreaker<Timeout<Shed<Fault<Checked<S>>>>>>>;
+/// and innermost the catching of the service's panics (a panic is answered `500`/`INTERNAL`
+/// and counted as a failure by every layer around it). Private: [`PolicyFuture`] and
+/// [`PolicyBody`] are what users see, the same whatever the features.
+type Stack<S> = Observe<Guard<CircuitBreaker<Timeout<Shed<Fault<Checked<S>>>>>>>;
+
+/// The response body of [`Stack`] around a service answering `RB`.
+#[cfg(feature = "contract")]
+type StackBody<RB> = ObserveBody<
+    ResponseBody<
+        ResponseBody<
+            BreakerBody<
+                ResponseBody<ResponseBody<ResponseBody<ResponseBody<ResponseBody<RB>>>>>,
+                DefaultClassifier,
+            >,
+        >,
+    >,
+>;
+/// The response body of [`Stack`] around a service answering `RB`.
+#[cfg(not(feature = "contract"))]
+type StackBody<RB> = ObserveBody<
+    ResponseBody<
+        ResponseBody<
+            BreakerBody<
+                ResponseBody<ResponseBody<ResponseBody<ResponseBody<RB>>>>,
+                DefaultClassifier,
+            >,
+        >,
+    >,
+>;
+
+/// The request the inner service gets under a policy, whichever features are on.
+pub type InnerRequest<B> = Request<RequestBody<B>>;
+
+/// Hands the request on with its body as a [`RequestBody`], where no contract check does it,
+/// so that the inner service's request type is the same with and without the `contract`
+/// feature.
+#[derive(Clone, Debug)]
+pub(crate) struct Handoff<S> {
+    inner: S,
+}
+
+impl<S> Handoff<S> {
+    #[cfg_attr(feature = "contract", allow(dead_code))]
+    fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S, B> Service<Request<B>> for Handoff<S>
+where
+    S: Service<Request<RequestBody<B>>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.inner.call(request.map(RequestBody::new))
+    }
+}
+
+pin_project! {
+    /// The future of [`PolicyService`]: the policy's whole stack, run for one request.
+    pub struct PolicyFuture<S, B>
+    where
+        S: Service<InnerRequest<B>>,
+        S: Clone,
+        Stack<S>: Service<Request<B>>,
+    {
+        #[pin]
+        inner: <Stack<S> as Service<Request<B>>>::Future,
+    }
+}
+
+impl<S, B> fmt::Debug for PolicyFuture<S, B>
+where
+    S: Service<InnerRequest<B>> + Clone,
+    Stack<S>: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, B, RB> Future for PolicyFuture<S, B>
+where
+    S: Service<InnerRequest<B>, Response = http::Response<RB>> + Clone,
+    Stack<S>: Service<Request<B>, Response = http::Response<StackBody<RB>>, Error = S::Error>,
+{
+    type Output = Result<http::Response<PolicyBody<RB>>, S::Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = ready!(self.project().inner.poll(cx))?;
+        Poll::Ready(Ok(response.map(|inner| PolicyBody { inner })))
+    }
+}
+
+pin_project! {
+    /// The response body under a policy: the inner service's body `RB`, or a layer's own
+    /// answer, watched to its end (the breaker, the limiter and the observer finish the call
+    /// when it ends). It has `RB`'s data and error types.
+    pub struct PolicyBody<RB> {
+        #[pin]
+        inner: StackBody<RB>,
+    }
+}
+
+impl<RB> fmt::Debug for PolicyBody<RB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyBody").finish_non_exhaustive()
+    }
+}
+
+impl<RB> Body for PolicyBody<RB>
+where
+    StackBody<RB>: Body,
+{
+    type Data = <StackBody<RB> as Body>::Data;
+    type Error = <StackBody<RB> as Body>::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Applies each request's policy; see [`PolicyLayer`](super::PolicyLayer).
 pub struct PolicyService<S> {
@@ -86,14 +227,14 @@ impl<S: fmt::Debug> fmt::Debug for PolicyService<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for PolicyService<S>
+impl<S, B, RB> Service<Request<B>> for PolicyService<S>
 where
-    S: Service<InnerRequest<B>> + Clone,
-    Stack<S>: Service<Request<B>, Error = S::Error>,
+    S: Service<InnerRequest<B>, Response = http::Response<RB>> + Clone,
+    Stack<S>: Service<Request<B>, Response = http::Response<StackBody<RB>>, Error = S::Error>,
 {
-    type Response = <Stack<S> as Service<Request<B>>>::Response;
+    type Response = http::Response<PolicyBody<RB>>;
     type Error = S::Error;
-    type Future = <Stack<S> as Service<Request<B>>>::Future;
+    type Future = PolicyFuture<S, B>;
 
     /// Every layer of the stack is ready when the inner service is: their `poll_ready` only
     /// delegates.
@@ -128,7 +269,9 @@ where
             request.method(),
         );
         drop(compiled);
-        stack.call(request)
+        PolicyFuture {
+            inner: stack.call(request),
+        }
     }
 }
 
@@ -158,6 +301,8 @@ impl<S> PolicyService<S> {
         let inner = CatchPanic::new(inner);
         #[cfg(feature = "contract")]
         let inner = compiled.contract.layer(inner);
+        #[cfg(not(feature = "contract"))]
+        let inner = Handoff::new(inner);
         let inner = entry.fault.layer(inner);
         let inner = entry.shed.layer_with_cache(inner, entry.shed_cache.clone());
         let inner = Timeout::with_config(inner, entry.timeout.clone());

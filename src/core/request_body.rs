@@ -1,4 +1,6 @@
 //! The request body handed on to the inner service.
+// Every kind but `Untouched` is made by the contract layer only.
+#![cfg_attr(not(feature = "contract"), allow(dead_code))]
 
 use std::fmt;
 use std::pin::Pin;
@@ -12,17 +14,23 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Limited;
 use pin_project_lite::pin_project;
 
-use super::grpc::FrameChecker;
+use super::framing::FrameChecker;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
-    /// The request body after contract validation: the bytes already read and validated
-    /// (handed on without another copy), or the inner body streaming under the size limit.
+    /// The request body a steadfast layer hands on to the inner service: the body as it came
+    /// ([`RequestBody::new`]), or, behind the contract layer, the bytes already read and
+    /// validated (handed on without another copy) or the body streaming under the size limit.
     ///
-    /// Going past the limit while streaming yields `http_body_util::LengthLimitError`, which
-    /// Axum's body extractors answer with `413 Payload Too Large`.
-    pub struct ContractBody<B> {
+    /// It is the same type whichever features are on, so a handler written for
+    /// `Request<RequestBody<B>>` under the policy layer compiles with and without `contract`.
+    /// Its data are [`Bytes`] and its errors boxed, as Axum, hyper and tonic take them.
+    ///
+    /// Going past the contract's limit while streaming yields
+    /// `http_body_util::LengthLimitError`, which Axum's body extractors answer with
+    /// `413 Payload Too Large` (and the contract layer then answers its own `413` problem).
+    pub struct RequestBody<B> {
         #[pin]
         kind: Kind<B>,
     }
@@ -61,7 +69,7 @@ impl Overflow {
     }
 }
 
-impl<B> fmt::Debug for ContractBody<B> {
+impl<B> fmt::Debug for RequestBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Untouched { .. } => "untouched",
@@ -70,11 +78,16 @@ impl<B> fmt::Debug for ContractBody<B> {
             Kind::Replay { .. } => "replay",
             Kind::Framed { .. } => "framed",
         };
-        f.debug_struct("ContractBody").field("kind", &kind).finish()
+        f.debug_struct("RequestBody").field("kind", &kind).finish()
     }
 }
 
-impl<B> ContractBody<B> {
+impl<B> RequestBody<B> {
+    /// The body as it came, handed on untouched.
+    pub fn new(body: B) -> Self {
+        Self::untouched(body)
+    }
+
     pub(crate) fn untouched(body: B) -> Self {
         Self {
             kind: Kind::Untouched { body },
@@ -125,7 +138,7 @@ impl<B> ContractBody<B> {
     }
 }
 
-impl<B> Body for ContractBody<B>
+impl<B> Body for RequestBody<B>
 where
     B: Body,
     B::Error: Into<BoxError>,
