@@ -127,6 +127,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let protocol = Protocol::of(request.headers());
         let breaker = self.source.for_request(&request, &self.cache);
@@ -149,6 +150,7 @@ where
         self.inner.poll_ready(cx).map_err(Error::Inner)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let breaker = self.source.default_instance();
         self.admit(breaker, Protocol::Http, |inner| inner.call(request))

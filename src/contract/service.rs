@@ -73,6 +73,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         // The body may have to be read before the inner service is called: take the service
         // that `poll_ready` readied, and leave a clone for the next call.
@@ -254,7 +255,7 @@ impl Shared {
         }
         let has_body = declared != Some(0) && !request.body().is_end_stream();
         // A body the layer does not read streams on, under the size limit in enforce mode.
-        let pass_on = |request: Request<B>| self.stream_on(request, &at.template, enforce);
+        let pass_on = |request: Request<B>| self.stream_on(request, Some(&at.template), enforce);
         let Some(spec) = &operation.body else {
             let (request, overflow) = pass_on(request);
             return ResponseFuture::call(service, request, response_check, overflow);
@@ -333,7 +334,7 @@ impl Shared {
     fn stream_on<B>(
         self: &Arc<Self>,
         request: Request<B>,
-        route: &Arc<str>,
+        route: Option<&Arc<str>>,
         limit: bool,
     ) -> (Request<RequestBody<B>>, Option<OverflowCheck>)
     where
@@ -350,9 +351,15 @@ impl Shared {
             );
         }
         let overflow = Overflow::default();
+        // An undocumented route is labelled by the router's template, never by its path.
+        let route = route.cloned().unwrap_or_else(|| {
+            route::template(request.extensions())
+                .unwrap_or(route::UNMATCHED_ROUTE)
+                .into()
+        });
         let check = OverflowCheck {
             overflow: overflow.clone(),
-            route: route.clone(),
+            route,
             shared: self.clone(),
         };
         let request = request.map(|body| RequestBody::limited(body, max, Some(overflow)));
@@ -446,11 +453,8 @@ impl Shared {
     {
         if self.config.undocumented == Undocumented::Pass {
             // Still bounded: the size limit protects the service, documented route or not.
-            let route: Arc<str> = route::template(request.extensions())
-                .unwrap_or(route::UNMATCHED_ROUTE)
-                .into();
             let limit = self.config.requests == Mode::Enforce;
-            let (request, overflow) = self.stream_on(request, &route, limit);
+            let (request, overflow) = self.stream_on(request, None, limit);
             return ResponseFuture::call(service, request, None, overflow);
         }
         let detail = if status == StatusCode::NOT_FOUND {

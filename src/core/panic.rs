@@ -51,6 +51,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let protocol = Protocol::of(request.headers());
         let state = match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {

@@ -93,6 +93,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Some(config) = self.config.as_deref().filter(|config| {
             config

@@ -73,6 +73,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let started = clock::now();
         let grpc = grpc::is_grpc(request.headers());

@@ -65,6 +65,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         match self.refusal.take() {
             None => GuardFuture::inner(self.inner.call(request)),

@@ -159,6 +159,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let class = self.settings.criticality(&request);
         let limiter = self.source.for_request(&request, &self.cache);
@@ -183,6 +184,7 @@ where
         self.inner.poll_ready(cx).map_err(Error::Inner)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let limiter = self.source.default_instance();
         let class = self.settings.default_criticality;

@@ -91,6 +91,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let now = clock::now();
         let protocol = Protocol::of(request.headers());
@@ -138,6 +139,7 @@ where
         self.inner.poll_ready(cx).map_err(crate::core::Error::Inner)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let deadline = clock::saturating_add(clock::now(), self.config.bound());
         ResponseFuture::running(
