@@ -140,3 +140,66 @@ fn series_are_read_from_expressions_not_from_strings() {
         ]
     );
 }
+
+/// Every dashboard query parses as PromQL, checked by the real tool: the queries go into a
+/// rules file as recording rules, which `promtool check rules` parses. Skipped where promtool
+/// is missing, unless `STEADFAST_REQUIRE_PROMTOOL` is set (as `.ci/run` does).
+#[test]
+fn every_dashboard_query_parses_as_promql() {
+    let promtool = std::process::Command::new("promtool").arg("--version").output();
+    if promtool.is_err() {
+        assert!(
+            std::env::var_os("STEADFAST_REQUIRE_PROMTOOL").is_none(),
+            "promtool is required here"
+        );
+        eprintln!("promtool not found: skipped");
+        return;
+    }
+    for policies in [
+        PolicyFile::load(POLICIES).unwrap(),
+        // A route with an objective of its own, and a method-specific policy.
+        PolicyFile::parse(
+            r#"
+            [defaults]
+            objective.availability = 99.9
+            [routes."/checkout"]
+            objective.availability = 99.95
+            [routes."GET /search"]
+            criticality = "sheddable"
+            "#,
+        )
+        .unwrap(),
+    ] {
+        let dashboard = guardrails::dashboard(policies.policies());
+        let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+        let mut count = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                assert!(!expr.contains("0000000"), "float noise: {expr}");
+                count += 1;
+                rules.push_str(&format!(
+                    "      - record: dashboard:query{count}\n        expr: {}\n",
+                    serde_json::to_string(expr).unwrap()
+                ));
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("steadfast-promql-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dashboard-queries.yml");
+        std::fs::write(&path, &rules).unwrap();
+        let output = std::process::Command::new("promtool")
+            .arg("check")
+            .arg("rules")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            output.status.success(),
+            "{count} queries; promtool: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -48,18 +48,19 @@ pub fn dashboard(policies: &Policies) -> Value {
     let shed_rejected = names::prometheus(&SHED_REJECTED);
     let violations = names::prometheus(&CONTRACT_VIOLATIONS);
 
-    // The availability budget of each route: its own objective, else the defaults'.
-    let default_budget = 1.0 - policies.defaults().objective_settings().availability / 100.0;
-    let budget_of = |series: &str| {
+    // The availability budget of each route: its own objective, else the defaults'; printed
+    // as the decimal it is (0.001 for 99.9 %, not 0.0009999999999998899).
+    let budget = |availability: f64| super::rules::number(1.0 - availability / 100.0);
+    let default_budget = budget(policies.defaults().objective_settings().availability);
+    // `series` gets the selector to put where it belongs (inside a range function's argument).
+    let budget_of = |series: &dyn Fn(&str) -> String| {
         let mut expr = String::new();
         for (matched, policy) in policies.routes() {
-            let budget = 1.0 - policy.objective_settings().availability / 100.0;
-            expr.push_str(&format!(
-                r#"{series}{{route="{}", {route}}} / {budget} or "#,
-                matched.template()
-            ));
+            let budget = budget(policy.objective_settings().availability);
+            let selector = format!(r#"route="{}", {route}"#, matched.template());
+            expr.push_str(&format!("{} / {budget} or ", series(&selector)));
         }
-        expr.push_str(&format!("{series}{{{route}}} / {default_budget}"));
+        expr.push_str(&format!("{} / {default_budget}", series(route)));
         expr
     };
     let quantile = |q: f64| {
@@ -106,7 +107,10 @@ pub fn dashboard(policies: &Policies) -> Value {
             4,
             "Error budget burn rate (1h)",
             "none",
-            &[(budget_of("steadfast:route_error_ratio:rate1h"), "{{route}}")],
+            &[(
+                budget_of(&|selector| format!("steadfast:route_error_ratio:rate1h{{{selector}}}")),
+                "{{route}}",
+            )],
             12,
             8,
         ),
@@ -117,7 +121,9 @@ pub fn dashboard(policies: &Policies) -> Value {
             &[(
                 format!(
                     "1 - ({})",
-                    budget_of("avg_over_time(steadfast:route_error_ratio:rate1h[30d])")
+                    budget_of(&|selector| format!(
+                        "avg_over_time(steadfast:route_error_ratio:rate1h{{{selector}}}[30d])"
+                    ))
                 ),
                 "{{route}}",
             )],

@@ -100,7 +100,7 @@ impl RuleFile {
 }
 
 /// A threshold without floating-point noise: `0.0144`, not `0.014399999999998414`.
-fn number(value: f64) -> String {
+pub(crate) fn number(value: f64) -> String {
     let rounded = (value * 1e12).round() / 1e12;
     format!("{rounded}")
 }
