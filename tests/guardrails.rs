@@ -146,7 +146,9 @@ fn series_are_read_from_expressions_not_from_strings() {
 /// is missing, unless `STEADFAST_REQUIRE_PROMTOOL` is set (as `.ci/run` does).
 #[test]
 fn every_dashboard_query_parses_as_promql() {
-    let promtool = std::process::Command::new("promtool").arg("--version").output();
+    let promtool = std::process::Command::new("promtool")
+        .arg("--version")
+        .output();
     if promtool.is_err() {
         assert!(
             std::env::var_os("STEADFAST_REQUIRE_PROMTOOL").is_none(),

@@ -57,6 +57,17 @@ impl Default for ObserveLayer {
     }
 }
 
+impl ObserveLayer {
+    /// The observer for one request of the policy stack, with the policy's route cache.
+    pub(crate) fn layer_with_cache<S>(
+        &self,
+        inner: S,
+        cache: super::service::ObserveCache,
+    ) -> super::Observe<S> {
+        super::Observe::with_cache(inner, self.shared.clone(), cache)
+    }
+}
+
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 

@@ -44,3 +44,4 @@ mod service;
 pub use future::{EndOfCall, ObserveBody, ResponseFuture};
 pub use layer::{DEFAULT_MAX_ROUTES, ObserveLayer};
 pub use service::Observe;
+pub(crate) use service::ObserveCache;

@@ -19,15 +19,24 @@ use crate::core::route;
 pub struct Observe<S> {
     inner: S,
     shared: Arc<Shared>,
-    cache: Arc<KeyCache<Arc<RouteMetrics>>>,
+    cache: ObserveCache,
 }
+
+/// The route last looked up by an observer, kept between its requests.
+pub(crate) type ObserveCache = Arc<KeyCache<Arc<RouteMetrics>>>;
 
 impl<S> Observe<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self::with_cache(inner, shared, Arc::default())
+    }
+
+    /// With a route cache kept by the caller: the policy stack, which builds its services per
+    /// request, keeps one per policy (a fresh one per request cost an allocation and never hit).
+    pub(crate) fn with_cache(inner: S, shared: Arc<Shared>, cache: ObserveCache) -> Self {
         Self {
             inner,
             shared,
-            cache: Arc::default(),
+            cache,
         }
     }
 

@@ -14,7 +14,7 @@ use super::spec::{Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
 use crate::core::keyed::KeyCache;
 use crate::fault::FaultLayer;
-use crate::observe::ObserveLayer;
+use crate::observe::{ObserveCache, ObserveLayer};
 use crate::shed::{LimiterHandle, ShedLayer};
 use crate::timeout::TimeoutConfig;
 
@@ -27,6 +27,8 @@ pub(crate) struct Entry {
     pub(crate) shed: ShedLayer,
     pub(crate) shed_cache: Arc<KeyCache<LimiterHandle>>,
     pub(crate) fault: FaultLayer,
+    /// The observer's route cache for this policy's requests.
+    pub(crate) observe_cache: ObserveCache,
 }
 
 /// A breaker that lets everything through and counts nothing: a route without a breaker.
@@ -89,6 +91,7 @@ impl Entry {
             breaker_cache,
             shed,
             shed_cache,
+            observe_cache: Arc::default(),
         }
     }
 }

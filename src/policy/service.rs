@@ -310,6 +310,7 @@ impl<S> PolicyService<S> {
         let inner = entry
             .breaker
             .layer_with_cache(inner, entry.breaker_cache.clone());
-        self.observe.layer(Guard::new(inner, refuse))
+        self.observe
+            .layer_with_cache(Guard::new(inner, refuse), entry.observe_cache.clone())
     }
 }
