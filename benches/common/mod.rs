@@ -118,3 +118,28 @@ where
         start.elapsed()
     })
 }
+
+/// [`two_threads`], with requests made by `request`.
+pub fn two_threads_with<S, R>(
+    runtime: &tokio::runtime::Runtime,
+    service: S,
+    request: fn() -> R,
+    iterations: u64,
+) -> Duration
+where
+    S: Service<R> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    R: Send + 'static,
+{
+    runtime.block_on(async {
+        let start = Instant::now();
+        let workers: Vec<_> = (0..2)
+            .map(|_| tokio::spawn(calls_with(service.clone(), request, iterations)))
+            .collect();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        start.elapsed()
+    })
+}

@@ -5,10 +5,40 @@
 
 pub use tokio::time::Instant;
 
+use std::cell::Cell;
+
+thread_local! {
+    /// The instant a policy stack took at a request's entry, while its layers admit it.
+    static ENTRY: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
 /// The current instant on tokio's clock (the paused clock inside paused-time tests).
+///
+/// While a policy stack admits a request (the synchronous `call` of its layers, before the
+/// inner service's future runs), this is the one instant the stack read at entry: the
+/// observer, the timeout, the breaker and the shedder start their clocks together, at the
+/// cost of one read.
 #[inline]
 pub fn now() -> Instant {
-    Instant::now()
+    ENTRY.with(Cell::get).unwrap_or_else(Instant::now)
+}
+
+/// Pins [`now`] to `instant` on this thread until the scope is dropped (panics included).
+pub(crate) fn enter(instant: Instant) -> EntryScope {
+    EntryScope {
+        previous: ENTRY.with(|entry| entry.replace(Some(instant))),
+    }
+}
+
+/// The pinned entry instant of [`enter`]; dropping it restores what was there before.
+pub(crate) struct EntryScope {
+    previous: Option<Instant>,
+}
+
+impl Drop for EntryScope {
+    fn drop(&mut self) {
+        ENTRY.with(|entry| entry.set(self.previous));
+    }
 }
 
 /// About thirty years: what "no deadline in sight" means when an addition would overflow.

@@ -19,7 +19,7 @@ use pin_project_lite::pin_project;
 
 use crate::breaker::{BreakerBody, CircuitBreaker};
 use crate::core::{
-    CatchPanic, DefaultClassifier, RequestBody, ResponseBody, grpc, route, telemetry,
+    CatchPanic, DefaultClassifier, RequestBody, ResponseBody, clock, grpc, route, telemetry,
 };
 use crate::fault::Fault;
 use crate::observe::ObserveBody;
@@ -270,6 +270,8 @@ where
             request.method(),
         );
         drop(compiled);
+        // One clock read at entry, shared by every layer's admission.
+        let _entry = clock::enter(clock::now());
         PolicyFuture {
             inner: stack.call(request),
         }
