@@ -107,16 +107,7 @@ where
     S::Future: Send,
     S::Error: std::fmt::Debug,
 {
-    runtime.block_on(async {
-        let start = Instant::now();
-        let workers: Vec<_> = (0..2)
-            .map(|_| tokio::spawn(calls(service.clone(), iterations)))
-            .collect();
-        for worker in workers {
-            worker.await.unwrap();
-        }
-        start.elapsed()
-    })
+    two_threads_with(runtime, service, || Request::new(()), iterations)
 }
 
 /// [`two_threads`], with requests made by `request`.

@@ -376,14 +376,7 @@ impl PolicyLayer {
         contract: crate::contract::Contract,
         config: crate::contract::ContractConfig,
     ) -> Result<Self, PolicyError> {
-        Self::build(
-            policies,
-            ContractSetup {
-                contract,
-                config,
-                origin: ContractOrigin::Code,
-            },
-        )
+        Self::with_contract_from(policies, contract, config, ContractOrigin::Code)
     }
 
     /// A layer whose contract comes from a policy file's `[openapi]`.
@@ -393,12 +386,22 @@ impl PolicyLayer {
         contract: crate::contract::Contract,
         config: crate::contract::ContractConfig,
     ) -> Result<Self, PolicyError> {
+        Self::with_contract_from(policies, contract, config, ContractOrigin::File)
+    }
+
+    #[cfg(feature = "contract")]
+    fn with_contract_from(
+        policies: Policies,
+        contract: crate::contract::Contract,
+        config: crate::contract::ContractConfig,
+        origin: ContractOrigin,
+    ) -> Result<Self, PolicyError> {
         Self::build(
             policies,
             ContractSetup {
                 contract,
                 config,
-                origin: ContractOrigin::File,
+                origin,
             },
         )
     }
