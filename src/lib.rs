@@ -6,12 +6,15 @@ pub mod breaker;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod core;
+pub mod dependency;
 pub mod fault;
 #[cfg(feature = "guardrails")]
 pub mod guardrails;
 pub mod observe;
 pub mod policy;
+pub mod retry;
 pub mod shed;
+pub mod throttle;
 pub mod timeout;
 
 pub use crate::core::{Deadline, Error, Rejection};

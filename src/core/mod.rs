@@ -27,6 +27,7 @@ mod reply;
 mod request_body;
 pub(crate) mod route;
 pub(crate) mod sync;
+pub(crate) mod tally;
 pub mod telemetry;
 
 pub use body::{OnEndOfStream, ResponseBody, TrackedBody};

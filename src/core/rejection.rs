@@ -48,6 +48,15 @@ pub enum RejectionKind {
     /// does) so that the caller gets an answer and the breaker and metrics count a failure.
     /// 500, `INTERNAL`. A failure.
     Panicked,
+    /// An outbound call needed a retry and the dependency's retry budget had none left, so the
+    /// call failed fast instead of adding load to a struggling dependency
+    /// ([`crate::retry`]). 503, `UNAVAILABLE`. Not a failure of the dependency (the attempts
+    /// that were made are counted on their own).
+    RetryBudgetExhausted,
+    /// An outbound call was not sent because the dependency has recently refused many calls
+    /// and the client-side adaptive throttle dropped this one ([`crate::throttle`]).
+    /// 503, `UNAVAILABLE`. Not a failure.
+    Throttled,
 }
 
 impl RejectionKind {
@@ -63,6 +72,8 @@ impl RejectionKind {
             Self::InvalidResponse => "invalid_response",
             Self::Misconfigured => "misconfigured",
             Self::Panicked => "panicked",
+            Self::RetryBudgetExhausted => "retry_budget_exhausted",
+            Self::Throttled => "throttled",
         }
     }
 
@@ -81,7 +92,9 @@ impl RejectionKind {
         match self {
             Self::Timeout | Self::DeadlineExpired => StatusCode::GATEWAY_TIMEOUT,
             Self::InvalidDeadline | Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::CircuitOpen | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::CircuitOpen | Self::Overloaded | Self::RetryBudgetExhausted | Self::Throttled => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::InvalidResponse | Self::Misconfigured | Self::Panicked => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -93,7 +106,9 @@ impl RejectionKind {
         match self {
             Self::Timeout | Self::DeadlineExpired => Code::DeadlineExceeded,
             Self::InvalidDeadline | Self::InvalidRequest => Code::InvalidArgument,
-            Self::CircuitOpen | Self::Overloaded => Code::Unavailable,
+            Self::CircuitOpen | Self::Overloaded | Self::RetryBudgetExhausted | Self::Throttled => {
+                Code::Unavailable
+            }
             Self::InvalidResponse | Self::Misconfigured | Self::Panicked => Code::Internal,
         }
     }
@@ -109,6 +124,8 @@ impl RejectionKind {
             Self::InvalidResponse => "Invalid response",
             Self::Misconfigured => "Service misconfigured",
             Self::Panicked => "Internal error",
+            Self::RetryBudgetExhausted => "Retry budget exhausted",
+            Self::Throttled => "Call throttled",
         }
     }
 
@@ -133,7 +150,9 @@ impl RejectionKind {
             InvalidRequest,
             InvalidResponse,
             Misconfigured,
-            Panicked
+            Panicked,
+            RetryBudgetExhausted,
+            Throttled
         )
     }
 }
@@ -160,6 +179,12 @@ pub enum Origin {
     Contract,
     /// The policy layer's strict mode (a route served without a policy of its own).
     Policy,
+    /// Retries of an outbound call ([`crate::retry`]).
+    Retry,
+    /// The client-side adaptive throttle ([`crate::throttle`]).
+    Throttle,
+    /// A dependency policy's own admission ([`crate::dependency`]): its concurrency cap.
+    Dependency,
 }
 
 impl Origin {
@@ -172,6 +197,9 @@ impl Origin {
             Self::Shed => "shed",
             Self::Contract => "contract",
             Self::Policy => "policy",
+            Self::Retry => "retry",
+            Self::Throttle => "throttle",
+            Self::Dependency => "dependency",
         }
     }
 }

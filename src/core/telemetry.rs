@@ -206,6 +206,42 @@ pub const FAULT_INJECTED: Metric = Metric {
     description: "Faults injected by the fault layer for a drill, by route and kind: `delay` or `abort`.",
 };
 
+/// Retries of outbound calls.
+pub const RETRIES: Metric = Metric {
+    name: "steadfast.retries",
+    kind: MetricKind::Counter,
+    unit: "{retry}",
+    labels: &["dependency", "reason"],
+    description: "Retries of outbound calls, by dependency and reason: `status` (503, 429, ...), `grpc_status` (`UNAVAILABLE`, ...), `error` (a transport error) or `timeout` (an attempt's own).",
+};
+
+/// Outbound calls that needed a retry the budget could not pay for.
+pub const RETRY_BUDGET_EXHAUSTED: Metric = Metric {
+    name: "steadfast.retry.budget_exhausted",
+    kind: MetricKind::Counter,
+    unit: "{call}",
+    labels: &["dependency"],
+    description: "Outbound calls that needed a retry when the dependency's retry budget was spent; they fail fast with `retry_budget_exhausted`.",
+};
+
+/// Outbound calls dropped by the client-side adaptive throttle.
+pub const THROTTLED: Metric = Metric {
+    name: "steadfast.throttled",
+    kind: MetricKind::Counter,
+    unit: "{call}",
+    labels: &["dependency"],
+    description: "Outbound calls (attempts) not sent because the dependency refused many recent calls (client-side adaptive throttling).",
+};
+
+/// Outbound calls refused because the dependency's concurrency cap was reached.
+pub const DEPENDENCY_CAPPED: Metric = Metric {
+    name: "steadfast.dependency.capped",
+    kind: MetricKind::Counter,
+    unit: "{call}",
+    labels: &["dependency"],
+    description: "Outbound calls (attempts) not sent because as many calls to the dependency as its policy allows were in flight (the bulkhead).",
+};
+
 /// OpenTelemetry's recommended boundaries for request durations, in seconds: the buckets the
 /// Prometheus setup puts on the duration histograms, and so the thresholds a latency objective
 /// can use.
@@ -237,6 +273,10 @@ pub const CATALOGUE: &[Metric] = &[
     CONTRACT_VIOLATIONS,
     POLICY_UNMATCHED,
     FAULT_INJECTED,
+    RETRIES,
+    RETRY_BUDGET_EXHAUSTED,
+    THROTTLED,
+    DEPENDENCY_CAPPED,
 ];
 
 /// Records a rejection: one `tracing` event and one count of [`REJECTIONS`].

@@ -1,0 +1,75 @@
+//! One policy per outbound dependency: deadline, breaker, throttle, concurrency cap and
+//! retries under a budget, around any HTTP or gRPC client.
+//!
+//! Most incidents start in a dependency. A [`DependencyLayer`] puts every call to one under a
+//! named [`DependencyConfig`], in this fixed order:
+//!
+//! 1. **Retries** ([`crate::retry`]), outermost: idempotent calls only, backoff with full
+//!    jitter, the dependency's `Retry-After`/`grpc-retry-pushback-ms` honoured, never an
+//!    attempt the caller's deadline cannot cover, and a budget shared by every caller of the
+//!    dependency in the process. Each of the following steps runs per **attempt**:
+//! 2. the caller's [`Deadline`](crate::core::Deadline) (copied onto the outbound request from the
+//!    inbound one): a spent deadline is not sent;
+//! 3. the client-side **adaptive throttle** ([`crate::throttle`]): drops attempts locally while
+//!    the dependency refuses most of them;
+//! 4. the **circuit breaker** ([`crate::breaker`], on by default here): fails fast while open;
+//! 5. the **concurrency cap** (a bulkhead, off by default);
+//! 6. the attempt's **time limit** (the earlier of the deadline and
+//!    [`attempt_timeout`](DependencyConfig::attempt_timeout)), announced to the dependency
+//!    (`grpc-timeout`, or the configured HTTP header) and enforced.
+//!
+//! Nothing on the client side is forged: the caller gets the dependency's own answer, the
+//! client's error as [`Error::Inner`](crate::Error::Inner), or, for a call this process did
+//! not send or gave up on, [`Error::Rejected`](crate::Error::Rejected) with a [`Rejection`] whose
+//! [kind](crate::core::RejectionKind) says which: `CircuitOpen`, `Throttled`, `Overloaded` (the
+//! cap), `DeadlineExpired`, `Timeout`, `RetryBudgetExhausted`. The response type is the client's
+//! own: `Response<hyper::body::Incoming>` for hyper-util's client.
+//!
+//! [`Rejection`]: crate::core::Rejection
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Empty;
+//! use steadfast::core::RejectionKind;
+//! use steadfast::dependency::{DependencyConfig, DependencyLayer};
+//! use steadfast::Error;
+//! use tower::{Service, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! // A dependency that hangs.
+//! let client = service_fn(|_request: Request<_>| async {
+//!     tokio::time::sleep(Duration::from_secs(60)).await;
+//!     Ok::<_, std::io::Error>(Response::new(()))
+//! });
+//! let layer = DependencyLayer::new(
+//!     DependencyConfig::new("pricing").attempt_timeout(Duration::from_millis(200)),
+//! )
+//! .unwrap();
+//! let mut pricing = tower::ServiceBuilder::new().layer(layer.clone()).service(client);
+//!
+//! let request = Request::get("http://pricing/quote").body(Empty::<Bytes>::new()).unwrap();
+//! match pricing.ready().await.unwrap().call(request).await {
+//!     // Three attempts of 200 ms each, then the last attempt's timeout.
+//!     Err(Error::Rejected(rejection)) => assert_eq!(rejection.kind(), RejectionKind::Timeout),
+//!     other => panic!("{other:?}"),
+//! }
+//! assert_eq!(layer.handle().snapshot().in_flight, 0);
+//! # }
+//! ```
+//!
+//! With hyper-util's client the body type the client is built for is
+//! [`ReplayBody<B>`](crate::retry::ReplayBody): `Client::builder(TokioExecutor::new())
+//! .build_http::<ReplayBody<Full<Bytes>>>()`. With tonic, wrap the `Channel` and build the
+//! generated client on the wrapped service (`MyClient::new(DependencyLayer::new(..)?.layer(channel))`)
+//! after mapping the error into tonic's (`.map_err(...)`), as any tower layer on a channel needs.
+
+mod config;
+mod service;
+
+pub use config::{ConfigError, DependencyConfig};
+pub use service::{
+    Attempt, AttemptFuture, Dependency, DependencyHandle, DependencyLayer, DependencySnapshot,
+    ResponseFuture,
+};

@@ -1,0 +1,549 @@
+//! The dependency layer: retries around guarded attempts.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use metrics::SharedString;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+use super::config::{ConfigError, DependencyConfig};
+use crate::breaker::{BreakerHandle, BreakerPermit, BreakerSnapshot};
+use crate::core::clock::{self, Instant};
+use crate::core::grpc::{self, Code, GRPC_TIMEOUT};
+use crate::core::{
+    Classified, Classify, Deadline, DefaultClassifier, Error, Origin, Rejection, RejectionKind,
+    telemetry,
+};
+use crate::retry::{self, OverTyped, ReplayBody, RetryConfig, RetryHandle, RetrySnapshot};
+use crate::throttle::{ThrottleHandle, ThrottleSnapshot};
+
+/// The shared state of one dependency policy: its breaker, throttle, retry budget and
+/// concurrency count. Every layer and service made from it (and their clones) share it.
+#[derive(Clone)]
+pub struct DependencyHandle {
+    inner: Arc<Shared>,
+    retry: RetryHandle,
+}
+
+struct Shared {
+    config: DependencyConfig,
+    breaker: Option<BreakerHandle>,
+    throttle: Option<ThrottleHandle>,
+    in_flight: AtomicUsize,
+    label: SharedString,
+}
+
+/// What a dependency policy shows now.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DependencySnapshot {
+    /// The dependency's name.
+    pub name: String,
+    /// The breaker's state and window, if the policy has a breaker.
+    pub breaker: Option<BreakerSnapshot>,
+    /// The throttle's counts, if the policy throttles.
+    pub throttle: Option<ThrottleSnapshot>,
+    /// The retry budget.
+    pub retry: RetrySnapshot,
+    /// Attempts in flight.
+    pub in_flight: usize,
+}
+
+impl DependencyHandle {
+    /// The state of a new policy.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] from [`DependencyConfig::validate`].
+    pub fn new(config: DependencyConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let breaker = match &config.breaker {
+            Some(breaker) => Some(BreakerHandle::new(
+                breaker.clone().name(config.name.clone()),
+            )?),
+            None => None,
+        };
+        let throttle = config.throttle.map(ThrottleHandle::new).transpose()?;
+        let retry = config
+            .retry
+            .clone()
+            .unwrap_or_else(|| RetryConfig::new().max_retries(0))
+            .name(config.name.clone());
+        let retry = RetryHandle::new(retry)?;
+        let label = SharedString::from_shared(Arc::<str>::from(config.name.as_str()));
+        Ok(Self {
+            inner: Arc::new(Shared {
+                config,
+                breaker,
+                throttle,
+                in_flight: AtomicUsize::new(0),
+                label,
+            }),
+            retry,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DependencyConfig {
+        &self.inner.config
+    }
+
+    /// The breaker, to watch it or to open and close it by hand.
+    pub fn breaker(&self) -> Option<&BreakerHandle> {
+        self.inner.breaker.as_ref()
+    }
+
+    /// The adaptive throttle.
+    pub fn throttle(&self) -> Option<&ThrottleHandle> {
+        self.inner.throttle.as_ref()
+    }
+
+    /// The retry policy and its budget.
+    pub fn retry(&self) -> &RetryHandle {
+        &self.retry
+    }
+
+    /// Everything the policy holds now.
+    pub fn snapshot(&self) -> DependencySnapshot {
+        DependencySnapshot {
+            name: self.inner.config.name.clone(),
+            breaker: self.inner.breaker.as_ref().map(BreakerHandle::snapshot),
+            throttle: self.inner.throttle.as_ref().map(ThrottleHandle::snapshot),
+            retry: self.retry.snapshot(),
+            in_flight: self.inner.in_flight.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl fmt::Debug for DependencyHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DependencyHandle")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Applies a [`DependencyConfig`] around an outbound client: see the [module docs](super).
+#[derive(Clone, Debug)]
+pub struct DependencyLayer {
+    handle: DependencyHandle,
+}
+
+impl DependencyLayer {
+    /// A layer with a policy of its own: every client it wraps (and their clones) shares the
+    /// policy's breaker, throttle, budget and cap.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] from [`DependencyConfig::validate`].
+    pub fn new(config: DependencyConfig) -> Result<Self, ConfigError> {
+        Ok(Self::shared(DependencyHandle::new(config)?))
+    }
+
+    /// A layer on an existing policy's state.
+    pub fn shared(handle: DependencyHandle) -> Self {
+        Self { handle }
+    }
+
+    /// The policy's state.
+    pub fn handle(&self) -> &DependencyHandle {
+        &self.handle
+    }
+}
+
+impl<S> Layer<S> for DependencyLayer {
+    type Service = Dependency<S>;
+
+    fn layer(&self, client: S) -> Dependency<S> {
+        let attempt = Attempt {
+            client,
+            shared: self.handle.inner.clone(),
+        };
+        Dependency {
+            inner: retry::RetryLayer::shared(self.handle.retry.clone())
+                .over_typed()
+                .layer(attempt),
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+/// An outbound client under a dependency policy: see [`DependencyLayer`].
+///
+/// It takes `Request<B>` and gives the client `Request<ReplayBody<B>>`; it answers the
+/// dependency's `Response<RB>` unchanged, or an [`Error`]: [`Error::Inner`] for the client's
+/// own error, [`Error::Rejected`] for a call this process did not send or gave up on.
+#[derive(Clone, Debug)]
+pub struct Dependency<S> {
+    inner: retry::Retry<Attempt<S>, OverTyped>,
+    handle: DependencyHandle,
+}
+
+impl<S> Dependency<S> {
+    /// The policy's state.
+    pub fn handle(&self) -> &DependencyHandle {
+        &self.handle
+    }
+
+    /// The client.
+    pub fn get_ref(&self) -> &S {
+        &self.inner.get_ref().client
+    }
+
+    /// The client, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner.get_mut().client
+    }
+
+    /// Unwraps the client.
+    pub fn into_inner(self) -> S {
+        self.inner.into_inner().client
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Dependency<S>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    B: Body + Unpin,
+{
+    type Response = Response<RB>;
+    type Error = Error<S::Error>;
+    type Future = ResponseFuture<S, B, RB>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        ResponseFuture {
+            inner: self.inner.call(request),
+            _response: PhantomData,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Dependency`].
+    pub struct ResponseFuture<S, B, RB>
+    where
+        S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+        B: Body,
+    {
+        #[pin]
+        inner: retry::ResponseFuture<Attempt<S>, B, OverTyped>,
+        _response: PhantomData<fn() -> RB>,
+    }
+}
+
+impl<S, B, RB> fmt::Debug for ResponseFuture<S, B, RB>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    B: Body,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, B, RB> Future for ResponseFuture<S, B, RB>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    B: Body + Unpin,
+{
+    type Output = Result<Response<RB>, Error<S::Error>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+/// One guarded attempt: deadline, throttle, breaker, concurrency cap, then the client under
+/// the attempt's time limit. Public only as a type parameter of [`ResponseFuture`].
+#[derive(Clone)]
+pub struct Attempt<S> {
+    client: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Attempt<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attempt")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Admits one attempt, or says why not. `now` is the attempt's start.
+    fn admit(
+        self: &Arc<Self>,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<Guard, Rejection> {
+        if deadline.is_some_and(|deadline| deadline <= now) {
+            return Err(
+                Rejection::new(RejectionKind::DeadlineExpired, Origin::Dependency).with_detail(
+                    "no time left before the caller's deadline; the call was not sent",
+                ),
+            );
+        }
+        if let Some(throttle) = &self.throttle {
+            if let Err(rejection) = throttle.try_admit() {
+                metrics::counter!(telemetry::THROTTLED.name, "dependency" => self.label.clone())
+                    .increment(1);
+                return Err(rejection);
+            }
+        }
+        let mut guard = Guard {
+            shared: self.clone(),
+            permit: None,
+            slot: false,
+            started: now,
+        };
+        if let Some(breaker) = &self.breaker {
+            match breaker.try_acquire() {
+                Ok(permit) => guard.permit = Some(permit),
+                Err(refused) => {
+                    let mut rejection = Rejection::new(RejectionKind::CircuitOpen, Origin::Breaker)
+                        .with_detail(format!(
+                            "the breaker of `{}` is {}; the call was not sent",
+                            self.config.name,
+                            refused.state()
+                        ));
+                    if let Some(after) = refused.retry_after() {
+                        rejection = rejection.with_retry_after(after);
+                    }
+                    return Err(rejection);
+                }
+            }
+        }
+        if let Some(max) = self.config.max_concurrency {
+            if self.in_flight.fetch_add(1, Ordering::AcqRel) >= max {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                metrics::counter!(telemetry::DEPENDENCY_CAPPED.name, "dependency" => self.label.clone())
+                    .increment(1);
+                return Err(
+                    Rejection::new(RejectionKind::Overloaded, Origin::Dependency).with_detail(
+                        format!(
+                            "{max} calls to `{}` are in flight, as many as its policy allows",
+                            self.config.name
+                        ),
+                    ),
+                );
+            }
+            guard.slot = true;
+        }
+        Ok(guard)
+    }
+}
+
+/// An admitted attempt's breaker permit and concurrency slot; dropped unfinished (the caller
+/// gave up), it gives both back and records nothing.
+struct Guard {
+    shared: Arc<Shared>,
+    permit: Option<BreakerPermit>,
+    slot: bool,
+    started: Instant,
+}
+
+impl Guard {
+    /// Records how the attempt went: `failure` for the breaker, `accepted` for the throttle.
+    fn finish(&mut self, failure: bool, accepted: bool) {
+        let took = clock::now().saturating_duration_since(self.started);
+        if let Some(permit) = self.permit.take() {
+            if failure {
+                permit.failure_after(took);
+            } else {
+                permit.success_after(took);
+            }
+        }
+        if let Some(throttle) = &self.shared.throttle {
+            throttle.record(accepted);
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.slot {
+            self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl<S, B, RB> Service<Request<ReplayBody<B>>> for Attempt<S>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    B: Body,
+{
+    type Response = Response<RB>;
+    type Error = Error<S::Error>;
+    type Future = AttemptFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.client.poll_ready(cx).map_err(Error::Inner)
+    }
+
+    fn call(&mut self, mut request: Request<ReplayBody<B>>) -> Self::Future {
+        let now = clock::now();
+        let caller = Deadline::of(&request).map(Deadline::instant);
+        let guard = match self.shared.admit(now, caller) {
+            Ok(guard) => guard,
+            Err(rejection) => {
+                return AttemptFuture {
+                    kind: Kind::Refused {
+                        rejection: Some(rejection),
+                    },
+                };
+            }
+        };
+        let own = self
+            .shared
+            .config
+            .attempt_timeout
+            .map(|timeout| clock::saturating_add(now, timeout));
+        let limit = match (caller, own) {
+            (Some(caller), Some(own)) => Some(caller.min(own)),
+            (caller, own) => caller.or(own),
+        };
+        if let Some(limit) = limit {
+            announce(
+                &self.shared,
+                &mut request,
+                limit.saturating_duration_since(now),
+            );
+        }
+        AttemptFuture {
+            kind: Kind::Running {
+                future: self.client.call(request),
+                timer: limit.map(tokio::time::sleep_until),
+                guard,
+            },
+        }
+    }
+}
+
+/// Writes the attempt's time left on the request: `grpc-timeout` (kept if the caller set a
+/// shorter one), or the configured HTTP header.
+fn announce<B>(shared: &Shared, request: &mut Request<B>, left: Duration) {
+    let headers = request.headers_mut();
+    if grpc::is_grpc(headers) {
+        let announced = headers
+            .get(GRPC_TIMEOUT)
+            .and_then(|value| grpc::parse_timeout(value.as_bytes()).ok())
+            .map_or(left, |existing| existing.min(left));
+        headers.insert(GRPC_TIMEOUT, grpc::encode_timeout(announced));
+    } else if let Some((name, format)) = &shared.config.deadline_header {
+        headers.insert(name.clone(), format.encode(left));
+    }
+}
+
+pin_project! {
+    /// The future of one guarded attempt.
+    pub struct AttemptFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Refused { rejection: Option<Rejection> },
+        Running {
+            #[pin] future: F,
+            #[pin] timer: Option<Sleep>,
+            guard: Guard,
+        },
+    }
+}
+
+impl<F> fmt::Debug for AttemptFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttemptFuture").finish_non_exhaustive()
+    }
+}
+
+/// Whether an answer says the dependency refused the call as overload.
+fn refused_as_overload<RB>(response: &Response<RB>) -> bool {
+    let headers = response.headers();
+    if grpc::is_grpc(headers) {
+        matches!(
+            Code::from_headers(headers),
+            Some(Code::Unavailable | Code::ResourceExhausted)
+        )
+    } else {
+        matches!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        )
+    }
+}
+
+impl<F, RB, E> Future for AttemptFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<RB>, Error<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Refused { rejection } => Poll::Ready(Err(Error::Rejected(
+                rejection
+                    .take()
+                    .expect("AttemptFuture polled after completion"),
+            ))),
+            KindProj::Running {
+                future,
+                timer,
+                guard,
+            } => {
+                if let Poll::Ready(result) = future.poll(cx) {
+                    return Poll::Ready(match result {
+                        Ok(response) => {
+                            let failure = match Classify::<_, E>::classify_response(
+                                &DefaultClassifier::new(),
+                                &response,
+                            ) {
+                                Classified::Done(outcome) => outcome.is_failure(),
+                                // A streamed gRPC answer: judged by its head, a success.
+                                Classified::AtEndOfStream => false,
+                            };
+                            guard.finish(failure, !refused_as_overload(&response));
+                            Ok(response)
+                        }
+                        Err(error) => {
+                            guard.finish(true, false);
+                            Err(Error::Inner(error))
+                        }
+                    });
+                }
+                if let Some(timer) = timer.as_pin_mut() {
+                    ready!(timer.poll(cx));
+                    guard.finish(true, false);
+                    return Poll::Ready(Err(Error::Rejected(
+                        Rejection::new(RejectionKind::Timeout, Origin::Dependency).with_detail(
+                            format!(
+                                "the attempt to call `{}` ran out of time and was cancelled",
+                                guard.shared.config.name
+                            ),
+                        ),
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
