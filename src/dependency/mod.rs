@@ -12,7 +12,10 @@
 //!    inbound one): a spent deadline is not sent;
 //! 3. the client-side **adaptive throttle** ([`crate::throttle`]): drops attempts locally while
 //!    the dependency refuses most of them;
-//! 4. the **circuit breaker** ([`crate::breaker`], on by default here): fails fast while open;
+//! 4. the **circuit breaker** ([`crate::breaker`], on by default here): fails fast while open.
+//!    It counts transport errors, timeouts and 5xx / gRPC server errors, but not refusals as
+//!    overload (503, 429, `UNAVAILABLE`, `RESOURCE_EXHAUSTED`): those are the throttle's, since
+//!    a dependency shedding half its load still serves the other half;
 //! 5. the **concurrency cap** (a bulkhead, off by default);
 //! 6. the attempt's **time limit** (the earlier of the deadline and
 //!    [`attempt_timeout`](DependencyConfig::attempt_timeout)), announced to the dependency

@@ -513,15 +513,20 @@ where
                 if let Poll::Ready(result) = future.poll(cx) {
                     return Poll::Ready(match result {
                         Ok(response) => {
-                            let failure = match Classify::<_, E>::classify_response(
-                                &DefaultClassifier::new(),
-                                &response,
-                            ) {
-                                Classified::Done(outcome) => outcome.is_failure(),
-                                // A streamed gRPC answer: judged by its head, a success.
-                                Classified::AtEndOfStream => false,
-                            };
-                            guard.finish(failure, !refused_as_overload(&response));
+                            // A refusal as overload is the throttle's business, not a failure
+                            // for the breaker: a dependency shedding half its load is working,
+                            // and opening on it would refuse the half it can serve.
+                            let overload = refused_as_overload(&response);
+                            let failure = !overload
+                                && match Classify::<_, E>::classify_response(
+                                    &DefaultClassifier::new(),
+                                    &response,
+                                ) {
+                                    Classified::Done(outcome) => outcome.is_failure(),
+                                    // A streamed gRPC answer: judged by its head, a success.
+                                    Classified::AtEndOfStream => false,
+                                };
+                            guard.finish(failure, !overload);
                             Ok(response)
                         }
                         Err(error) => {

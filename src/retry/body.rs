@@ -39,6 +39,11 @@ pin_project! {
 }
 
 impl<B: Body> ReplayBody<B> {
+    /// The body streamed through once, as it came: what a call that is not retried sends.
+    pub fn new(body: B) -> Self {
+        Self::stream(body)
+    }
+
     /// The body streamed through once, as it came.
     pub(crate) fn stream(body: B) -> Self {
         Self {

@@ -8,6 +8,12 @@
 //! P(reject) = max(0, (requests − K × accepts) / (requests + 1))
 //! ```
 //!
+//! Attempts are counted when they end (accepted or not) or when they are dropped, never while
+//! in flight: a slow dependency with many calls outstanding is not mistaken for one that
+//! refuses them. Below [`ThrottleConfig::min_requests`] attempts in the window nothing is
+//! dropped: one refusal among the first calls is no evidence (the formula alone would drop half
+//! of the calls after a single refusal).
+//!
 //! With K = 2 nothing is dropped while the dependency accepts at least half of the calls;
 //! beyond that, the calls that reach it approach K × what it accepts, so a shedding dependency
 //! spends little on refusing this process, while enough calls still get through to see it
@@ -17,7 +23,8 @@
 //! or `RESOURCE_EXHAUSTED`, a transport error, or the attempt's own timeout. A 500 was
 //! accepted (the dependency did the work and failed): that is the breaker's business.
 //!
-//! Defaults: K = 2 (the book's), a 10-second window in 10 buckets (long enough to hold a
+//! Defaults: K = 2 (the book's), at least 20 attempts in the window before anything is dropped
+//! (a sample in which a majority of refusals means something), a 10-second window in 10 buckets (long enough to hold a
 //! meaningful sample at modest traffic, short enough to follow a recovery within seconds; the
 //! book's two minutes suit its far larger fleets).
 //!
@@ -54,6 +61,7 @@ const BUCKETS: usize = 10;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ThrottleConfig {
     k: f64,
+    min_requests: u32,
     window: Duration,
 }
 
@@ -68,6 +76,7 @@ impl ThrottleConfig {
     pub const fn new() -> Self {
         Self {
             k: 2.0,
+            min_requests: 20,
             window: Duration::from_secs(10),
         }
     }
@@ -76,6 +85,12 @@ impl ThrottleConfig {
     /// Default 2.
     pub fn k(mut self, k: f64) -> Self {
         self.k = k;
+        self
+    }
+
+    /// Attempts the window must hold before any is dropped. Default 20.
+    pub fn min_requests(mut self, requests: u32) -> Self {
+        self.min_requests = requests;
         self
     }
 
@@ -152,12 +167,15 @@ impl ThrottleHandle {
     }
 
     fn probability(&self, requests: u64, accepts: u64) -> f64 {
+        if requests < u64::from(self.inner.config.min_requests) {
+            return 0.0;
+        }
         let requests = requests as f64;
         ((requests - self.inner.config.k * accepts as f64) / (requests + 1.0)).max(0.0)
     }
 
     /// Decides on one attempt: `Ok` to send it (then [`record`](Self::record) how it went), or
-    /// the [`RejectionKind::Throttled`] refusal. Either way it counts as a request.
+    /// the [`RejectionKind::Throttled`] refusal, which counts as a request not accepted.
     ///
     /// # Errors
     /// The refusal, when the attempt is dropped.
@@ -165,8 +183,8 @@ impl ThrottleHandle {
         let now = clock::now();
         let sums = self.inner.tally.sums(now);
         let probability = self.probability(sums.first, sums.second);
-        self.inner.tally.add(now, 1, 0);
         if probability > 0.0 && fastrand::f64() < probability {
+            self.inner.tally.add(now, 1, 0);
             return Err(
                 Rejection::new(RejectionKind::Throttled, Origin::Throttle).with_detail(format!(
                     "the dependency accepted {} of the last {} calls; this one was dropped before it was sent",
@@ -177,11 +195,10 @@ impl ThrottleHandle {
         Ok(())
     }
 
-    /// Records whether an admitted attempt was accepted by the dependency.
+    /// Records an admitted attempt once it has ended, and whether the dependency accepted it.
+    /// An attempt never recorded (cancelled by its caller) counts for nothing.
     pub fn record(&self, accepted: bool) {
-        if accepted {
-            self.inner.tally.add(clock::now(), 0, 1);
-        }
+        self.inner.tally.add(clock::now(), 1, u64::from(accepted));
     }
 
     /// The window's counts and the current drop probability.
@@ -234,11 +251,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn attempts_in_flight_and_a_few_refusals_are_no_reason_to_drop() {
+        let throttle = ThrottleHandle::new(ThrottleConfig::new()).unwrap();
+        // A thousand admitted and still running: nothing recorded yet, nothing dropped.
+        for _ in 0..1_000 {
+            throttle.try_admit().unwrap();
+        }
+        // Nineteen refusals in a row: below the minimum sample.
+        for _ in 0..19 {
+            throttle.record(false);
+        }
+        assert_eq!(throttle.snapshot().reject_probability, 0.0);
+        throttle.record(false);
+        assert!(throttle.snapshot().reject_probability > 0.9);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_throttle_lets_go_once_the_window_has_passed() {
         let throttle = ThrottleHandle::new(ThrottleConfig::new()).unwrap();
         for _ in 0..100 {
-            let _ = throttle.try_admit();
-            throttle.record(false);
+            if throttle.try_admit().is_ok() {
+                throttle.record(false);
+            }
         }
         assert!(throttle.snapshot().reject_probability > 0.9);
         tokio::time::advance(Duration::from_secs(11)).await;

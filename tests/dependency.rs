@@ -1,0 +1,536 @@
+//! Dependency policies: typed refusals, the per-attempt guard, and the retry storm they prevent.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{Empty, Full};
+use steadfast::Error;
+use steadfast::breaker::{BreakerConfig, SlidingWindow, State};
+use steadfast::core::{Deadline, Origin, RejectionKind};
+use steadfast::dependency::{DependencyConfig, DependencyLayer};
+use steadfast::retry::{ReplayBody, RetryConfig};
+use steadfast::timeout::DeadlineFormat;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt};
+
+type Body = ReplayBody<Empty<Bytes>>;
+
+fn get() -> Request<Empty<Bytes>> {
+    Request::get("http://pricing/quote")
+        .body(Empty::new())
+        .unwrap()
+}
+
+/// A client that answers every call with `status` after `delay`, counting calls.
+fn client(
+    status: u16,
+    delay: Duration,
+    calls: Arc<AtomicUsize>,
+) -> impl Service<Request<Body>, Response = Response<()>, Error = std::io::Error, Future: Send> + Clone
+{
+    tower::service_fn(move |_request: Request<Body>| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(delay).await;
+            if status == 0 {
+                return Err(std::io::Error::other("connection refused"));
+            }
+            Ok(Response::builder().status(status).body(()).unwrap())
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_is_a_typed_refusal_that_is_not_retried_and_never_reaches_the_client() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let config = DependencyConfig::new("pricing")
+        .breaker(Some(
+            BreakerConfig::new()
+                .sliding_window(SlidingWindow::count(4))
+                .minimum_calls(4),
+        ))
+        .retry(Some(RetryConfig::new().max_retries(0)));
+    let layer = DependencyLayer::new(config).unwrap();
+    let pricing = layer.layer(client(502, Duration::ZERO, calls.clone()));
+    for _ in 0..4 {
+        assert_eq!(pricing.clone().oneshot(get()).await.unwrap().status(), 502);
+    }
+    assert_eq!(layer.handle().breaker().unwrap().state(), State::Open);
+    let Err(Error::Rejected(rejection)) = pricing.clone().oneshot(get()).await else {
+        panic!("an open breaker answers with a typed refusal, never a forged 503");
+    };
+    assert_eq!(rejection.kind(), RejectionKind::CircuitOpen);
+    assert_eq!(rejection.origin(), Origin::Breaker);
+    assert!(rejection.retry_after().is_some());
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    // With retries on, an open breaker is still one refusal, not three.
+    let config = DependencyConfig::new("pricing").breaker(Some(
+        BreakerConfig::new()
+            .sliding_window(SlidingWindow::count(4))
+            .minimum_calls(4),
+    ));
+    let layer = DependencyLayer::new(config).unwrap();
+    layer.handle().breaker().unwrap().force_open();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let result = layer
+        .layer(client(200, Duration::ZERO, calls.clone()))
+        .oneshot(get())
+        .await;
+    assert!(
+        matches!(result, Err(Error::Rejected(ref rejection)) if rejection.kind() == RejectionKind::CircuitOpen)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overload_refusals_do_not_open_the_breaker_but_failures_do() {
+    for (status, opens) in [
+        (503, false),
+        (429, false),
+        (500, true),
+        (502, true),
+        (0, true),
+    ] {
+        let config = DependencyConfig::new("pricing")
+            .breaker(Some(
+                BreakerConfig::new()
+                    .sliding_window(SlidingWindow::count(10))
+                    .minimum_calls(10),
+            ))
+            .retry(None)
+            .throttle(None);
+        let layer = DependencyLayer::new(config).unwrap();
+        let pricing = layer.layer(client(status, Duration::ZERO, Arc::default()));
+        for _ in 0..10 {
+            let _ = pricing.clone().oneshot(get()).await;
+        }
+        let state = layer.handle().breaker().unwrap().state();
+        assert_eq!(state == State::Open, opens, "status {status}: {state:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_attempt_is_cut_at_its_timeout_retried_and_reported_as_a_timeout() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let config = DependencyConfig::new("pricing").attempt_timeout(Duration::from_millis(100));
+    let layer = DependencyLayer::new(config).unwrap();
+    let started = Instant::now();
+    let result = layer
+        .layer(client(200, Duration::from_secs(5), calls.clone()))
+        .oneshot(get())
+        .await;
+    let Err(Error::Rejected(rejection)) = result else {
+        panic!("expected a timeout")
+    };
+    assert_eq!(rejection.kind(), RejectionKind::Timeout);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Three attempts of 100 ms, and the backoffs between them (at most 25 and 50 ms).
+    assert!(
+        started.elapsed() <= Duration::from_millis(375),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(layer.handle().snapshot().in_flight, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_callers_deadline_bounds_and_is_announced_to_every_attempt() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let recording = tower::service_fn(move |request: Request<Body>| {
+        let headers = request.headers().clone();
+        record.lock().unwrap().push(headers);
+        async { Ok::<_, Infallible>(Response::builder().status(503).body(()).unwrap()) }
+    });
+    let config = DependencyConfig::new("pricing")
+        .attempt_timeout(Duration::from_millis(300))
+        .deadline_header(
+            http::HeaderName::from_static("x-request-timeout-ms"),
+            DeadlineFormat::Millis,
+        );
+    let layer = DependencyLayer::new(config).unwrap();
+    let mut request = get();
+    request
+        .extensions_mut()
+        .insert(Deadline::after(Duration::from_millis(1_000)));
+    let _ = layer.layer(recording.clone()).oneshot(request).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    // The attempt's own limit is the shorter one here.
+    assert_eq!(seen[0]["x-request-timeout-ms"], "300");
+    // gRPC calls get grpc-timeout: the caller's remaining time when it is shorter.
+    let grpc_seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = grpc_seen.clone();
+    let grpc = tower::service_fn(move |request: Request<Body>| {
+        record
+            .lock()
+            .unwrap()
+            .push(request.headers().get("grpc-timeout").cloned());
+        async {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", "0")
+                    .body(())
+                    .unwrap(),
+            )
+        }
+    });
+    let mut request = Request::post("http://pricing/shop.Pricing/Quote")
+        .header("content-type", "application/grpc")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(Deadline::after(Duration::from_millis(120)));
+    let _ = layer.layer(grpc).oneshot(request).await;
+    let announced = grpc_seen.lock().unwrap()[0].clone().unwrap();
+    assert_eq!(
+        steadfast::core::grpc::parse_timeout(announced.as_bytes()).unwrap(),
+        Duration::from_millis(120)
+    );
+    // A spent deadline is not sent at all.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut request = get();
+    request
+        .extensions_mut()
+        .insert(Deadline::after(Duration::ZERO));
+    let result = layer
+        .layer(client(200, Duration::ZERO, calls.clone()))
+        .oneshot(request)
+        .await;
+    assert!(
+        matches!(result, Err(Error::Rejected(ref rejection)) if rejection.kind() == RejectionKind::DeadlineExpired)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_concurrency_cap_refuses_beyond_its_size_and_gives_places_back_on_drop() {
+    let config = DependencyConfig::new("pricing")
+        .max_concurrency(2)
+        .retry(None);
+    let layer = DependencyLayer::new(config).unwrap();
+    let pricing = layer.layer(client(200, Duration::from_secs(1), Arc::default()));
+    let first = tokio::spawn(pricing.clone().oneshot(get()));
+    let second = tokio::spawn(pricing.clone().oneshot(get()));
+    tokio::task::yield_now().await;
+    assert_eq!(layer.handle().snapshot().in_flight, 2);
+    let Err(Error::Rejected(rejection)) = pricing.clone().oneshot(get()).await else {
+        panic!()
+    };
+    assert_eq!(
+        (rejection.kind(), rejection.origin()),
+        (RejectionKind::Overloaded, Origin::Dependency)
+    );
+    first.abort();
+    let _ = first.await;
+    assert_eq!(layer.handle().snapshot().in_flight, 1);
+    assert_eq!(second.await.unwrap().unwrap().status(), 200);
+    assert_eq!(layer.handle().snapshot().in_flight, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dependency_that_refuses_everything_is_throttled_locally() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let config = DependencyConfig::new("pricing").retry(None);
+    let layer = DependencyLayer::new(config).unwrap();
+    let pricing = layer.layer(client(503, Duration::ZERO, calls.clone()));
+    let mut throttled = 0;
+    for _ in 0..1_000 {
+        if let Err(Error::Rejected(rejection)) = pricing.clone().oneshot(get()).await {
+            assert_eq!(rejection.kind(), RejectionKind::Throttled);
+            throttled += 1;
+        }
+        tokio::time::advance(Duration::from_millis(5)).await;
+    }
+    let sent = calls.load(Ordering::SeqCst);
+    assert_eq!(sent + throttled, 1_000);
+    assert!(
+        sent < 100,
+        "{sent} calls reached a dependency refusing all of them"
+    );
+    assert!(
+        sent > 5,
+        "the throttle still lets a trickle through to see a recovery"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn settings_are_checked() {
+    for (config, key) in [
+        (DependencyConfig::new(""), "name"),
+        (
+            DependencyConfig::new("x").attempt_timeout(Duration::ZERO),
+            "attempt_timeout",
+        ),
+        (
+            DependencyConfig::new("x").max_concurrency(0),
+            "max_concurrency",
+        ),
+        (
+            DependencyConfig::new("x").retry(Some(RetryConfig::new().max_retries(50))),
+            "max_retries",
+        ),
+        (
+            DependencyConfig::new("x")
+                .breaker(Some(BreakerConfig::new().failure_rate_threshold(0.0))),
+            "failure_rate_threshold",
+        ),
+    ] {
+        assert_eq!(DependencyLayer::new(config).unwrap_err().key(), key);
+    }
+}
+
+/// The retry-storm experiment, on paused time: a dependency with 8 places and 20 ms of work
+/// per call (capacity 400 calls/s) answers 503 when full. Every call, served or refused, first
+/// costs 1 ms of its front end (one thread reading and routing requests: 1,000 calls/s at most).
+/// Its callers make 800 calls/s (2x) for 5 s, each retrying up to 3 times; a success counts
+/// toward goodput when it comes within 100 ms (5 × the work).
+mod retry_storm {
+    use super::*;
+
+    const PLACES: usize = 8;
+    const WORK: Duration = Duration::from_millis(20);
+    const SECONDS: u64 = 5;
+
+    const FRONT: Duration = Duration::from_millis(1);
+    const SLO: Duration = Duration::from_millis(100);
+
+    #[derive(Clone)]
+    struct Counts {
+        calls: Arc<AtomicUsize>,
+        busy: Arc<AtomicUsize>,
+        front: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl Default for Counts {
+        fn default() -> Self {
+            Self {
+                calls: Arc::default(),
+                busy: Arc::default(),
+                front: Arc::new(tokio::sync::Semaphore::new(1)),
+            }
+        }
+    }
+
+    fn dependency(
+        counts: Counts,
+    ) -> impl Service<Request<Body>, Response = Response<()>, Error = Infallible, Future: Send> + Clone
+    {
+        tower::service_fn(move |_request: Request<Body>| {
+            let counts = counts.clone();
+            counts.calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                {
+                    let _front = counts.front.acquire().await.unwrap();
+                    tokio::time::sleep(FRONT).await;
+                }
+                if counts.busy.fetch_add(1, Ordering::SeqCst) >= PLACES {
+                    counts.busy.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(Response::builder().status(503).body(()).unwrap());
+                }
+                tokio::time::sleep(WORK).await;
+                counts.busy.fetch_sub(1, Ordering::SeqCst);
+                Ok(Response::new(()))
+            }
+        })
+    }
+
+    /// Offers 2x capacity for the run; returns (requests, successes).
+    async fn offer<F>(call: impl Fn() -> F) -> (usize, usize)
+    where
+        F: std::future::Future<Output = bool> + Send + 'static,
+    {
+        let successes = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        let ticks = SECONDS * 1_000 / 5;
+        for _ in 0..ticks {
+            // 4 calls every 5 ms: 800 calls/s.
+            for _ in 0..4 {
+                let successes = successes.clone();
+                let call = call();
+                tasks.push(tokio::spawn(async move {
+                    let started = Instant::now();
+                    if call.await && started.elapsed() <= SLO {
+                        successes.fetch_add(1, Ordering::SeqCst);
+                    }
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for task in tasks.iter_mut() {
+            task.await.unwrap();
+        }
+        (tasks.len(), successes.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_naive_retry_loop_multiplies_the_calls_and_the_dependency_policy_does_not() {
+        let capacity = (PLACES as f64 / WORK.as_secs_f64()) * SECONDS as f64;
+
+        // A naive loop: up to 3 retries, straight away, as a hand-written client does.
+        let naive = Counts::default();
+        let client = dependency(naive.clone());
+        let (requests, naive_successes) = offer(|| {
+            let client = client.clone();
+            async move {
+                for _ in 0..4 {
+                    let response = client
+                        .clone()
+                        .oneshot(get().map(ReplayBody::new))
+                        .await
+                        .unwrap();
+                    if response.status() == StatusCode::OK {
+                        return true;
+                    }
+                }
+                false
+            }
+        })
+        .await;
+        let naive_calls = naive.calls.load(Ordering::SeqCst);
+
+        let policy = Counts::default();
+        let layer = DependencyLayer::new(
+            DependencyConfig::new("inventory").retry(Some(RetryConfig::new().max_retries(3))),
+        )
+        .unwrap();
+        let client = layer.layer(dependency(policy.clone()));
+        let (policy_requests, policy_successes) = offer(|| {
+            let client = client.clone();
+            async move { matches!(client.oneshot(get()).await, Ok(response) if response.status() == StatusCode::OK) }
+        })
+        .await;
+        let policy_calls = policy.calls.load(Ordering::SeqCst);
+
+        eprintln!(
+            "retry storm at 2x: naive {naive_calls} calls for {requests} requests ({:.2}x), goodput {:.0}% of capacity; \
+             dependency policy {policy_calls} calls for {policy_requests} ({:.2}x), goodput {:.0}%",
+            naive_calls as f64 / requests as f64,
+            100.0 * naive_successes as f64 / capacity,
+            policy_calls as f64 / policy_requests as f64,
+            100.0 * policy_successes as f64 / capacity,
+        );
+        assert!(
+            naive_calls as f64 >= 2.0 * requests as f64,
+            "the naive loop storms: {naive_calls}"
+        );
+        assert!(
+            (naive_successes as f64) < 0.5 * capacity,
+            "and its goodput collapses: {naive_successes}"
+        );
+        assert!(
+            policy_calls as f64 <= 1.2 * policy_requests as f64,
+            "{policy_calls} calls for {policy_requests} requests"
+        );
+        assert!(
+            policy_successes as f64 >= 0.9 * capacity,
+            "goodput {policy_successes} of {capacity}"
+        );
+    }
+}
+
+#[test]
+fn full_bodies_are_accepted_by_the_policy() {
+    // The policy takes any body the client can be built for; a `Full` request body is kept for
+    // a retry (the type only has to name `ReplayBody<Full<Bytes>>`).
+    fn assert_service<S: Service<Request<Full<Bytes>>>>(_: &S) {}
+    let client = tower::service_fn(|_request: Request<ReplayBody<Full<Bytes>>>| async {
+        Ok::<_, Infallible>(Response::new(()))
+    });
+    let layer = DependencyLayer::new(DependencyConfig::new("pricing")).unwrap();
+    assert_service(&layer.layer(client));
+}
+
+/// Against a real server on loopback, through hyper-util's client.
+mod loopback {
+    use super::*;
+    use axum::Router;
+    use axum::routing::{get as route_get, post};
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+    use steadfast::dependency::Dependency;
+
+    /// The type a user names for a hyper client under a dependency policy.
+    type Pricing = Dependency<Client<HttpConnector, ReplayBody<Full<Bytes>>>>;
+
+    fn pricing(config: DependencyConfig) -> Pricing {
+        let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
+        DependencyLayer::new(config).unwrap().layer(client)
+    }
+
+    async fn serve() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let flaky = move |body: Bytes| {
+            let call = seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                // Unavailable on every other call; the body echoed back.
+                if call % 2 == 0 {
+                    (StatusCode::SERVICE_UNAVAILABLE, Bytes::new())
+                } else {
+                    (StatusCode::OK, body)
+                }
+            }
+        };
+        let app = Router::new()
+            .route("/quote", route_get(flaky.clone()))
+            .route("/order", post(flaky));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, calls)
+    }
+
+    #[tokio::test]
+    async fn a_hyper_client_is_retried_against_a_real_server_and_posts_are_not() {
+        let (addr, calls) = serve().await;
+        let pricing = pricing(DependencyConfig::new("pricing"));
+        let request = Request::get(format!("http://{addr}/quote"))
+            .body(Full::new(Bytes::from_static(b"seven")))
+            .unwrap();
+        let response: Response<hyper::body::Incoming> =
+            pricing.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "seven"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let request = Request::post(format!("http://{addr}/order"))
+            .body(Full::new(Bytes::from_static(b"x")))
+            .unwrap();
+        assert_eq!(
+            pricing.clone().oneshot(request).await.unwrap().status(),
+            503
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_the_clients_error_after_the_retries() {
+        // A port nobody listens on.
+        let addr = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let pricing = pricing(DependencyConfig::new("pricing"));
+        let request = Request::get(format!("http://{addr}/quote"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let handle = pricing.handle().clone();
+        match pricing.oneshot(request).await {
+            Err(Error::Inner(error)) => assert!(error.is_connect(), "{error}"),
+            other => panic!("expected the client's connect error, got {other:?}"),
+        }
+        // Three attempts were paid for by the budget's floor.
+        assert_eq!(handle.snapshot().retry.budget.retries, 2);
+    }
+}
