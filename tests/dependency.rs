@@ -534,3 +534,78 @@ mod loopback {
         assert_eq!(handle.snapshot().retry.budget.retries, 2);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_outbound_counter_is_emitted_with_its_catalogued_labels() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use steadfast::retry::BudgetConfig;
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    // Retries: 503 answers, retried.
+    let layer = DependencyLayer::new(DependencyConfig::new("inventory").throttle(None)).unwrap();
+    let _ = layer
+        .layer(client(503, Duration::ZERO, Arc::default()))
+        .oneshot(get())
+        .await;
+    // An exhausted budget: nothing to spend.
+    let no_budget = RetryConfig::new().budget(BudgetConfig::new().ratio(0.0).min_per_second(0));
+    let layer =
+        DependencyLayer::new(DependencyConfig::new("pricing").retry(Some(no_budget))).unwrap();
+    let _ = layer
+        .layer(client(503, Duration::ZERO, Arc::default()))
+        .oneshot(get())
+        .await;
+    // Throttled: a dependency refusing everything.
+    let layer = DependencyLayer::new(DependencyConfig::new("search").retry(None)).unwrap();
+    for _ in 0..100 {
+        let _ = layer
+            .layer(client(503, Duration::ZERO, Arc::default()))
+            .oneshot(get())
+            .await;
+    }
+    // Capped: one place, held.
+    let layer =
+        DependencyLayer::new(DependencyConfig::new("mail").max_concurrency(1).retry(None)).unwrap();
+    let held = tokio::spawn(
+        layer
+            .layer(client(200, Duration::from_secs(1), Arc::default()))
+            .oneshot(get()),
+    );
+    tokio::task::yield_now().await;
+    let _ = layer
+        .layer(client(200, Duration::ZERO, Arc::default()))
+        .oneshot(get())
+        .await;
+    held.await.unwrap().unwrap();
+
+    let expected = [
+        ("steadfast.retries", "inventory"),
+        ("steadfast.retry.budget_exhausted", "pricing"),
+        ("steadfast.throttled", "search"),
+        ("steadfast.dependency.capped", "mail"),
+    ];
+    let snapshot = snapshotter.snapshot().into_vec();
+    for (name, dependency) in expected {
+        let metric = steadfast::core::telemetry::CATALOGUE
+            .iter()
+            .find(|metric| metric.name == name)
+            .unwrap();
+        let (key, _, _, value) = snapshot
+            .iter()
+            .find(|(key, ..)| key.key().name() == name)
+            .unwrap_or_else(|| panic!("{name} not emitted"));
+        let labels: Vec<&str> = key.key().labels().map(|label| label.key()).collect();
+        assert_eq!(labels, metric.labels, "{name}");
+        assert!(
+            key.key()
+                .labels()
+                .any(|label| label.key() == "dependency" && label.value() == dependency)
+        );
+        assert!(
+            matches!(value, DebugValue::Counter(count) if *count > 0),
+            "{name}"
+        );
+    }
+}

@@ -540,19 +540,27 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
         .filter(|name| !emitted.contains(**name))
         .collect();
     // The policy layer's strict-mode counter is checked in tests/policy.rs, the fault
-    // layer's in tests/fault.rs.
+    // layer's in tests/fault.rs, the outbound counters in tests/dependency.rs.
     let expected_missed: &[&&str] = if cfg!(feature = "contract") {
         &[
             &"rpc.server.call.duration",
+            &"steadfast.dependency.capped",
             &"steadfast.fault.injected",
             &"steadfast.policy.unmatched",
+            &"steadfast.retries",
+            &"steadfast.retry.budget_exhausted",
+            &"steadfast.throttled",
         ]
     } else {
         &[
             &"rpc.server.call.duration",
             &"steadfast.contract.violations",
+            &"steadfast.dependency.capped",
             &"steadfast.fault.injected",
             &"steadfast.policy.unmatched",
+            &"steadfast.retries",
+            &"steadfast.retry.budget_exhausted",
+            &"steadfast.throttled",
         ]
     };
     assert_eq!(missed, expected_missed, "not emitted by this run");

@@ -299,7 +299,7 @@ impl Shared {
             );
         }
         if let Some(throttle) = &self.throttle {
-            if let Err(rejection) = throttle.try_admit() {
+            if let Err(rejection) = throttle.try_admit_at(now) {
                 metrics::counter!(telemetry::THROTTLED.name, "dependency" => self.label.clone())
                     .increment(1);
                 return Err(rejection);
@@ -360,7 +360,8 @@ struct Guard {
 impl Guard {
     /// Records how the attempt went: `failure` for the breaker, `accepted` for the throttle.
     fn finish(&mut self, failure: bool, accepted: bool) {
-        let took = clock::now().saturating_duration_since(self.started);
+        let now = clock::now();
+        let took = now.saturating_duration_since(self.started);
         if let Some(permit) = self.permit.take() {
             if failure {
                 permit.failure_after(took);
@@ -369,7 +370,7 @@ impl Guard {
             }
         }
         if let Some(throttle) = &self.shared.throttle {
-            throttle.record(accepted);
+            throttle.record_at(now, accepted);
         }
     }
 }

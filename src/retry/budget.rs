@@ -78,7 +78,12 @@ impl RetryBudget {
 
     /// Counts one call (a first attempt), which earns `ratio` of a retry.
     pub fn deposit(&self) {
-        self.inner.tally.add(clock::now(), 1, 0);
+        self.deposit_at(clock::now());
+    }
+
+    /// [`deposit`](Self::deposit) at an instant the caller has already read.
+    pub(crate) fn deposit_at(&self, now: clock::Instant) {
+        self.inner.tally.add(now, 1, 0);
     }
 
     /// Spends one retry if the budget has one; returns whether it did.

@@ -349,10 +349,12 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let handle = self.handle.clone();
-        handle.inner.budget.deposit();
+        let started = clock::now();
+        // The layers inside (a dependency policy's admission) read this instant, not the clock.
+        let _entry = clock::enter(started);
+        handle.inner.budget.deposit_at(started);
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
-        let started = clock::now();
         if !handle.eligible(&request) {
             let future = service.call(request.map(ReplayBody::stream));
             return ResponseFuture::new(handle, service, None, State::Calling { future }, started);

@@ -33,13 +33,16 @@
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 //! let throttle = ThrottleHandle::new(ThrottleConfig::new()).unwrap();
-//! // The dependency refused 100 calls in a row.
+//! // The dependency refuses every call; after 20 refusals, most attempts are dropped here.
+//! let mut sent = 0;
 //! for _ in 0..100 {
-//!     throttle.try_admit().unwrap();
-//!     throttle.record(false);
+//!     if throttle.try_admit().is_ok() {
+//!         sent += 1;
+//!         throttle.record(false);
+//!     }
 //! }
-//! let snapshot = throttle.snapshot();
-//! assert!(snapshot.reject_probability > 0.95);
+//! assert!(sent < 40);
+//! assert!(throttle.snapshot().reject_probability > 0.9);
 //! # }
 //! ```
 //!
@@ -180,7 +183,11 @@ impl ThrottleHandle {
     /// # Errors
     /// The refusal, when the attempt is dropped.
     pub fn try_admit(&self) -> Result<(), Rejection> {
-        let now = clock::now();
+        self.try_admit_at(clock::now())
+    }
+
+    /// [`try_admit`](Self::try_admit) at an instant the caller has already read.
+    pub(crate) fn try_admit_at(&self, now: clock::Instant) -> Result<(), Rejection> {
         let sums = self.inner.tally.sums(now);
         let probability = self.probability(sums.first, sums.second);
         if probability > 0.0 && fastrand::f64() < probability {
@@ -198,7 +205,12 @@ impl ThrottleHandle {
     /// Records an admitted attempt once it has ended, and whether the dependency accepted it.
     /// An attempt never recorded (cancelled by its caller) counts for nothing.
     pub fn record(&self, accepted: bool) {
-        self.inner.tally.add(clock::now(), 1, u64::from(accepted));
+        self.record_at(clock::now(), accepted);
+    }
+
+    /// [`record`](Self::record) at an instant the caller has already read.
+    pub(crate) fn record_at(&self, now: clock::Instant, accepted: bool) {
+        self.inner.tally.add(now, 1, u64::from(accepted));
     }
 
     /// The window's counts and the current drop probability.
