@@ -43,7 +43,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for ClockService {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        let calls = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let mut grpc = tonic::server::Grpc::new(StringCodec);
         Box::pin(async move {
             let response = match request.uri().path() {
@@ -77,6 +77,17 @@ impl tower::Service<http::Request<tonic::body::Body>> for ClockService {
                     grpc.unary(echo, request).await
                 }
                 "/demo.Clock/Fail" => Status::internal("broken").into_http(),
+                // Unavailable on odd calls (counted over every method), served on even ones.
+                "/demo.Clock/Flaky" => {
+                    if calls % 2 == 1 {
+                        Status::unavailable("busy").into_http()
+                    } else {
+                        let echo = tower::service_fn(|request: Request<String>| async move {
+                            Ok::<_, Status>(Response::new(request.into_inner()))
+                        });
+                        grpc.unary(echo, request).await
+                    }
+                }
                 _ => Status::unimplemented("no such method").into_http(),
             };
             Ok(response)
@@ -271,4 +282,50 @@ async fn a_breaker_per_grpc_method_behind_a_tonic_server() {
     assert_eq!(seen[1].0, "demo.Clock/Sleep");
     // The last success is recorded when its body ends, which the client has already read.
     assert_eq!((seen[1].1.window.calls, seen[1].1.window.failures), (3, 0));
+}
+
+/// A tonic `Channel` under a dependency policy: the channel takes tonic's body, so the policy's
+/// `ReplayBody` is wrapped back into one (`map_request`); the generated (or generic) client is
+/// built on the result.
+#[tokio::test]
+async fn a_tonic_channel_under_a_dependency_policy_retries_an_idempotent_method() {
+    use steadfast::dependency::{DependencyConfig, DependencyLayer};
+    use steadfast::retry::{ReplayBody, RetryConfig};
+    use tower::ServiceExt as _;
+
+    let service = ClockService::default();
+    let calls = service.calls.clone();
+    let addr = start_server(service, BUDGET).await;
+    let channel = channel(addr)
+        .await
+        .map_request(|request: http::Request<ReplayBody<tonic::body::Body>>| {
+            request.map(tonic::body::Body::new)
+        });
+    let config = DependencyConfig::new("clock")
+        .retry(Some(RetryConfig::new().idempotent_grpc_method("/demo.Clock/Flaky")));
+    let policy = DependencyLayer::new(config).unwrap();
+    let mut client = tonic::client::Grpc::new(policy.layer(channel));
+    client.ready().await.unwrap();
+    let answer = client
+        .unary::<_, String, _>(Request::new("seven".to_owned()), path("Flaky"), StringCodec)
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner(), "seven");
+    // UNAVAILABLE, then served.
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(policy.handle().snapshot().retry.budget.retries, 1);
+
+    // A method not listed as idempotent is not retried: the caller gets the UNAVAILABLE.
+    let channel = self::channel(addr).await.map_request(
+        |request: http::Request<ReplayBody<tonic::body::Body>>| request.map(tonic::body::Body::new),
+    );
+    let policy = DependencyLayer::new(DependencyConfig::new("clock")).unwrap();
+    let mut client = tonic::client::Grpc::new(policy.layer(channel));
+    client.ready().await.unwrap();
+    let status = client
+        .unary::<_, String, _>(Request::new("x".to_owned()), path("Flaky"), StringCodec)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
 }

@@ -64,9 +64,22 @@
 //!
 //! With hyper-util's client the body type the client is built for is
 //! [`ReplayBody<B>`](crate::retry::ReplayBody): `Client::builder(TokioExecutor::new())
-//! .build_http::<ReplayBody<Full<Bytes>>>()`. With tonic, wrap the `Channel` and build the
-//! generated client on the wrapped service (`MyClient::new(DependencyLayer::new(..)?.layer(channel))`)
-//! after mapping the error into tonic's (`.map_err(...)`), as any tower layer on a channel needs.
+//! .build_http::<ReplayBody<Full<Bytes>>>()`. A tonic `Channel` takes tonic's own body, so wrap
+//! the policy's body back into one and build the generated client on the result:
+//!
+//! ```ignore
+//! let channel = channel.map_request(|request: http::Request<ReplayBody<tonic::body::Body>>| {
+//!     request.map(tonic::body::Body::new)
+//! });
+//! let policy = DependencyLayer::new(
+//!     DependencyConfig::new("inventory")
+//!         .retry(Some(RetryConfig::new().idempotent_grpc_method("/shop.Inventory/Get"))),
+//! )?;
+//! let mut inventory = InventoryClient::new(policy.layer(channel));
+//! ```
+//!
+//! (`tests/tonic.rs` runs exactly this against a tonic server on loopback; a refusal reaches the
+//! generated client as a `Status` whose source is the [`Error`](crate::Error).)
 
 mod config;
 mod service;
