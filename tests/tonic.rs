@@ -296,13 +296,15 @@ async fn a_tonic_channel_under_a_dependency_policy_retries_an_idempotent_method(
     let service = ClockService::default();
     let calls = service.calls.clone();
     let addr = start_server(service, BUDGET).await;
-    let channel = channel(addr)
-        .await
-        .map_request(|request: http::Request<ReplayBody<tonic::body::Body>>| {
-            request.map(tonic::body::Body::new)
-        });
-    let config = DependencyConfig::new("clock")
-        .retry(Some(RetryConfig::new().idempotent_grpc_method("/demo.Clock/Flaky")));
+    let channel =
+        channel(addr)
+            .await
+            .map_request(|request: http::Request<ReplayBody<tonic::body::Body>>| {
+                request.map(tonic::body::Body::new)
+            });
+    let config = DependencyConfig::new("clock").retry(Some(
+        RetryConfig::new().idempotent_grpc_method("/demo.Clock/Flaky"),
+    ));
     let policy = DependencyLayer::new(config).unwrap();
     let mut client = tonic::client::Grpc::new(policy.layer(channel));
     client.ready().await.unwrap();

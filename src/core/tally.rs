@@ -248,3 +248,41 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --lib loom`.
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    #[test]
+    fn a_guarded_count_is_never_taken_twice_and_no_count_is_lost() {
+        loom::model(|| {
+            let tally = Arc::new(Tally::new(Duration::from_secs(10), 2));
+            let now = clock::now();
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let tally = tally.clone();
+                    thread::spawn(move || {
+                        tally.add(now, 1, 0);
+                        tally.try_add_second(now, |sums| sums.second < 1)
+                    })
+                })
+                .collect();
+            let taken = threads
+                .into_iter()
+                .map(|thread| thread.join().unwrap())
+                .filter(|taken| *taken)
+                .count();
+            assert_eq!(taken, 1);
+            assert_eq!(
+                tally.sums(now),
+                Sums {
+                    first: 2,
+                    second: 1
+                }
+            );
+        });
+    }
+}

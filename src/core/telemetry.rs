@@ -224,6 +224,15 @@ pub const RETRY_BUDGET_EXHAUSTED: Metric = Metric {
     description: "Outbound calls that needed a retry when the dependency's retry budget was spent; they fail fast with `retry_budget_exhausted`.",
 };
 
+/// Second attempts sent by hedging.
+pub const HEDGES: Metric = Metric {
+    name: "steadfast.hedges",
+    kind: MetricKind::Counter,
+    unit: "{attempt}",
+    labels: &["dependency"],
+    description: "Second attempts of slow idempotent outbound calls (hedging), by dependency.",
+};
+
 /// Outbound calls dropped by the client-side adaptive throttle.
 pub const THROTTLED: Metric = Metric {
     name: "steadfast.throttled",
@@ -275,6 +284,7 @@ pub const CATALOGUE: &[Metric] = &[
     FAULT_INJECTED,
     RETRIES,
     RETRY_BUDGET_EXHAUSTED,
+    HEDGES,
     THROTTLED,
     DEPENDENCY_CAPPED,
 ];

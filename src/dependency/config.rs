@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+use super::hedge::HedgeConfig;
 use crate::breaker::BreakerConfig;
 pub use crate::core::ConfigError;
 use crate::retry::RetryConfig;
@@ -19,6 +20,7 @@ use crate::timeout::DeadlineFormat;
 /// | [`breaker`](Self::breaker) | on, [`BreakerConfig::new`] | breakers belong around dependencies |
 /// | [`retry`](Self::retry) | on, [`RetryConfig::new`] | idempotent calls, budgeted |
 /// | [`throttle`](Self::throttle) | on, [`ThrottleConfig::new`] | a dependency that sheds is not hammered |
+/// | [`hedge`](Self::hedge) | off | a hedge is an extra call; opt in with [`HedgeConfig::new`] |
 /// | [`max_concurrency`](Self::max_concurrency) | none | a cap is the dependency's capacity, which only its owner knows |
 #[derive(Clone, Debug)]
 pub struct DependencyConfig {
@@ -28,6 +30,7 @@ pub struct DependencyConfig {
     pub(crate) breaker: Option<BreakerConfig>,
     pub(crate) retry: Option<RetryConfig>,
     pub(crate) throttle: Option<ThrottleConfig>,
+    pub(crate) hedge: Option<HedgeConfig>,
     pub(crate) max_concurrency: Option<usize>,
 }
 
@@ -41,6 +44,7 @@ impl DependencyConfig {
             breaker: Some(BreakerConfig::new()),
             retry: Some(RetryConfig::new()),
             throttle: Some(ThrottleConfig::new()),
+            hedge: None,
             max_concurrency: None,
         }
     }
@@ -81,6 +85,13 @@ impl DependencyConfig {
         self
     }
 
+    /// Hedging of idempotent calls, or `None`. Default none: a hedge is a second call, which
+    /// only the dependency's owner can say it affords.
+    pub fn hedge(mut self, hedge: Option<HedgeConfig>) -> Self {
+        self.hedge = hedge;
+        self
+    }
+
     /// At most this many attempts in flight at once (a bulkhead); those beyond fail fast with
     /// [`RejectionKind::Overloaded`](crate::core::RejectionKind::Overloaded). Default none.
     pub fn max_concurrency(mut self, max: usize) -> Self {
@@ -118,6 +129,9 @@ impl DependencyConfig {
         }
         if let Some(throttle) = &self.throttle {
             throttle.validate()?;
+        }
+        if let Some(hedge) = &self.hedge {
+            hedge.validate()?;
         }
         Ok(())
     }

@@ -8,6 +8,9 @@
 //!    jitter, the dependency's `Retry-After`/`grpc-retry-pushback-ms` honoured, never an
 //!    attempt the caller's deadline cannot cover, and a budget shared by every caller of the
 //!    dependency in the process. Each of the following steps runs per **attempt**:
+//!    With [hedging](HedgeConfig) on (opt-in), a slow idempotent attempt gets a second one
+//!    after the dependency's 95th-percentile latency; the first answer wins, and each hedge
+//!    spends a retry from the same budget.
 //! 2. the caller's [`Deadline`](crate::core::Deadline) (copied onto the outbound request from the
 //!    inbound one): a spent deadline is not sent;
 //! 3. the client-side **adaptive throttle** ([`crate::throttle`]): drops attempts locally while
@@ -79,12 +82,15 @@
 //! ```
 //!
 //! (`tests/tonic.rs` runs exactly this against a tonic server on loopback; a refusal reaches the
-//! generated client as a `Status` whose source is the [`Error`](crate::Error).)
+//! generated client as the `Status` tonic makes of a service error, carrying the
+//! [`Error`](crate::Error).)
 
 mod config;
+mod hedge;
 mod service;
 
 pub use config::{ConfigError, DependencyConfig};
+pub use hedge::{Hedge, HedgeConfig, HedgeDelay, HedgeFuture};
 pub use service::{
     Attempt, AttemptFuture, Dependency, DependencyHandle, DependencyLayer, DependencySnapshot,
     ResponseFuture,

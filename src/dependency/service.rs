@@ -17,6 +17,7 @@ use tokio::time::Sleep;
 use tower::{Layer, Service};
 
 use super::config::{ConfigError, DependencyConfig};
+use super::hedge::{Hedge, HedgeContext, Hedging};
 use crate::breaker::{BreakerHandle, BreakerPermit, BreakerSnapshot};
 use crate::core::clock::{self, Instant};
 use crate::core::grpc::{self, Code, GRPC_TIMEOUT};
@@ -41,6 +42,7 @@ struct Shared {
     throttle: Option<ThrottleHandle>,
     in_flight: AtomicUsize,
     label: SharedString,
+    hedging: Option<Arc<Hedging>>,
 }
 
 /// What a dependency policy shows now.
@@ -80,8 +82,10 @@ impl DependencyHandle {
             .name(config.name.clone());
         let retry = RetryHandle::new(retry)?;
         let label = SharedString::from_shared(Arc::<str>::from(config.name.as_str()));
+        let hedging = config.hedge.map(|hedge| Arc::new(Hedging::new(hedge)));
         Ok(Self {
             inner: Arc::new(Shared {
+                hedging,
                 config,
                 breaker,
                 throttle,
@@ -167,10 +171,18 @@ impl<S> Layer<S> for DependencyLayer {
             client,
             shared: self.handle.inner.clone(),
         };
+        let hedge = Hedge {
+            inner: attempt,
+            context: HedgeContext {
+                hedging: self.handle.inner.hedging.clone(),
+                budget: self.handle.retry.budget().clone(),
+                label: self.handle.inner.label.clone(),
+            },
+        };
         Dependency {
             inner: retry::RetryLayer::shared(self.handle.retry.clone())
                 .over_typed()
-                .layer(attempt),
+                .layer(hedge),
             handle: self.handle.clone(),
         }
     }
@@ -183,7 +195,7 @@ impl<S> Layer<S> for DependencyLayer {
 /// own error, [`Error::Rejected`] for a call this process did not send or gave up on.
 #[derive(Clone, Debug)]
 pub struct Dependency<S> {
-    inner: retry::Retry<Attempt<S>, OverTyped>,
+    inner: retry::Retry<Hedge<Attempt<S>>, OverTyped>,
     handle: DependencyHandle,
 }
 
@@ -195,17 +207,17 @@ impl<S> Dependency<S> {
 
     /// The client.
     pub fn get_ref(&self) -> &S {
-        &self.inner.get_ref().client
+        &self.inner.get_ref().inner.client
     }
 
     /// The client, mutably.
     pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner.get_mut().client
+        &mut self.inner.get_mut().inner.client
     }
 
     /// Unwraps the client.
     pub fn into_inner(self) -> S {
-        self.inner.into_inner().client
+        self.inner.into_inner().inner.client
     }
 }
 
@@ -237,17 +249,18 @@ pin_project! {
     pub struct ResponseFuture<S, B, RB>
     where
         S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+        S: Clone,
         B: Body,
     {
         #[pin]
-        inner: retry::ResponseFuture<Attempt<S>, B, OverTyped>,
+        inner: retry::ResponseFuture<Hedge<Attempt<S>>, B, OverTyped>,
         _response: PhantomData<fn() -> RB>,
     }
 }
 
 impl<S, B, RB> fmt::Debug for ResponseFuture<S, B, RB>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     B: Body,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -257,7 +270,7 @@ where
 
 impl<S, B, RB> Future for ResponseFuture<S, B, RB>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     B: Body + Unpin,
 {
     type Output = Result<Response<RB>, Error<S::Error>>;

@@ -71,6 +71,20 @@ impl<B: Body> ReplayBody<B> {
         }
     }
 
+    /// A copy of a body kept whole (a second attempt of the same request), or `None` for a
+    /// body that streams through once.
+    pub fn try_clone(&self) -> Option<Self> {
+        match &self.kind {
+            Kind::Full { data, trailers } => Some(Self {
+                kind: Kind::Full {
+                    data: data.clone(),
+                    trailers: trailers.clone(),
+                },
+            }),
+            _ => None,
+        }
+    }
+
     /// The part read before the body turned out too large, then the rest of it.
     pub(crate) fn prefixed(prefix: Bytes, rest: B) -> Self {
         Self {
