@@ -125,6 +125,11 @@ fn policy_text() -> impl Strategy<Value = String> {
     proptest::collection::vec((table, key, value, any::<u8>()), 0..12).prop_map(|lines| {
         let mut text = String::new();
         for (table, key, value, noise) in lines {
+            // A dependency's keys go in its own table (most of the time).
+            let (table, key) = match key.strip_prefix("dependency.") {
+                Some(rest) if noise % 5 != 0 => ("[dependencies.inventory]".to_owned(), rest),
+                _ => (table, key),
+            };
             text.push_str(&table);
             text.push('\n');
             let (section, leaf) = match key.split_once('.') {
@@ -151,7 +156,10 @@ proptest! {
     fn policy_files_are_read_or_refused_with_a_reason_never_a_panic(text in policy_text()) {
         match PolicyFile::parse(&text) {
             Ok(file) => {
-                // A file that reads must also build.
+                // A file that reads must also build, its dependency policies included.
+                for name in file.dependencies().keys() {
+                    prop_assert!(file.dependency_layer(name).is_ok());
+                }
                 let _ = file.into_layer();
             }
             Err(error) => prop_assert!(!error.to_string().is_empty()),

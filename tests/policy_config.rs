@@ -209,3 +209,129 @@ fn the_readme_configuration_reference_is_the_code_s() {
         .collect();
     assert_eq!(rows, expected);
 }
+
+/// `[dependencies.<name>]`: a dependency policy from the file, applied by the layer it gives.
+#[tokio::test(start_paused = true)]
+async fn dependency_policies_come_from_the_file_and_their_mistakes_name_the_key() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use steadfast::retry::ReplayBody;
+    use tower::{Layer, ServiceExt};
+
+    let file = PolicyFile::parse(
+        r#"
+        [dependencies.inventory]
+        attempt_timeout = "100ms"
+        max_concurrency = 8
+        retry.max_retries = 3
+        retry.budget_min_per_second = 100
+        retry.idempotent_grpc_methods = ["/shop.Inventory/Get"]
+        breaker.minimum_calls = 50
+        hedge.delay = "20ms"
+
+        [dependencies.payments]
+        retry.enabled = false
+        breaker.enabled = false
+        throttle.enabled = false
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        file.dependencies().keys().collect::<Vec<_>>(),
+        ["inventory", "payments"]
+    );
+
+    let count = |layer: steadfast::dependency::DependencyLayer| async move {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let client = tower::service_fn(
+            move |_: http::Request<ReplayBody<http_body_util::Empty<bytes::Bytes>>>| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async {
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder().status(503).body(()).unwrap(),
+                    )
+                }
+            },
+        );
+        let request = http::Request::get("http://x/")
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let _ = layer.layer(client).oneshot(request).await;
+        calls.load(Ordering::SeqCst)
+    };
+    let inventory = file.dependency_layer("inventory").unwrap();
+    assert!(inventory.handle().breaker().is_some());
+    assert!(inventory.handle().throttle().is_some());
+    assert_eq!(count(inventory).await, 4, "retry.max_retries = 3");
+    let payments = file.dependency_layer("payments").unwrap();
+    assert!(payments.handle().breaker().is_none());
+    assert!(payments.handle().throttle().is_none());
+    assert_eq!(count(payments).await, 1, "retry.enabled = false");
+    assert_eq!(
+        file.dependency_layer("nope").unwrap_err().path(),
+        "dependencies.nope"
+    );
+
+    for (text, path) in [
+        (
+            "[dependencies.a]\nattempt_timeout = \"0s\"",
+            "dependencies.a.attempt_timeout",
+        ),
+        (
+            "[dependencies.a]\nattempt_timeout = 5",
+            "dependencies.a.attempt_timeout",
+        ),
+        (
+            "[dependencies.a]\nmax_concurrency = 0",
+            "dependencies.a.max_concurrency",
+        ),
+        (
+            "[dependencies.a]\ndeadline_header = \"bad header\"",
+            "dependencies.a.deadline_header",
+        ),
+        (
+            "[dependencies.a]\nretry.max_retries = 11",
+            "dependencies.a.retry.max_retries",
+        ),
+        (
+            "[dependencies.a]\nretry.backoff_base = \"1s\"\nretry.backoff_max = \"10ms\"",
+            "dependencies.a.retry.backoff_base",
+        ),
+        (
+            "[dependencies.a]\nretry.budget_ratio = -1",
+            "dependencies.a.retry.budget_ratio",
+        ),
+        (
+            "[dependencies.a]\nretry.idempotent_grpc_methods = [\"Get\"]",
+            "dependencies.a.retry.idempotent_grpc_methods",
+        ),
+        (
+            "[dependencies.a]\nretry.maximum = 3",
+            "dependencies.a.retry.maximum",
+        ),
+        (
+            "[dependencies.a]\nthrottle.k = 0.5",
+            "dependencies.a.throttle.k",
+        ),
+        (
+            "[dependencies.a]\nhedge.percentile = 100",
+            "dependencies.a.hedge.delay",
+        ),
+        (
+            "[dependencies.a]\nhedge.percentile = 90\nhedge.delay = \"5ms\"",
+            "dependencies.a.hedge.delay",
+        ),
+        (
+            "[dependencies.a]\nbreaker.failure_rate_threshold = 0",
+            "dependencies.a.breaker.failure_rate_threshold",
+        ),
+        (
+            "[dependencies.\"a b\"]\nmax_concurrency = 1",
+            "dependencies.a b",
+        ),
+    ] {
+        let error = PolicyFile::parse(text).unwrap_err();
+        assert_eq!(error.path(), path, "{text}: {error}");
+    }
+}

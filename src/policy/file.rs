@@ -20,6 +20,8 @@
 //! A route's table overrides the defaults key by key. Durations are strings (`"250ms"`,
 //! `"2s"`, `"1m 30s"`); unknown keys are errors.
 
+mod dependencies;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -256,6 +258,123 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "docs.rs guardrails page",
         "Top level: each alert's runbook link; `{alert}` becomes the alert's name.",
     ),
+    key(
+        "dependency.attempt_timeout",
+        "none",
+        "In `[dependencies.<name>]`, a dependency policy (`steadfast::dependency`): each attempt's own time limit (the caller's deadline applies too).",
+    ),
+    key(
+        "dependency.deadline_header",
+        "none",
+        "A header carrying each attempt's time left in milliseconds on plain HTTP calls (gRPC calls always get `grpc-timeout`).",
+    ),
+    key(
+        "dependency.max_concurrency",
+        "none",
+        "At most this many attempts in flight (a bulkhead); those beyond fail fast as `overloaded`.",
+    ),
+    key(
+        "dependency.breaker.enabled",
+        "true",
+        "Whether the dependency has a circuit breaker (on by default here); overload refusals (503, 429, `UNAVAILABLE`) do not count for it.",
+    ),
+    key(
+        "dependency.breaker.failure_rate_threshold",
+        "50",
+        "As for routes: percentage of failed calls that opens the breaker.",
+    ),
+    key(
+        "dependency.breaker.slow_call_rate_threshold",
+        "100",
+        "As for routes.",
+    ),
+    key(
+        "dependency.breaker.slow_call_duration",
+        "none",
+        "As for routes.",
+    ),
+    key("dependency.breaker.window_calls", "100", "As for routes."),
+    key(
+        "dependency.breaker.window_duration",
+        "none",
+        "As for routes.",
+    ),
+    key("dependency.breaker.minimum_calls", "100", "As for routes."),
+    key(
+        "dependency.breaker.open_duration",
+        "\"60s\"",
+        "As for routes.",
+    ),
+    key(
+        "dependency.breaker.half_open_permits",
+        "10",
+        "As for routes.",
+    ),
+    key(
+        "dependency.retry.enabled",
+        "true",
+        "Whether idempotent calls (GET, HEAD, OPTIONS, PUT, DELETE, TRACE, listed gRPC methods) are retried on 503, 429, `UNAVAILABLE`, `RESOURCE_EXHAUSTED`, transport errors and attempt timeouts.",
+    ),
+    key(
+        "dependency.retry.max_retries",
+        "2",
+        "Retries after the first attempt (0 to 10).",
+    ),
+    key(
+        "dependency.retry.backoff_base",
+        "\"25ms\"",
+        "The first retry's backoff ceiling; it doubles per retry, with full jitter.",
+    ),
+    key(
+        "dependency.retry.backoff_max",
+        "\"250ms\"",
+        "The backoff's cap.",
+    ),
+    key(
+        "dependency.retry.budget_ratio",
+        "0.1",
+        "Retries (and hedges) allowed per call made over the last 10 s, shared by the dependency's callers.",
+    ),
+    key(
+        "dependency.retry.budget_min_per_second",
+        "10",
+        "Retries allowed per second whatever the traffic.",
+    ),
+    key(
+        "dependency.retry.max_replay_bytes",
+        "65536",
+        "The largest request body kept to send again; larger ones are sent once.",
+    ),
+    key(
+        "dependency.retry.idempotent_grpc_methods",
+        "[]",
+        "gRPC methods (`\"/pkg.Service/Method\"`) safe to retry.",
+    ),
+    key(
+        "dependency.throttle.enabled",
+        "true",
+        "Client-side adaptive throttling: drop attempts locally while the dependency refuses most of them.",
+    ),
+    key(
+        "dependency.throttle.k",
+        "2",
+        "The throttle's K: nothing is dropped while the dependency accepts more than 1/K of the attempts.",
+    ),
+    key(
+        "dependency.hedge.enabled",
+        "false",
+        "Hedging of idempotent calls: a second attempt when the first is slow; setting another `hedge` key turns it on.",
+    ),
+    key(
+        "dependency.hedge.percentile",
+        "95",
+        "Hedge after this percentile of the dependency's recent latencies.",
+    ),
+    key(
+        "dependency.hedge.delay",
+        "none",
+        "Hedge after this fixed delay instead.",
+    ),
 ];
 
 /// A duration written as a string: `"250ms"`, `"2s"`, `"1m 30s"`.
@@ -282,6 +401,8 @@ struct FileSpec {
     routes: BTreeMap<String, PolicySpec>,
     openapi: Option<OpenApiSpec>,
     alerts: Option<AlertsSpec>,
+    #[serde(default)]
+    dependencies: BTreeMap<String, dependencies::DependencySpec>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -751,6 +872,7 @@ pub struct PolicyFile {
     alerts: AlertSettings,
     #[cfg(feature = "contract")]
     contract: Option<(crate::contract::Contract, crate::contract::ContractConfig)>,
+    dependencies: BTreeMap<String, crate::dependency::DependencyConfig>,
 }
 
 impl std::fmt::Debug for PolicyFile {
@@ -815,9 +937,29 @@ impl PolicyFile {
             .alerts
             .as_ref()
             .map_or_else(|| Ok(AlertSettings::default()), AlertsSpec::build)?;
+        let mut dependencies = BTreeMap::new();
+        for (name, dependency) in &spec.dependencies {
+            let at = format!("dependencies.{name}");
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"_-.".contains(&byte));
+            if !valid {
+                return Err(PolicyError::new(
+                    &at,
+                    "a dependency's name is 1 to 64 letters, digits, `_`, `-` or `.` (it becomes a metric label)",
+                ));
+            }
+            let config = dependency
+                .build(name)
+                .map_err(|(key, reason)| PolicyError::new(format!("{at}.{key}"), reason))?;
+            dependencies.insert(name.clone(), config);
+        }
         Ok(PolicyFile {
             policies,
             alerts,
+            dependencies,
             #[cfg(feature = "contract")]
             contract,
         })
@@ -826,6 +968,30 @@ impl PolicyFile {
     /// The thresholds of the generated protection alerts (`[alerts]`).
     pub fn alerts(&self) -> &AlertSettings {
         &self.alerts
+    }
+
+    /// The dependency policies (`[dependencies.<name>]`), by name.
+    pub fn dependencies(&self) -> &BTreeMap<String, crate::dependency::DependencyConfig> {
+        &self.dependencies
+    }
+
+    /// The layer for the dependency `name`, if the file has a policy for it.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] at `dependencies.<name>` when the file has no such dependency.
+    pub fn dependency_layer(
+        &self,
+        name: &str,
+    ) -> Result<crate::dependency::DependencyLayer, PolicyError> {
+        let config = self.dependencies.get(name).ok_or_else(|| {
+            PolicyError::new(
+                format!("dependencies.{name}"),
+                "the policy file has no such dependency",
+            )
+        })?;
+        crate::dependency::DependencyLayer::new(config.clone())
+            .map_err(|error| PolicyError::new(format!("dependencies.{name}"), error.to_string()))
     }
 
     /// The policies.
@@ -908,7 +1074,7 @@ mod tests {
     use serde::de::{self, Deserializer, Visitor};
 
     /// The field names a `Deserialize` struct accepts, captured from `deserialize_struct`.
-    fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    pub(super) fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
         struct Capture(Option<&'static [&'static str]>);
         #[derive(Debug)]
         struct Captured;
@@ -989,11 +1155,12 @@ mod tests {
                 .iter()
                 .map(|f| format!("alerts.{f}")),
         );
+        accepted.extend(dependencies::fields());
         let listed: Vec<String> = CONFIG_KEYS.iter().map(|k| k.key.to_owned()).collect();
         assert_eq!(listed, accepted);
         assert_eq!(
             fields_of::<FileSpec>(),
-            ["defaults", "routes", "openapi", "alerts"]
+            ["defaults", "routes", "openapi", "alerts", "dependencies"]
         );
     }
 
