@@ -709,3 +709,125 @@ mod tail_latency {
         assert_eq!(calls.load(Ordering::SeqCst), 60);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_is_measured_as_opentelemetry_names_client_requests_with_bounded_labels() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    // Unavailable once, then served: two attempts, two measurements.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let flaky = tower::service_fn(move |_: Request<Body>| {
+        let call = seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(if call == 0 { 503 } else { 200 })
+                    .body(())
+                    .unwrap(),
+            )
+        }
+    });
+    let layer = DependencyLayer::new(DependencyConfig::new("pricing")).unwrap();
+    layer.layer(flaky.clone()).oneshot(get()).await.unwrap();
+    // A thousand other hosts through the same policy share one `_OTHER` label.
+    for host in 0..1_000 {
+        let request = Request::get(format!("http://host-{host}/quote"))
+            .body(Empty::new())
+            .unwrap();
+        let _ = layer.layer(flaky.clone()).oneshot(request).await;
+    }
+    // gRPC: the status of a trailers-only answer; junk method paths share `_OTHER`.
+    let grpc = tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "5")
+                .body(())
+                .unwrap(),
+        )
+    });
+    for path in ["/shop.Pricing/Quote", "/not a method", "/also/not/one"] {
+        let request = Request::post(format!("http://pricing{path}").replace(' ', "%20"))
+            .header("content-type", "application/grpc")
+            .body(Empty::new())
+            .unwrap();
+        let _ = layer.layer(grpc).oneshot(request).await;
+    }
+
+    let snapshot = snapshotter.snapshot().into_vec();
+    let series = |name: &str| -> Vec<(Vec<(String, String)>, usize)> {
+        snapshot
+            .iter()
+            .filter(|(key, ..)| key.key().name() == name)
+            .map(|(key, _, _, value)| {
+                let labels = key
+                    .key()
+                    .labels()
+                    .map(|label| (label.key().to_owned(), label.value().to_owned()))
+                    .collect();
+                let DebugValue::Histogram(values) = value else {
+                    panic!("{name} is a histogram")
+                };
+                (labels, values.len())
+            })
+            .collect()
+    };
+    let http = series("http.client.request.duration");
+    let catalogue = |name| {
+        steadfast::core::telemetry::CATALOGUE
+            .iter()
+            .find(|metric| metric.name == name)
+            .unwrap()
+    };
+    for (labels, _) in &http {
+        for (key, _) in labels {
+            assert!(
+                catalogue("http.client.request.duration")
+                    .labels
+                    .contains(&key.as_str()),
+                "{key}"
+            );
+        }
+    }
+    let find = |address: &str, status: &str| {
+        http.iter()
+            .find(|(labels, _)| {
+                labels.contains(&("server.address".into(), address.into()))
+                    && labels.contains(&("http.response.status_code".into(), status.into()))
+            })
+            .map(|(labels, count)| (labels.clone(), *count))
+    };
+    let (unavailable, count) = find("pricing", "503").expect("the first attempt");
+    assert_eq!(count, 1);
+    assert!(unavailable.contains(&("error.type".into(), "503".into())));
+    assert!(unavailable.contains(&("http.request.method".into(), "GET".into())));
+    assert!(unavailable.contains(&("steadfast.dependency".into(), "pricing".into())));
+    let (served, _) = find("pricing", "200").expect("the retry");
+    assert!(!served.iter().any(|(key, _)| key == "error.type"));
+    let (_, others) = find("_OTHER", "200").expect("other hosts");
+    assert_eq!(others, 1_000);
+    assert!(http.len() <= 4, "{http:?}");
+
+    let grpc = series("rpc.client.call.duration");
+    let methods: std::collections::BTreeSet<String> = grpc
+        .iter()
+        .flat_map(|(labels, _)| {
+            labels
+                .iter()
+                .filter(|(key, _)| key == "rpc.method")
+                .map(|(_, value)| value.clone())
+        })
+        .collect();
+    assert_eq!(
+        methods,
+        ["_OTHER".to_owned(), "shop.Pricing/Quote".to_owned()].into()
+    );
+    assert!(
+        grpc.iter()
+            .all(|(labels, _)| labels.contains(&("rpc.status_code".into(), "NOT_FOUND".into())))
+    );
+}

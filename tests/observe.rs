@@ -543,6 +543,8 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
     // layer's in tests/fault.rs, the outbound counters in tests/dependency.rs.
     let expected_missed: &[&&str] = if cfg!(feature = "contract") {
         &[
+            &"http.client.request.duration",
+            &"rpc.client.call.duration",
             &"rpc.server.call.duration",
             &"steadfast.dependency.capped",
             &"steadfast.fault.injected",
@@ -554,6 +556,8 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
         ]
     } else {
         &[
+            &"http.client.request.duration",
+            &"rpc.client.call.duration",
             &"rpc.server.call.duration",
             &"steadfast.contract.violations",
             &"steadfast.dependency.capped",

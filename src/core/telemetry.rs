@@ -206,6 +206,38 @@ pub const FAULT_INJECTED: Metric = Metric {
     description: "Faults injected by the fault layer for a drill, by route and kind: `delay` or `abort`.",
 };
 
+/// The duration of outbound HTTP requests (each attempt), as OpenTelemetry's HTTP semantic
+/// conventions name it.
+pub const HTTP_CLIENT_REQUEST_DURATION: Metric = Metric {
+    name: "http.client.request.duration",
+    kind: MetricKind::Histogram,
+    unit: "s",
+    labels: &[
+        "http.request.method",
+        "server.address",
+        "http.response.status_code",
+        "error.type",
+        "steadfast.dependency",
+    ],
+    description: "Duration of outbound HTTP requests under a dependency policy, one per attempt, until the response head (OpenTelemetry HTTP semantic conventions); `server.address` is the first host the policy called (`_OTHER` for others), `error.type` the status (4xx/5xx), `timeout` or `_OTHER` (a client error).",
+};
+
+/// The duration of outbound gRPC calls (each attempt), as OpenTelemetry's RPC semantic
+/// conventions name it.
+pub const RPC_CLIENT_CALL_DURATION: Metric = Metric {
+    name: "rpc.client.call.duration",
+    kind: MetricKind::Histogram,
+    unit: "s",
+    labels: &[
+        "rpc.system.name",
+        "rpc.method",
+        "rpc.status_code",
+        "error.type",
+        "steadfast.dependency",
+    ],
+    description: "Duration of outbound gRPC calls under a dependency policy, one per attempt, until the response head (OpenTelemetry RPC semantic conventions); a streamed answer's status is `OK` at its head; at most 256 methods per dependency, then `_OTHER`.",
+};
+
 /// Retries of outbound calls.
 pub const RETRIES: Metric = Metric {
     name: "steadfast.retries",
@@ -282,6 +314,8 @@ pub const CATALOGUE: &[Metric] = &[
     CONTRACT_VIOLATIONS,
     POLICY_UNMATCHED,
     FAULT_INJECTED,
+    HTTP_CLIENT_REQUEST_DURATION,
+    RPC_CLIENT_CALL_DURATION,
     RETRIES,
     RETRY_BUDGET_EXHAUSTED,
     HEDGES,

@@ -310,16 +310,21 @@ where
             *copy.extensions_mut() = request.extensions().clone();
             Some(copy)
         });
-        let spare = copy.map(|copy| (self.inner.clone(), copy));
+        let record = Some((hedging.clone(), started));
+        let primary = self.inner.call(request);
+        let hedged = match (copy, delay) {
+            (Some(copy), Some(delay)) => Some(Box::pin(Hedged {
+                secondary: None,
+                timer: tokio::time::sleep(delay),
+                spare: Some((self.inner.clone(), copy)),
+                context: self.context.clone(),
+            })),
+            _ => None,
+        };
         HedgeFuture {
-            primary: self.inner.call(request),
-            secondary: None,
-            timer: match (&spare, delay) {
-                (Some(_), Some(delay)) => Some(tokio::time::sleep(delay)),
-                _ => None,
-            },
-            spare,
-            context: Some((self.context.clone(), started)),
+            primary,
+            hedged,
+            record,
         }
     }
 }
@@ -333,12 +338,24 @@ pin_project! {
     {
         #[pin]
         primary: S::Future,
+        // Boxed: only a call that may be hedged pays for the second attempt's room.
+        hedged: Option<Pin<Box<Hedged<S, B>>>>,
+        record: Option<(std::sync::Arc<Hedging>, Instant)>,
+    }
+}
+
+pin_project! {
+    struct Hedged<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        B: Body,
+    {
         #[pin]
         secondary: Option<S::Future>,
         #[pin]
-        timer: Option<Sleep>,
+        timer: Sleep,
         spare: Option<(S, Request<ReplayBody<B>>)>,
-        context: Option<(HedgeContext, Instant)>,
+        context: HedgeContext,
     }
 }
 
@@ -350,10 +367,8 @@ where
     fn single(primary: S::Future) -> Self {
         Self {
             primary,
-            secondary: None,
-            timer: None,
-            spare: None,
-            context: None,
+            hedged: None,
+            record: None,
         }
     }
 }
@@ -365,7 +380,13 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HedgeFuture")
-            .field("hedged", &self.secondary.is_some())
+            .field(
+                "hedged",
+                &self
+                    .hedged
+                    .as_ref()
+                    .is_some_and(|hedged| hedged.secondary.is_some()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -378,51 +399,44 @@ where
     type Output = Result<Response<RB>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(result) = this.primary.poll(cx) {
-            if let (Ok(_), Some((context, started))) = (&result, this.context.as_ref()) {
-                if let Some(hedging) = &context.hedging {
-                    hedging.record(*started);
-                }
+            if let (Ok(_), Some((hedging, started))) = (&result, this.record.as_ref()) {
+                hedging.record(*started);
             }
             return Poll::Ready(result);
         }
+        let Some(hedged) = this.hedged.as_mut() else {
+            return Poll::Pending;
+        };
+        let mut hedged = hedged.as_mut().project();
         loop {
-            if let Some(secondary) = this.secondary.as_mut().as_pin_mut() {
-                // The first answer wins; the primary is dropped with this future.
+            if let Some(secondary) = hedged.secondary.as_mut().as_pin_mut() {
+                // The first answer wins; the other attempt is dropped with this future.
                 return secondary.poll(cx);
             }
-            let Some(timer) = this.timer.as_mut().as_pin_mut() else {
+            let Some((service, _)) = hedged.spare.as_mut() else {
                 return Poll::Pending;
             };
-            if timer.poll(cx).is_pending() {
+            if hedged.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            let Some((service, _)) = this.spare.as_mut() else {
-                this.timer.set(None);
-                return Poll::Pending;
-            };
             match service.poll_ready(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(_)) => {
                     // The spare client cannot take a call: no hedge; the primary answers.
-                    *this.spare = None;
-                    this.timer.set(None);
+                    *hedged.spare = None;
                     return Poll::Pending;
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            this.timer.set(None);
-            let (mut service, copy) = this.spare.take().expect("checked above");
-            let Some((context, _)) = this.context.as_ref() else {
-                return Poll::Pending;
-            };
-            if !context.budget.try_withdraw() {
+            let (mut service, copy) = hedged.spare.take().expect("checked above");
+            if !hedged.context.budget.try_withdraw() {
                 return Poll::Pending;
             }
-            metrics::counter!(telemetry::HEDGES.name, "dependency" => context.label.clone())
+            metrics::counter!(telemetry::HEDGES.name, "dependency" => hedged.context.label.clone())
                 .increment(1);
-            this.secondary.set(Some(service.call(copy)));
+            hedged.secondary.set(Some(service.call(copy)));
         }
     }
 }

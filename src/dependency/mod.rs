@@ -87,6 +87,7 @@
 
 mod config;
 mod hedge;
+mod measure;
 mod service;
 
 pub use config::{ConfigError, DependencyConfig};

@@ -18,6 +18,7 @@ use tower::{Layer, Service};
 
 use super::config::{ConfigError, DependencyConfig};
 use super::hedge::{Hedge, HedgeContext, Hedging};
+use super::measure::{ClientMetrics, Ended, Measure};
 use crate::breaker::{BreakerHandle, BreakerPermit, BreakerSnapshot};
 use crate::core::clock::{self, Instant};
 use crate::core::grpc::{self, Code, GRPC_TIMEOUT};
@@ -43,6 +44,7 @@ struct Shared {
     in_flight: AtomicUsize,
     label: SharedString,
     hedging: Option<Arc<Hedging>>,
+    metrics: ClientMetrics,
 }
 
 /// What a dependency policy shows now.
@@ -86,6 +88,7 @@ impl DependencyHandle {
         Ok(Self {
             inner: Arc::new(Shared {
                 hedging,
+                metrics: ClientMetrics::new(label.clone()),
                 config,
                 breaker,
                 throttle,
@@ -372,8 +375,7 @@ struct Guard {
 
 impl Guard {
     /// Records how the attempt went: `failure` for the breaker, `accepted` for the throttle.
-    fn finish(&mut self, failure: bool, accepted: bool) {
-        let now = clock::now();
+    fn finish(&mut self, failure: bool, accepted: bool, now: Instant) {
         let took = now.saturating_duration_since(self.started);
         if let Some(permit) = self.permit.take() {
             if failure {
@@ -439,11 +441,21 @@ where
                 limit.saturating_duration_since(now),
             );
         }
+        let resend = request
+            .extensions()
+            .get::<crate::retry::ResendCount>()
+            .map_or(0, |count| count.0);
+        let measure = self.shared.metrics.start(&request, resend, now);
+        let future = {
+            let _entered = measure.span.enter();
+            self.client.call(request)
+        };
         AttemptFuture {
             kind: Kind::Running {
-                future: self.client.call(request),
+                future,
                 timer: limit.map(tokio::time::sleep_until),
                 guard,
+                measure,
             },
         }
     }
@@ -480,6 +492,7 @@ pin_project! {
             #[pin] future: F,
             #[pin] timer: Option<Sleep>,
             guard: Guard,
+            measure: Measure,
         },
     }
 }
@@ -523,10 +536,26 @@ where
                 future,
                 timer,
                 guard,
+                measure,
             } => {
-                if let Poll::Ready(result) = future.poll(cx) {
+                let polled = {
+                    let _entered = measure.span.enter();
+                    future.poll(cx)
+                };
+                let metrics = &guard.shared.metrics;
+                if let Poll::Ready(result) = polled {
+                    let now = clock::now();
                     return Poll::Ready(match result {
                         Ok(response) => {
+                            let ended = if grpc::is_grpc(response.headers()) {
+                                // A streamed answer's status is in its trailers: OK at its head.
+                                Ended::Grpc(
+                                    Code::from_headers(response.headers()).unwrap_or(Code::Ok),
+                                )
+                            } else {
+                                Ended::Http(response.status())
+                            };
+                            metrics.finish(measure, ended, now);
                             // A refusal as overload is the throttle's business, not a failure
                             // for the breaker: a dependency shedding half its load is working,
                             // and opening on it would refuse the half it can serve.
@@ -540,18 +569,21 @@ where
                                     // A streamed gRPC answer: judged by its head, a success.
                                     Classified::AtEndOfStream => false,
                                 };
-                            guard.finish(failure, !overload);
+                            guard.finish(failure, !overload, now);
                             Ok(response)
                         }
                         Err(error) => {
-                            guard.finish(true, false);
+                            metrics.finish(measure, Ended::Failed, now);
+                            guard.finish(true, false, now);
                             Err(Error::Inner(error))
                         }
                     });
                 }
                 if let Some(timer) = timer.as_pin_mut() {
                     ready!(timer.poll(cx));
-                    guard.finish(true, false);
+                    let now = clock::now();
+                    guard.shared.metrics.finish(measure, Ended::Timeout, now);
+                    guard.finish(true, false, now);
                     return Poll::Ready(Err(Error::Rejected(
                         Rejection::new(RejectionKind::Timeout, Origin::Dependency).with_detail(
                             format!(

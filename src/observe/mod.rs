@@ -35,7 +35,7 @@
 //! two clock reads and a few branches per request.
 
 mod future;
-mod labels;
+pub(crate) mod labels;
 mod layer;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;

@@ -70,6 +70,6 @@ pub use body::ReplayBody;
 pub use budget::{BudgetSnapshot, RetryBudget};
 pub use config::{BudgetConfig, ConfigError, RetryConfig};
 pub use service::{
-    AttemptErrors, OverTyped, ResponseFuture, Retry, RetryHandle, RetryLayer, RetrySnapshot,
-    Retryable,
+    AttemptErrors, OverTyped, ResendCount, ResponseFuture, Retry, RetryHandle, RetryLayer,
+    RetrySnapshot, Retryable,
 };

@@ -43,6 +43,11 @@ pub enum Retryable {
     No,
 }
 
+/// How many times a request has been sent before: put in the extensions of each retry (absent
+/// on the first attempt), as OpenTelemetry's `http.request.resend_count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResendCount(pub u32);
+
 /// How a [`Retry`] reads its client's errors and says its own.
 ///
 /// [`TypedErrors`] (the default) is for a client whose errors are its own (hyper's, tonic's
@@ -369,7 +374,7 @@ where
                 trailers: None,
                 deadline,
             };
-            let future = service.call(kept.request());
+            let future = service.call(kept.request(0));
             return ResponseFuture::new(
                 handle,
                 service,
@@ -402,11 +407,16 @@ struct Kept {
 }
 
 impl Kept {
-    fn request<B: Body>(&self) -> Request<ReplayBody<B>> {
-        Request::from_parts(
+    /// The request to send; `resend` is how many times it was sent before.
+    fn request<B: Body>(&self, resend: u32) -> Request<ReplayBody<B>> {
+        let mut request = Request::from_parts(
             self.parts.clone(),
             ReplayBody::full(self.data.clone(), self.trailers.clone()),
-        )
+        );
+        if resend > 0 {
+            request.extensions_mut().insert(ResendCount(resend));
+        }
+        request
     }
 }
 
@@ -442,7 +452,9 @@ pin_project! {
         handle: RetryHandle,
         service: S,
         kept: Option<Kept>,
-        collect: Option<Collect<B>>,
+        // Boxed: only a call whose body must be read first pays for its room (it allocates for
+        // the bytes anyway), and every other call's future stays small.
+        collect: Option<Box<Collect<B>>>,
         retries: u32,
         started: Instant,
         _mode: PhantomData<fn() -> M>,
@@ -474,7 +486,7 @@ where
     }
 
     fn collecting(mut self, collect: Collect<B>) -> Self {
-        self.collect = Some(collect);
+        self.collect = Some(Box::new(collect));
         self
     }
 }
@@ -522,7 +534,7 @@ where
                                 // Too large to keep: send what was read, then the rest, once.
                                 let Collect {
                                     parts, body, data, ..
-                                } = this.collect.take().expect("collecting holds the body");
+                                } = *this.collect.take().expect("collecting holds the body");
                                 let body = ReplayBody::prefixed(data.freeze(), body);
                                 let future = this.service.call(Request::from_parts(parts, body));
                                 this.state.set(State::Calling { future });
@@ -537,7 +549,7 @@ where
                             // The body broke while it was read: the client gets what was read
                             // and then the error, so that it fails the call; no retry.
                             let Collect { parts, data, .. } =
-                                this.collect.take().expect("collecting holds the body");
+                                *this.collect.take().expect("collecting holds the body");
                             let body = ReplayBody::failed(data.freeze(), error);
                             let future = this.service.call(Request::from_parts(parts, body));
                             this.state.set(State::Calling { future });
@@ -549,14 +561,14 @@ where
                                 trailers,
                                 deadline,
                                 ..
-                            } = this.collect.take().expect("collecting holds the body");
+                            } = *this.collect.take().expect("collecting holds the body");
                             let kept = Kept {
                                 parts,
                                 data: data.freeze(),
                                 trailers,
                                 deadline,
                             };
-                            let future = this.service.call(kept.request());
+                            let future = this.service.call(kept.request(0));
                             *this.kept = Some(kept);
                             *this.started = clock::now();
                             this.state.set(State::Calling { future });
@@ -646,7 +658,7 @@ where
                     }
                     let kept = this.kept.as_ref().expect("a retry keeps its request");
                     *this.started = clock::now();
-                    let future = this.service.call(kept.request());
+                    let future = this.service.call(kept.request(*this.retries));
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Done => panic!("retry::ResponseFuture polled after completion"),
