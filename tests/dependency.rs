@@ -514,6 +514,37 @@ mod loopback {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
+    #[cfg(feature = "reqwest")]
+    #[tokio::test]
+    async fn a_reqwest_client_is_retried_against_a_real_server() {
+        use steadfast::dependency::ReqwestClient;
+        let (addr, calls) = serve().await;
+        let policy = DependencyLayer::new(DependencyConfig::new("pricing")).unwrap();
+        let pricing = policy.layer(ReqwestClient::new(reqwest::Client::new()));
+        let request = Request::get(format!("http://{addr}/quote"))
+            .body(Full::new(Bytes::from_static(b"seven")))
+            .unwrap();
+        let response: Response<reqwest::Body> = pricing.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "seven"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // reqwest's own errors come back as the client's error.
+        let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let request = Request::get(format!("http://{nobody}/quote"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        match pricing.oneshot(request).await {
+            Err(Error::Inner(error)) => assert!(error.is_connect(), "{error}"),
+            other => panic!("expected reqwest's connect error, got {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_the_clients_error_after_the_retries() {
         // A port nobody listens on.

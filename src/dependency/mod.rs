@@ -88,10 +88,14 @@
 mod config;
 mod hedge;
 mod measure;
+#[cfg(feature = "reqwest")]
+mod reqwest_client;
 mod service;
 
 pub use config::{ConfigError, DependencyConfig};
 pub use hedge::{Hedge, HedgeConfig, HedgeDelay, HedgeFuture};
+#[cfg(feature = "reqwest")]
+pub use reqwest_client::{ReqwestClient, ReqwestFuture};
 pub use service::{
     Attempt, AttemptFuture, Dependency, DependencyHandle, DependencyLayer, DependencySnapshot,
     ResponseFuture,
