@@ -15,7 +15,8 @@
 //!
 //! **Dependency failure.** At 200 requests per second, a route calls a dependency that is
 //! healthy, then slow (2 s), then failing, then healthy again, with and without steadfast's
-//! client-side breaker and deadline (300 ms). It reports when the breaker opened, how fast the
+//! protection: a 300 ms deadline on the route and a dependency policy (`DependencyLayer`:
+//! breaker, the deadline propagated, retries under a budget, throttling) on its client. It reports when the breaker opened, how fast the
 //! fast failures were, how many calls were wasted on the broken dependency, and how long the
 //! route took to recover.
 //!
@@ -45,13 +46,12 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
-use steadfast::breaker::{
-    BreakerConfig, BreakerEvent, BreakerHandle, CircuitBreakerLayer, SlidingWindow,
-};
-use steadfast::core::Deadline;
+use steadfast::breaker::{BreakerConfig, BreakerEvent, SlidingWindow};
+use steadfast::core::{Deadline, RejectionKind};
+use steadfast::dependency::{DependencyConfig, DependencyLayer};
 use steadfast::policy::{Policies, Policy, PolicyLayer};
+use steadfast::retry::ReplayBody;
 use steadfast::shed::{Criticality, ShedConfig};
-use steadfast::timeout::PropagateDeadlineLayer;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
@@ -610,8 +610,13 @@ async fn dependency(State(dep): State<Dependency>) -> impl IntoResponse {
     }
 }
 
-type DependencyClient =
-    BoxCloneSyncService<Request<Empty<Bytes>>, StatusCode, hyper_util::client::legacy::Error>;
+/// The dependency's client: its answer's status, or a typed error (the client's, or the
+/// dependency policy's refusal of a call it did not send).
+type DependencyClient = BoxCloneSyncService<
+    Request<Empty<Bytes>>,
+    StatusCode,
+    steadfast::Error<hyper_util::client::legacy::Error>,
+>;
 
 #[derive(Clone)]
 struct Caller {
@@ -628,7 +633,15 @@ async fn call_dependency(State(caller): State<Caller>, deadline: Option<Deadline
     }
     match caller.client.oneshot(request).await {
         Ok(status) if status.is_success() => StatusCode::OK,
-        Ok(StatusCode::SERVICE_UNAVAILABLE) => StatusCode::SERVICE_UNAVAILABLE,
+        // The dependency policy failed fast (open breaker, throttled): nothing was sent.
+        Err(steadfast::Error::Rejected(rejection))
+            if matches!(
+                rejection.kind(),
+                RejectionKind::CircuitOpen | RejectionKind::Throttled
+            ) =>
+        {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::BAD_GATEWAY,
     }
 }
@@ -648,26 +661,38 @@ async fn failure_run(protected: bool, phases: &Phases) -> Result<(), Box<dyn Err
             .with_state(dep.clone()),
     )
     .await?;
-    let hyper: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(1024)
-        .build_http();
-    let breaker = BreakerHandle::new(
-        BreakerConfig::new()
-            .name("dependency")
-            .sliding_window(SlidingWindow::count(50))
-            .minimum_calls(20)
-            .open_duration(Duration::from_secs(1))
-            .half_open_permits(5),
+    // The dependency policy: breaker, deadline, retries under a budget, throttling.
+    let policy = DependencyLayer::new(
+        DependencyConfig::new("dependency").breaker(Some(
+            BreakerConfig::new()
+                .sliding_window(SlidingWindow::count(50))
+                .minimum_calls(20)
+                .open_duration(Duration::from_secs(1))
+                .half_open_permits(5),
+        )),
     )?;
+    let breaker = policy
+        .handle()
+        .breaker()
+        .expect("the policy has a breaker")
+        .clone();
     let mut events = breaker.subscribe();
     let client: DependencyClient = if protected {
-        let stack = ServiceBuilder::new()
-            .layer(CircuitBreakerLayer::shared(breaker.clone()))
-            .layer(PropagateDeadlineLayer::new())
-            .service(hyper);
+        let hyper: Client<HttpConnector, ReplayBody<Empty<Bytes>>> =
+            Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(1024)
+                .build_http();
+        let stack = ServiceBuilder::new().layer(policy).service(hyper);
         BoxCloneSyncService::new(stack.map_response(|response| response.status()))
     } else {
-        BoxCloneSyncService::new(hyper.map_response(|response| response.status()))
+        let hyper: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1024)
+            .build_http();
+        BoxCloneSyncService::new(
+            hyper
+                .map_response(|response| response.status())
+                .map_err(steadfast::Error::Inner),
+        )
     };
     let app = Router::new()
         .route("/order", get(call_dependency))

@@ -862,3 +862,81 @@ async fn each_attempt_is_measured_as_opentelemetry_names_client_requests_with_bo
             .all(|(labels, _)| labels.contains(&("rpc.status_code".into(), "NOT_FOUND".into())))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_first_answer_of_a_hedged_call_wins_the_other_is_cancelled_and_hedges_spend_the_budget()
+{
+    use steadfast::dependency::{HedgeConfig, HedgeDelay};
+    use steadfast::retry::BudgetConfig;
+
+    /// Counts the attempts that ran to their end and those dropped before it.
+    #[derive(Clone, Default)]
+    struct Fates {
+        calls: Arc<AtomicUsize>,
+        finished: Arc<AtomicUsize>,
+        dropped: Arc<AtomicUsize>,
+    }
+    struct Watch(Fates, bool);
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            let counter = if self.1 {
+                &self.0.finished
+            } else {
+                &self.0.dropped
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    // The first attempt takes 100 ms, every later one 10 ms.
+    let dependency = |fates: Fates| {
+        tower::service_fn(move |_: Request<Body>| {
+            let fates = fates.clone();
+            let call = fates.calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let mut watch = Watch(fates, false);
+                tokio::time::sleep(Duration::from_millis(if call == 0 { 100 } else { 10 })).await;
+                watch.1 = true;
+                Ok::<_, Infallible>(Response::new(()))
+            }
+        })
+    };
+    let hedge = HedgeConfig::new().delay(HedgeDelay::Fixed(Duration::from_millis(5)));
+
+    let fates = Fates::default();
+    let layer = DependencyLayer::new(DependencyConfig::new("search").hedge(Some(hedge))).unwrap();
+    let started = Instant::now();
+    layer
+        .layer(dependency(fates.clone()))
+        .oneshot(get())
+        .await
+        .unwrap();
+    // The hedge, sent at 5 ms, answered at 15 ms; the slow first attempt was cancelled.
+    assert_eq!(started.elapsed(), Duration::from_millis(15));
+    assert_eq!(fates.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(fates.finished.load(Ordering::SeqCst), 1);
+    assert_eq!(fates.dropped.load(Ordering::SeqCst), 1);
+    let snapshot = layer.handle().snapshot();
+    assert_eq!(snapshot.in_flight, 0);
+    assert_eq!(
+        snapshot.retry.budget.retries, 1,
+        "the hedge was paid from the budget"
+    );
+
+    // No budget: no hedge; the slow attempt is the answer.
+    let fates = Fates::default();
+    let broke = RetryConfig::new().budget(BudgetConfig::new().ratio(0.0).min_per_second(0));
+    let layer = DependencyLayer::new(
+        DependencyConfig::new("search")
+            .retry(Some(broke))
+            .hedge(Some(hedge)),
+    )
+    .unwrap();
+    let started = Instant::now();
+    layer
+        .layer(dependency(fates.clone()))
+        .oneshot(get())
+        .await
+        .unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
+    assert_eq!(fates.calls.load(Ordering::SeqCst), 1);
+}
