@@ -940,3 +940,34 @@ async fn the_first_answer_of_a_hedged_call_wins_the_other_is_cancelled_and_hedge
     assert_eq!(started.elapsed(), Duration::from_millis(100));
     assert_eq!(fates.calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_applies_to_every_service_made_from_the_policy_and_a_bad_one_changes_nothing() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = DependencyLayer::new(DependencyConfig::new("pricing").retry(None)).unwrap();
+    let mut pricing = layer.layer(client(503, Duration::ZERO, calls.clone()));
+    let _ = pricing.ready().await.unwrap().call(get()).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let handle = layer.handle().clone();
+    handle
+        .reload(DependencyConfig::new("pricing").retry(Some(RetryConfig::new().max_retries(3))))
+        .unwrap();
+    // The service made before the reload takes the new policy at its next call.
+    let _ = pricing.ready().await.unwrap().call(get()).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(handle.config().name(), "pricing");
+    // A refused reload leaves the policy in force.
+    assert!(
+        handle
+            .reload(DependencyConfig::new("pricing").max_concurrency(0))
+            .is_err()
+    );
+    let _ = pricing.ready().await.unwrap().call(get()).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 9);
+    // A reload that drops the breaker: the handle shows none.
+    assert!(handle.breaker().is_some());
+    handle
+        .reload(DependencyConfig::new("pricing").breaker(None))
+        .unwrap();
+    assert!(handle.breaker().is_none());
+}

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use metrics::SharedString;
@@ -30,9 +31,15 @@ use crate::retry::{self, OverTyped, ReplayBody, RetryConfig, RetryHandle, RetryS
 use crate::throttle::{ThrottleHandle, ThrottleSnapshot};
 
 /// The shared state of one dependency policy: its breaker, throttle, retry budget and
-/// concurrency count. Every layer and service made from it (and their clones) share it.
+/// concurrency count. Every layer and service made from it (and their clones) share it, and
+/// [`reload`](Self::reload) replaces it for all of them.
 #[derive(Clone)]
 pub struct DependencyHandle {
+    current: Arc<ArcSwap<Generation>>,
+}
+
+/// One version of a policy's state; a reload makes the next.
+struct Generation {
     inner: Arc<Shared>,
     retry: RetryHandle,
 }
@@ -63,12 +70,8 @@ pub struct DependencySnapshot {
     pub in_flight: usize,
 }
 
-impl DependencyHandle {
-    /// The state of a new policy.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] from [`DependencyConfig::validate`].
-    pub fn new(config: DependencyConfig) -> Result<Self, ConfigError> {
+impl Generation {
+    fn new(config: DependencyConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let breaker = match &config.breaker {
             Some(breaker) => Some(BreakerHandle::new(
@@ -99,34 +102,80 @@ impl DependencyHandle {
         })
     }
 
-    /// The settings.
-    pub fn config(&self) -> &DependencyConfig {
-        &self.inner.config
+    /// The retry layer around guarded attempts of `client`, under this generation.
+    fn build<S>(&self, client: S) -> retry::Retry<Hedge<Attempt<S>>, OverTyped> {
+        let attempt = Attempt {
+            client,
+            shared: self.inner.clone(),
+        };
+        let hedge = Hedge {
+            inner: attempt,
+            context: HedgeContext {
+                hedging: self.inner.hedging.clone(),
+                budget: self.retry.budget().clone(),
+                label: self.inner.label.clone(),
+            },
+        };
+        retry::RetryLayer::shared(self.retry.clone())
+            .over_typed()
+            .layer(hedge)
+    }
+}
+
+impl DependencyHandle {
+    /// The state of a new policy.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] from [`DependencyConfig::validate`].
+    pub fn new(config: DependencyConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            current: Arc::new(ArcSwap::from_pointee(Generation::new(config)?)),
+        })
     }
 
-    /// The breaker, to watch it or to open and close it by hand.
-    pub fn breaker(&self) -> Option<&BreakerHandle> {
-        self.inner.breaker.as_ref()
+    /// Replaces the policy for every service made from this handle: each takes the new one
+    /// before its next call (at its next `poll_ready`). The new policy starts fresh — a closed
+    /// breaker, an empty throttle window, a full budget, its own concurrency count — as a new
+    /// policy should; attempts in flight finish under the old one.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] from [`DependencyConfig::validate`]; the policy in force stays.
+    pub fn reload(&self, config: DependencyConfig) -> Result<(), ConfigError> {
+        let next = Generation::new(config)?;
+        self.current.store(Arc::new(next));
+        Ok(())
     }
 
-    /// The adaptive throttle.
-    pub fn throttle(&self) -> Option<&ThrottleHandle> {
-        self.inner.throttle.as_ref()
+    /// The settings in force.
+    pub fn config(&self) -> DependencyConfig {
+        self.current.load().inner.config.clone()
     }
 
-    /// The retry policy and its budget.
-    pub fn retry(&self) -> &RetryHandle {
-        &self.retry
+    /// The breaker in force, to watch it or to open and close it by hand.
+    pub fn breaker(&self) -> Option<BreakerHandle> {
+        self.current.load().inner.breaker.clone()
+    }
+
+    /// The adaptive throttle in force.
+    pub fn throttle(&self) -> Option<ThrottleHandle> {
+        self.current.load().inner.throttle.clone()
+    }
+
+    /// The retry policy in force and its budget.
+    pub fn retry(&self) -> RetryHandle {
+        self.current.load().retry.clone()
     }
 
     /// Everything the policy holds now.
     pub fn snapshot(&self) -> DependencySnapshot {
+        let generation = self.current.load();
+        let inner = &generation.inner;
         DependencySnapshot {
-            name: self.inner.config.name.clone(),
-            breaker: self.inner.breaker.as_ref().map(BreakerHandle::snapshot),
-            throttle: self.inner.throttle.as_ref().map(ThrottleHandle::snapshot),
-            retry: self.retry.snapshot(),
-            in_flight: self.inner.in_flight.load(Ordering::Relaxed),
+            name: inner.config.name.clone(),
+            breaker: inner.breaker.as_ref().map(BreakerHandle::snapshot),
+            throttle: inner.throttle.as_ref().map(ThrottleHandle::snapshot),
+            retry: generation.retry.snapshot(),
+            in_flight: inner.in_flight.load(Ordering::Relaxed),
         }
     }
 }
@@ -134,7 +183,7 @@ impl DependencyHandle {
 impl fmt::Debug for DependencyHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DependencyHandle")
-            .field("config", &self.inner.config)
+            .field("config", &self.current.load().inner.config)
             .finish_non_exhaustive()
     }
 }
@@ -170,22 +219,10 @@ impl<S> Layer<S> for DependencyLayer {
     type Service = Dependency<S>;
 
     fn layer(&self, client: S) -> Dependency<S> {
-        let attempt = Attempt {
-            client,
-            shared: self.handle.inner.clone(),
-        };
-        let hedge = Hedge {
-            inner: attempt,
-            context: HedgeContext {
-                hedging: self.handle.inner.hedging.clone(),
-                budget: self.handle.retry.budget().clone(),
-                label: self.handle.inner.label.clone(),
-            },
-        };
+        let generation = self.handle.current.load_full();
         Dependency {
-            inner: retry::RetryLayer::shared(self.handle.retry.clone())
-                .over_typed()
-                .layer(hedge),
+            inner: generation.build(client),
+            generation,
             handle: self.handle.clone(),
         }
     }
@@ -196,10 +233,30 @@ impl<S> Layer<S> for DependencyLayer {
 /// It takes `Request<B>` and gives the client `Request<ReplayBody<B>>`; it answers the
 /// dependency's `Response<RB>` unchanged, or an [`Error`]: [`Error::Inner`] for the client's
 /// own error, [`Error::Rejected`] for a call this process did not send or gave up on.
-#[derive(Clone, Debug)]
 pub struct Dependency<S> {
     inner: retry::Retry<Hedge<Attempt<S>>, OverTyped>,
+    /// The generation `inner` was built under; a reload makes the service rebuild.
+    generation: Arc<Generation>,
     handle: DependencyHandle,
+}
+
+impl<S: Clone> Clone for Dependency<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            generation: self.generation.clone(),
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Dependency<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dependency")
+            .field("client", self.get_ref())
+            .field("handle", &self.handle)
+            .finish()
+    }
 }
 
 impl<S> Dependency<S> {
@@ -235,6 +292,15 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let current = self.handle.current.load();
+        if !Arc::ptr_eq(&current, &self.generation) {
+            // Reloaded: the same client under the new policy.
+            let generation = Arc::clone(&current);
+            drop(current);
+            let client = self.get_ref().clone();
+            self.inner = generation.build(client);
+            self.generation = generation;
+        }
         self.inner.poll_ready(cx)
     }
 
