@@ -169,6 +169,35 @@ async fn hot_paths_do_not_allocate() {
         "default policy: {per_call} allocations per call"
     );
 
+    // A dependency policy (breaker, budget, throttle, client metrics) on a call that needs no
+    // retry: nothing. A POST is not kept for a retry; a GET is (its head cloned).
+    let dependency = || {
+        steadfast::dependency::DependencyLayer::new(steadfast::dependency::DependencyConfig::new(
+            "alloc",
+        ))
+        .unwrap()
+        .layer(tower::service_fn(
+            |_: Request<steadfast::retry::ReplayBody<Body>>| {
+                ready(Ok::<_, Infallible>(Response::new(())))
+            },
+        ))
+    };
+    // (Requests made without the builder, whose URI parsing allocates.)
+    let post = allocations_per_1000_calls_with(dependency(), || {
+        let mut request = Request::new(Body::new());
+        *request.method_mut() = http::Method::POST;
+        request
+    })
+    .await as f64
+        / 1000.0;
+    let get = allocations_per_1000_calls_with(dependency(), || Request::new(Body::new())).await
+        as f64
+        / 1000.0;
+    eprintln!("dependency policy: {post} allocations per POST, {get} per GET");
+    assert!(post <= 0.0, "dependency POST: {post} allocations per call");
+    // (A GET with headers also clones its header map to keep it for a retry.)
+    assert!(get <= 0.0, "dependency GET: {get} allocations per call");
+
     // Publishing the deadline is the one allocation by design (http::Extensions).
     let published = TimeoutLayer::new(Duration::from_secs(1))
         .unwrap()
