@@ -39,6 +39,8 @@ struct Dependency {
     seen: Arc<Mutex<Vec<Seen>>>,
     /// Answer when the script has run out.
     otherwise: Answer,
+    /// How long each attempt takes before it answers.
+    delay: Duration,
 }
 
 impl Dependency {
@@ -47,7 +49,14 @@ impl Dependency {
             script: Arc::new(Mutex::new(script.into_iter().collect())),
             seen: Arc::default(),
             otherwise,
+            delay: Duration::ZERO,
         }
+    }
+
+    /// Each attempt answers after `delay`.
+    fn taking(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     fn attempts(&self) -> usize {
@@ -85,7 +94,9 @@ where
             .unwrap_or(self.otherwise.clone());
         let seen = self.seen.clone();
         let at = Instant::now();
+        let delay = self.delay;
         Box::pin(async move {
+            tokio::time::sleep(delay).await;
             let body = match request.into_body().collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(_) => Bytes::from_static(b"<broken>"),
@@ -341,11 +352,8 @@ async fn the_dependency_says_how_long_to_wait_and_a_long_wait_is_not_waited() {
 async fn no_attempt_is_started_that_the_deadline_cannot_cover() {
     // Each attempt takes 80 ms and fails; the caller has 200 ms: two attempts fit, not three.
     for (budget_ms, attempts) in [(50u64, 1usize), (200, 2), (1_000, 3)] {
-        let dependency = Dependency::new([], Answer::Status(503, vec![]));
-        let slow_fail = SlowFail {
-            inner: dependency.clone(),
-            delay: Duration::from_millis(80),
-        };
+        let dependency =
+            Dependency::new([], Answer::Status(503, vec![])).taking(Duration::from_millis(80));
         let mut request = get();
         request
             .extensions_mut()
@@ -353,7 +361,7 @@ async fn no_attempt_is_started_that_the_deadline_cannot_cover() {
         let started = Instant::now();
         let _ =
             layer(RetryConfig::new().backoff(Duration::from_millis(1), Duration::from_millis(1)))
-                .layer(slow_fail)
+                .layer(dependency.clone())
                 .oneshot(request)
                 .await;
         assert_eq!(dependency.attempts(), attempts, "budget {budget_ms} ms");
@@ -363,40 +371,6 @@ async fn no_attempt_is_started_that_the_deadline_cannot_cover() {
             "budget {budget_ms} ms: {:?}",
             started.elapsed()
         );
-    }
-}
-
-/// The dependency, answering after a delay.
-#[derive(Clone)]
-struct SlowFail {
-    inner: Dependency,
-    delay: Duration,
-}
-
-impl<B> Service<Request<ReplayBody<B>>> for SlowFail
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: std::fmt::Debug + Send,
-    B::Data: Send,
-{
-    type Response = Response<Empty<Bytes>>;
-    type Error = Error<std::io::Error>;
-    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        Service::<Request<ReplayBody<B>>>::poll_ready(&mut self.inner, cx)
-    }
-
-    fn call(&mut self, request: Request<ReplayBody<B>>) -> Self::Future {
-        let delay = self.delay;
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            tokio::time::sleep(delay).await;
-            answer.await
-        })
     }
 }
 
