@@ -797,7 +797,7 @@ async fn failure_run(protected: bool, phases: &Phases) -> Result<(), Box<dyn Err
         .max()
         .unwrap_or_default();
     let label = if protected {
-        "with breaker + deadline"
+        "with a dependency policy + deadline"
     } else {
         "unprotected"
     };
