@@ -94,10 +94,25 @@ impl Tally {
     /// Adds to the counts of the slice `now` falls in.
     pub(crate) fn add(&self, now: Instant, first: u64, second: u64) {
         let epoch = self.epoch(now);
+        self.update(epoch, first, second, |_, _| true);
+    }
+
+    /// Adds `first` and `second` to the slice `epoch`'s bucket if `allow` says yes to its
+    /// counts as the compare-and-swap sees them; returns whether it did.
+    fn update(
+        &self,
+        epoch: u64,
+        first: u64,
+        second: u64,
+        allow: impl Fn(u64, u64) -> bool,
+    ) -> bool {
         let bucket = self.bucket(epoch);
         let mut current = Word(bucket.load(Ordering::Relaxed));
         loop {
             let (a, b) = current.counts_in(epoch);
+            if !allow(a, b) {
+                return false;
+            }
             let next = Word::new(epoch, a.saturating_add(first), b.saturating_add(second));
             match bucket.compare_exchange_weak(
                 current.0,
@@ -105,7 +120,7 @@ impl Tally {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return,
+                Ok(_) => return true,
                 Err(seen) => current = Word(seen),
             }
         }
@@ -136,28 +151,12 @@ impl Tally {
     pub(crate) fn try_add_second(&self, now: Instant, allow: impl Fn(Sums) -> bool) -> bool {
         let epoch = self.epoch(now);
         let others = self.sums_except(epoch, Some(epoch));
-        let bucket = self.bucket(epoch);
-        let mut current = Word(bucket.load(Ordering::Relaxed));
-        loop {
-            let (a, b) = current.counts_in(epoch);
-            let sums = Sums {
+        self.update(epoch, 0, 1, |a, b| {
+            allow(Sums {
                 first: others.first + a,
                 second: others.second + b,
-            };
-            if !allow(sums) {
-                return false;
-            }
-            let next = Word::new(epoch, a, b.saturating_add(1));
-            match bucket.compare_exchange_weak(
-                current.0,
-                next.0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(seen) => current = Word(seen),
-            }
-        }
+            })
+        })
     }
 }
 
@@ -230,7 +229,6 @@ mod tests {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
             runtime.block_on(async {
                 let tally = Tally::new(Duration::from_millis(1_000), 10);
-                let origin = clock::now();
                 let mut at = 0u64;
                 let mut model: Vec<(u64, u64, u64)> = Vec::new();
                 for (step, first, second) in events {
@@ -242,7 +240,6 @@ mod tests {
                     let (a, b) = model.iter().filter(|(slice, _, _)| slice + 10 > now_slice).fold((0, 0), |(a, b), (_, x, y)| (a + x, b + y));
                     prop_assert_eq!(tally.sums(clock::now()), Sums { first: a, second: b });
                 }
-                let _ = origin;
                 Ok(())
             })?;
         }

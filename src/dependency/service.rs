@@ -22,10 +22,10 @@ use super::hedge::{Hedge, HedgeContext, Hedging};
 use super::measure::{ClientMetrics, Ended, Measure};
 use crate::breaker::{BreakerHandle, BreakerPermit, BreakerSnapshot};
 use crate::core::clock::{self, Instant};
-use crate::core::grpc::{self, Code, GRPC_TIMEOUT};
+use crate::core::grpc::{self, Code};
 use crate::core::{
-    Classified, Classify, Deadline, DefaultClassifier, Error, Origin, Rejection, RejectionKind,
-    telemetry,
+    Classified, Classify, Deadline, DefaultClassifier, Error, Origin, Protocol, Rejection,
+    RejectionKind, telemetry,
 };
 use crate::retry::{self, OverTyped, ReplayBody, RetryConfig, RetryHandle, RetrySnapshot};
 use crate::throttle::{ThrottleHandle, ThrottleSnapshot};
@@ -531,15 +531,13 @@ where
 /// shorter one), or the configured HTTP header.
 fn announce<B>(shared: &Shared, request: &mut Request<B>, left: Duration) {
     let headers = request.headers_mut();
-    if grpc::is_grpc(headers) {
-        let announced = headers
-            .get(GRPC_TIMEOUT)
-            .and_then(|value| grpc::parse_timeout(value.as_bytes()).ok())
-            .map_or(left, |existing| existing.min(left));
-        headers.insert(GRPC_TIMEOUT, grpc::encode_timeout(announced));
-    } else if let Some((name, format)) = &shared.config.deadline_header {
-        headers.insert(name.clone(), format.encode(left));
-    }
+    let protocol = Protocol::of(headers);
+    crate::timeout::write_time_left(
+        headers,
+        protocol,
+        shared.config.deadline_header.as_ref(),
+        left,
+    );
 }
 
 pin_project! {

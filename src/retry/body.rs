@@ -112,6 +112,14 @@ fn to_bytes<D: Buf>(mut data: D) -> Bytes {
     data.copy_to_bytes(data.remaining())
 }
 
+/// A frame of a body of any data type, its data as [`Bytes`].
+type BytesFrame<E> = Poll<Option<Result<Frame<Bytes>, E>>>;
+
+fn poll_bytes<B: Body>(body: Pin<&mut B>, cx: &mut Context<'_>) -> BytesFrame<B::Error> {
+    body.poll_frame(cx)
+        .map(|frame| frame.map(|frame| frame.map(|frame| frame.map_data(to_bytes))))
+}
+
 impl<B> Body for ReplayBody<B>
 where
     B: Body,
@@ -124,9 +132,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
-            KindProj::Stream { body } => body
-                .poll_frame(cx)
-                .map(|frame| frame.map(|frame| frame.map(|frame| frame.map_data(to_bytes)))),
+            KindProj::Stream { body } => poll_bytes(body, cx),
             KindProj::Full { data, trailers } => Poll::Ready(match data.take() {
                 Some(data) => Some(Ok(Frame::data(data))),
                 None => trailers
@@ -135,9 +141,7 @@ where
             }),
             KindProj::Prefixed { prefix, rest } => match prefix.take() {
                 Some(prefix) => Poll::Ready(Some(Ok(Frame::data(prefix)))),
-                None => rest
-                    .poll_frame(cx)
-                    .map(|frame| frame.map(|frame| frame.map(|frame| frame.map_data(to_bytes)))),
+                None => poll_bytes(rest, cx),
             },
             KindProj::Failed { prefix, error } => Poll::Ready(match prefix.take() {
                 Some(prefix) => Some(Ok(Frame::data(prefix))),

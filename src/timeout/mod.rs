@@ -86,5 +86,6 @@ mod service;
 pub use config::{DeadlineFormat, OnInvalidDeadline, TimeoutConfig};
 pub use future::ResponseFuture;
 pub use layer::TimeoutLayer;
+pub(crate) use propagate::write_time_left;
 pub use propagate::{PropagateDeadline, PropagateDeadlineLayer};
 pub use service::Timeout;

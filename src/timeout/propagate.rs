@@ -189,22 +189,37 @@ impl<S, M> PropagateDeadline<S, M> {
                     .with_detail("no time left before the deadline; the call was not sent"),
             );
         }
-        let headers = request.headers_mut();
-        match (protocol, &self.config.http_header) {
-            (Protocol::Grpc, _) => {
-                // Keep a shorter timeout the caller set on this call itself.
-                let announced = headers
-                    .get(GRPC_TIMEOUT)
-                    .and_then(|value| grpc::parse_timeout(value.as_bytes()).ok())
-                    .map_or(remaining, |existing| existing.min(remaining));
-                headers.insert(GRPC_TIMEOUT, grpc::encode_timeout(announced));
-            }
-            (Protocol::Http, Some((name, format))) => {
-                headers.insert(name.clone(), format.encode(remaining));
-            }
-            (Protocol::Http, None) => {}
-        }
+        write_time_left(
+            request.headers_mut(),
+            protocol,
+            self.config.http_header.as_ref(),
+            remaining,
+        );
         Ok(Some(deadline.instant()))
+    }
+}
+
+/// Writes the time an outbound call has left: `grpc-timeout` on gRPC calls (keeping a shorter
+/// one the caller set on the call itself), else `http_header` in its format, if there is one.
+/// Shared by [`PropagateDeadline`] and the dependency policy's attempts.
+pub(crate) fn write_time_left(
+    headers: &mut http::HeaderMap,
+    protocol: Protocol,
+    http_header: Option<&(HeaderName, DeadlineFormat)>,
+    left: std::time::Duration,
+) {
+    match (protocol, http_header) {
+        (Protocol::Grpc, _) => {
+            let announced = headers
+                .get(GRPC_TIMEOUT)
+                .and_then(|value| grpc::parse_timeout(value.as_bytes()).ok())
+                .map_or(left, |existing| existing.min(left));
+            headers.insert(GRPC_TIMEOUT, grpc::encode_timeout(announced));
+        }
+        (Protocol::Http, Some((name, format))) => {
+            headers.insert(name.clone(), format.encode(left));
+        }
+        (Protocol::Http, None) => {}
     }
 }
 
