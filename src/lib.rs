@@ -10,6 +10,7 @@ pub mod dependency;
 pub mod fault;
 #[cfg(feature = "guardrails")]
 pub mod guardrails;
+pub mod map;
 pub mod observe;
 pub mod policy;
 pub mod retry;

@@ -17,10 +17,12 @@ mod body;
 pub mod classify;
 pub mod clock;
 mod config_error;
+mod criticality;
 mod deadline;
 pub(crate) mod framing;
 pub mod grpc;
 pub mod keyed;
+pub(crate) mod map;
 mod panic;
 mod rejection;
 mod reply;
@@ -36,9 +38,11 @@ pub use classify::{
     Outcome, classify_fn,
 };
 pub use config_error::ConfigError;
+pub use criticality::{Criticality, UnknownCriticality};
 pub use deadline::Deadline;
 #[cfg(feature = "axum")]
 pub use deadline::MissingDeadline;
+pub use map::{Caller, CallerScope};
 pub use panic::{CatchPanic, CatchPanicFuture};
 pub use rejection::{Origin, Rejection, RejectionKind, Violation};
 pub use reply::{Error, Protocol, ProtocolResponses, Reply, TypedErrors};

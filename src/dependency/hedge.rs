@@ -13,8 +13,9 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower::Service;
 
-pub use crate::core::ConfigError;
+use crate::core::ConfigError;
 use crate::core::clock::{self, Instant};
+use crate::core::map::Edge;
 use crate::core::sync::{AtomicU64, Ordering};
 use crate::core::telemetry;
 use crate::retry::{ReplayBody, RetryBudget};
@@ -295,6 +296,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReplayBody<B>>) -> Self::Future {
+        // Each primary attempt after the first is a retry (a hedge's copy is sent below).
+        if request
+            .extensions()
+            .get::<crate::retry::ResendCount>()
+            .is_some()
+        {
+            super::service::with_edge(Edge::retried);
+        }
         let Some(hedging) = &self.context.hedging else {
             return HedgeFuture::single(self.inner.call(request));
         };
@@ -436,6 +445,7 @@ where
             }
             metrics::counter!(telemetry::HEDGES.name, "dependency" => hedged.context.label.clone())
                 .increment(1);
+            super::service::with_edge(Edge::hedged);
             hedged.secondary.set(Some(service.call(copy)));
         }
     }

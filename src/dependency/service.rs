@@ -1,5 +1,6 @@
 //! The dependency layer: retries around guarded attempts.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -23,6 +24,7 @@ use super::measure::{ClientMetrics, Ended, Measure};
 use crate::breaker::{BreakerHandle, BreakerPermit, BreakerSnapshot};
 use crate::core::clock::{self, Instant};
 use crate::core::grpc::{self, Code};
+use crate::core::map::{self, CallOutcome, DependencyNode, Edge, Probe, Probed};
 use crate::core::{
     Classified, Classify, Deadline, DefaultClassifier, Error, Origin, Protocol, Rejection,
     RejectionKind, telemetry,
@@ -52,6 +54,20 @@ struct Shared {
     label: SharedString,
     hedging: Option<Arc<Hedging>>,
     metrics: ClientMetrics,
+    /// The dependency's node in the reality map (`None` beyond the map's bound).
+    node: Option<&'static DependencyNode>,
+}
+
+impl Probe for Shared {
+    fn probe(&self) -> Probed {
+        Probed {
+            breaker: self
+                .breaker
+                .as_ref()
+                .map(|breaker| breaker.state().as_str()),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// What a dependency policy shows now.
@@ -88,18 +104,22 @@ impl Generation {
         let retry = RetryHandle::new(retry)?;
         let label = SharedString::from_shared(Arc::<str>::from(config.name.as_str()));
         let hedging = config.hedge.map(|hedge| Arc::new(Hedging::new(hedge)));
-        Ok(Self {
-            inner: Arc::new(Shared {
-                hedging,
-                metrics: ClientMetrics::new(label.clone()),
-                config,
-                breaker,
-                throttle,
-                in_flight: AtomicUsize::new(0),
-                label,
-            }),
-            retry,
-        })
+        let node = map::dependency(&config.name);
+        let inner = Arc::new(Shared {
+            hedging,
+            metrics: ClientMetrics::new(label.clone()),
+            config,
+            breaker,
+            throttle,
+            in_flight: AtomicUsize::new(0),
+            label,
+            node,
+        });
+        if let Some(node) = node {
+            let probe: Arc<dyn Probe> = inner.clone();
+            node.attach(true, Arc::downgrade(&probe));
+        }
+        Ok(Self { inner, retry })
     }
 
     /// The retry layer around guarded attempts of `client`, under this generation.
@@ -306,10 +326,57 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The edge of the reality map from the route being served to this dependency.
+        let edge = self
+            .generation
+            .inner
+            .node
+            .and_then(|dependency| map::current_route().edge(dependency));
+        let started = clock::now();
+        // The attempt starts at the same instant: one clock read.
+        let _entry = clock::enter(started);
+        let _edge = EdgeScope::enter(edge);
         ResponseFuture {
             inner: self.inner.call(request),
+            edge,
+            started,
             _response: PhantomData,
         }
+    }
+}
+
+thread_local! {
+    /// The reality map's edge of the dependency call being polled on this thread, for its
+    /// retries and hedges.
+    static EDGE: Cell<Option<&'static Edge>> = const { Cell::new(None) };
+}
+
+/// Counts on the edge of the call being polled, if any.
+#[inline]
+pub(super) fn with_edge(count: impl FnOnce(&Edge)) {
+    if let Some(edge) = EDGE.with(Cell::get) {
+        count(edge);
+    }
+}
+
+/// Names a call's edge on the thread until dropped.
+struct EdgeScope {
+    previous: Option<&'static Edge>,
+}
+
+impl EdgeScope {
+    #[inline]
+    fn enter(edge: Option<&'static Edge>) -> Self {
+        Self {
+            previous: EDGE.with(|current| current.replace(edge)),
+        }
+    }
+}
+
+impl Drop for EdgeScope {
+    #[inline]
+    fn drop(&mut self) {
+        EDGE.with(|current| current.set(self.previous));
     }
 }
 
@@ -323,6 +390,8 @@ pin_project! {
     {
         #[pin]
         inner: retry::ResponseFuture<Hedge<Attempt<S>>, B, OverTyped>,
+        edge: Option<&'static Edge>,
+        started: Instant,
         _response: PhantomData<fn() -> RB>,
     }
 }
@@ -346,7 +415,41 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
+        let this = self.project();
+        let Some(edge) = *this.edge else {
+            return this.inner.poll(cx);
+        };
+        let result = {
+            let _edge = EdgeScope::enter(Some(edge));
+            ready!(this.inner.poll(cx))
+        };
+        let outcome = match &result {
+            Ok(response) => {
+                if is_failure(response) {
+                    CallOutcome::Failed
+                } else {
+                    CallOutcome::Ok
+                }
+            }
+            Err(Error::Rejected(rejection)) if rejection.kind() != RejectionKind::Timeout => {
+                CallOutcome::Refused
+            }
+            Err(_) => CallOutcome::Failed,
+        };
+        edge.finish(
+            clock::now().saturating_duration_since(*this.started),
+            outcome,
+        );
+        Poll::Ready(result)
+    }
+}
+
+/// Whether the caller sees a response as a failure: a server error, HTTP or gRPC (a streamed
+/// gRPC answer is judged at its head).
+fn is_failure<RB>(response: &Response<RB>) -> bool {
+    match Classify::<_, ()>::classify_response(&DefaultClassifier::new(), response) {
+        Classified::Done(outcome) => outcome.is_failure(),
+        Classified::AtEndOfStream => false,
     }
 }
 

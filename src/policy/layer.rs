@@ -12,7 +12,9 @@ use super::guard::Strict;
 use super::service::PolicyService;
 use super::spec::{Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
+use crate::core::Criticality;
 use crate::core::keyed::KeyCache;
+use crate::core::map::RouteNode;
 use crate::fault::FaultLayer;
 use crate::observe::{ObserveCache, ObserveLayer};
 use crate::shed::{LimiterHandle, ShedLayer};
@@ -29,6 +31,11 @@ pub(crate) struct Entry {
     pub(crate) fault: FaultLayer,
     /// The observer's route cache for this policy's requests.
     pub(crate) observe_cache: ObserveCache,
+    /// The reality map's route cache for this policy's requests.
+    pub(crate) map_cache: Arc<KeyCache<&'static RouteNode>>,
+    /// The policy's class and availability objective, for the reality map.
+    pub(crate) criticality: Criticality,
+    pub(crate) availability: f64,
 }
 
 /// A breaker that lets everything through and counts nothing: a route without a breaker.
@@ -92,6 +99,12 @@ impl Entry {
             shed,
             shed_cache,
             observe_cache: Arc::default(),
+            map_cache: Arc::default(),
+            criticality: policy
+                .shed
+                .as_ref()
+                .map_or(Criticality::Critical, |shed| shed.default_criticality),
+            availability: policy.objective.availability,
         }
     }
 }

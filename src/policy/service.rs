@@ -18,6 +18,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::breaker::{BreakerBody, CircuitBreaker};
+use crate::core::map::{self, RouteNode};
 use crate::core::{
     CatchPanic, DefaultClassifier, RequestBody, ResponseBody, clock, grpc, route, telemetry,
 };
@@ -115,6 +116,9 @@ pin_project! {
     {
         #[pin]
         inner: <Stack<S> as Service<Request<B>>>::Future,
+        // The route the handler serves, named on the thread while it is polled (the reality
+        // map attributes outbound calls to it).
+        caller: &'static RouteNode,
     }
 }
 
@@ -137,7 +141,9 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let response = ready!(self.project().inner.poll(cx))?;
+        let this = self.project();
+        let _caller = map::enter(this.caller);
+        let response = ready!(this.inner.poll(cx))?;
         Poll::Ready(Ok(response.map(|inner| PolicyBody { inner })))
     }
 }
@@ -262,33 +268,31 @@ where
             (is_grpc && grpc::method_key(request.uri().path()).is_some())
                 .then(|| request.uri().path())
         });
-        let mut stack = self.stack(
-            &compiled,
-            inner,
-            route,
-            template.is_some(),
-            request.method(),
-        );
+        let (mut stack, caller) = self.stack(&compiled, inner, route, template.is_some(), &request);
         drop(compiled);
         // One clock read at entry, shared by every layer's admission.
         let _entry = clock::enter(clock::now());
+        let _caller = map::enter(caller);
         PolicyFuture {
             inner: stack.call(request),
+            caller,
         }
     }
 }
 
 impl<S> PolicyService<S> {
     /// `templated`: `route` is a router's template (bounded), not a path from the request.
-    fn stack(
+    fn stack<B>(
         &self,
         compiled: &Compiled,
         inner: S,
         route: Option<&str>,
         templated: bool,
-        method: &http::Method,
-    ) -> Stack<S> {
-        let (entry, explicit) = compiled.entry(method, route);
+        request: &Request<B>,
+    ) -> (Stack<S>, &'static RouteNode) {
+        let (entry, explicit) = compiled.entry(request.method(), route);
+        let caller = map::route_of(request, &entry.map_cache);
+        caller.record_request(entry.criticality, entry.availability);
         let refuse = !explicit && self.strict != Strict::Off && {
             let action = match self.strict {
                 Strict::Refuse => "refused",
@@ -312,7 +316,9 @@ impl<S> PolicyService<S> {
         let inner = entry
             .breaker
             .layer_with_cache(inner, entry.breaker_cache.clone());
-        self.observe
-            .layer_with_cache(Guard::new(inner, refuse), entry.observe_cache.clone())
+        let stack = self
+            .observe
+            .layer_with_cache(Guard::new(inner, refuse), entry.observe_cache.clone());
+        (stack, caller)
     }
 }

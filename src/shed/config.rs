@@ -5,9 +5,9 @@ use std::time::Duration;
 use http::HeaderName;
 
 use super::limiter::MAX_PER_CLASS;
-use super::priority::Criticality;
 use super::queue::QueueConfig;
 use crate::core::ConfigError;
+use crate::core::Criticality;
 use crate::core::grpc::Code;
 
 /// Additive increase, multiplicative decrease: grow by one per window while busy, shrink by

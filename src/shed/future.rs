@@ -13,7 +13,7 @@ use tower::Service;
 
 use super::layer::RequestSettings;
 use super::limiter::{LimiterHandle, ShedReason, Slot, Waiting};
-use super::priority::Criticality;
+use crate::core::Criticality;
 use crate::core::grpc::Code;
 use crate::core::telemetry;
 use crate::core::{

@@ -12,8 +12,8 @@ use tower::Layer;
 
 use super::config::ShedConfig;
 use super::limiter::LimiterHandle;
-use super::priority::Criticality;
 use super::service::Shed;
+use crate::core::Criticality;
 use crate::core::grpc::Code;
 use crate::core::keyed::{DEFAULT_MAX_KEYS, Key, Keyed, Source};
 use crate::core::{

@@ -9,8 +9,8 @@ use tokio::sync::oneshot;
 
 use super::config::{LimitAlgorithm, ShedConfig};
 use super::limit::{Adaptive, Completion};
-use super::priority::Criticality;
 use super::queue::{NoWait, Queue};
+use crate::core::Criticality;
 use crate::core::Deadline;
 use crate::core::clock::nanos;
 use crate::core::clock::{self, Instant};

@@ -122,17 +122,16 @@ mod knee;
 mod layer;
 mod limit;
 mod limiter;
-mod priority;
 mod queue;
 mod service;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+pub use crate::core::{Criticality, UnknownCriticality};
 pub use config::{Aimd, Gradient2, Knee, LimitAlgorithm, ShedConfig};
 pub use future::ResponseFuture;
 pub use layer::ShedLayer;
 pub use limiter::{LimiterHandle, LimiterSnapshot};
-pub use priority::{Criticality, UnknownCriticality};
 pub use queue::QueueConfig;
 pub use service::Shed;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::limiter::Slot;
-use super::priority::Criticality;
+use crate::core::Criticality;
 use crate::core::clock::nanos;
 use crate::core::sync::{AtomicU64, Ordering};
 

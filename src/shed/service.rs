@@ -12,7 +12,7 @@ use tower::Service;
 use super::future::{ResponseFuture, shed_rejection};
 use super::layer::RequestSettings;
 use super::limiter::LimiterHandle;
-use super::priority::Criticality;
+use crate::core::Criticality;
 use crate::core::keyed::{KeyCache, Source};
 use crate::core::{
     Classify, Deadline, DefaultClassifier, Error, Protocol, ProtocolResponses, ResponseBody,
