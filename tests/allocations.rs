@@ -198,6 +198,28 @@ async fn hot_paths_do_not_allocate() {
     // (A GET with headers also clones its header map to keep it for a retry.)
     assert!(get <= 0.0, "dependency GET: {get} allocations per call");
 
+    // A handler under the policy that calls a dependency: the reality map's attribution (the
+    // caller named on the thread, the route → dependency edge) adds nothing.
+    let client = dependency();
+    let calling = PolicyLayer::new(Policies::new(Policy::new()))
+        .unwrap()
+        .layer(tower::service_fn(move |_: Request<RequestBody<Body>>| {
+            let client = client.clone();
+            async move {
+                let mut request = Request::new(Body::new());
+                *request.method_mut() = http::Method::POST;
+                client.oneshot(request).await.unwrap();
+                Ok::<_, Infallible>(Response::new(Body::new()))
+            }
+        }));
+    let with_call = allocations_per_1000_body_calls(calling).await as f64 / 1000.0;
+    let alone = allocations_per_1000_body_calls(policy(Policy::new())).await as f64 / 1000.0;
+    eprintln!("policy request calling a dependency: {with_call} allocations, {alone} without");
+    assert!(
+        with_call <= alone,
+        "attribution allocates: {with_call} per request with a dependency call, {alone} without"
+    );
+
     // Publishing the deadline is the one allocation by design (http::Extensions).
     let published = TimeoutLayer::new(Duration::from_secs(1))
         .unwrap()

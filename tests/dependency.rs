@@ -620,9 +620,19 @@ async fn every_outbound_counter_is_emitted_with_its_catalogued_labels() {
         .layer(client(200, Duration::from_millis(10), Arc::default()))
         .oneshot(get())
         .await;
+    // Strict mode: a call through a made-up policy, reported.
+    let ghost = DependencyLayer::new(
+        DependencyConfig::new("ghost").undeclared(steadfast::core::Strict::Report),
+    )
+    .unwrap();
+    let _ = ghost
+        .layer(client(200, Duration::ZERO, Arc::default()))
+        .oneshot(get())
+        .await;
 
     let expected = [
         ("steadfast.retries", "inventory"),
+        ("steadfast.dependency.undeclared", "ghost"),
         ("steadfast.retry.budget_exhausted", "pricing"),
         ("steadfast.throttled", "search"),
         ("steadfast.dependency.capped", "mail"),

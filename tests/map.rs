@@ -607,3 +607,75 @@ async fn reloading_a_dependency_keeps_its_edges() {
     assert_eq!(map.edge("(none)", "t10-cache").unwrap().calls, 2);
     assert!(map.dependency("t10-cache").unwrap().declared);
 }
+
+/// Strict mode for dependencies: a name the policy file does not declare gets the default
+/// policy, reported or refused, and the map lists it for CI.
+#[cfg(feature = "config")]
+#[tokio::test(start_paused = true)]
+async fn undeclared_dependencies_are_reported_or_refused_and_listed() {
+    use steadfast::core::{RejectionKind, Strict};
+    use steadfast::policy::PolicyFile;
+
+    let file = PolicyFile::parse(
+        r#"
+        [dependencies.t11-declared]
+        retry.enabled = false
+        "#,
+    )
+    .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counting = {
+        let calls = calls.clone();
+        tower::service_fn(move |_request: Request<Body>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, std::io::Error>(Response::new(())) }
+        })
+    };
+    let declared = file
+        .dependency_layer_or_default("t11-declared", Strict::Refuse)
+        .unwrap();
+    assert!(declared.handle().config().is_declared());
+    assert_eq!(call(&declared.layer(counting.clone())).await, 200);
+
+    let reported = file
+        .dependency_layer_or_default("t11-ghost", Strict::Report)
+        .unwrap();
+    assert!(!reported.handle().config().is_declared());
+    assert_eq!(call(&reported.layer(counting.clone())).await, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    let refused = file
+        .dependency_layer_or_default("t11-phantom", Strict::Refuse)
+        .unwrap()
+        .layer(counting.clone());
+    let Err(steadfast::Error::Rejected(rejection)) =
+        refused.oneshot(get_request("http://phantom/")).await
+    else {
+        panic!("strict mode refuses a call to an undeclared dependency");
+    };
+    assert_eq!(rejection.kind(), RejectionKind::Misconfigured);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the refused call was not sent");
+
+    // Made but never called: not listed.
+    let _quiet = file
+        .dependency_layer_or_default("t11-quiet", Strict::Report)
+        .unwrap();
+    let undeclared = map::undeclared();
+    assert!(undeclared.contains(&"t11-ghost".to_owned()), "{undeclared:?}");
+    assert!(undeclared.contains(&"t11-phantom".to_owned()), "{undeclared:?}");
+    assert!(!undeclared.iter().any(|name| name == "t11-declared" || name == "t11-quiet"));
+    let map = map::snapshot();
+    assert!(!map.dependency("t11-ghost").unwrap().declared);
+    assert!(map.to_mermaid().contains("UNDECLARED"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dependency_can_stay_off_the_map() {
+    let quiet = dependency(
+        DependencyConfig::new("t12-off-map").reality_map(false),
+        vec![200],
+        Duration::ZERO,
+    );
+    call(&quiet).await;
+    assert!(map::snapshot().dependency("t12-off-map").is_none());
+}

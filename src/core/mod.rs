@@ -27,6 +27,7 @@ mod panic;
 mod rejection;
 mod reply;
 mod request_body;
+mod strict;
 pub(crate) mod route;
 pub(crate) mod sync;
 pub(crate) mod tally;
@@ -49,3 +50,4 @@ pub use reply::{Error, Protocol, ProtocolResponses, Reply, TypedErrors};
 #[cfg(feature = "contract")]
 pub(crate) use request_body::Overflow;
 pub use request_body::RequestBody;
+pub use strict::Strict;

@@ -197,6 +197,15 @@ pub const POLICY_UNMATCHED: Metric = Metric {
     description: "Requests to a route without a policy of its own, seen by a policy layer in strict mode; action is `reported` or `refused`.",
 };
 
+/// Calls to dependencies without a declared policy, in strict mode.
+pub const DEPENDENCY_UNDECLARED: Metric = Metric {
+    name: "steadfast.dependency.undeclared",
+    kind: MetricKind::Counter,
+    unit: "{call}",
+    labels: &["dependency", "action"],
+    description: "Calls to a dependency whose policy strict mode made up for a name the policy file does not declare; action is `reported` or `refused`.",
+};
+
 /// Faults injected by the fault layer (drills).
 pub const FAULT_INJECTED: Metric = Metric {
     name: "steadfast.fault.injected",
@@ -313,6 +322,7 @@ pub const CATALOGUE: &[Metric] = &[
     SHED_QUEUE_WAIT,
     CONTRACT_VIOLATIONS,
     POLICY_UNMATCHED,
+    DEPENDENCY_UNDECLARED,
     FAULT_INJECTED,
     HTTP_CLIENT_REQUEST_DURATION,
     RPC_CLIENT_CALL_DURATION,
@@ -394,12 +404,30 @@ pub(crate) fn record_contract_violations(
     }
 }
 
-/// A request the policy layer's strict mode saw without an explicit policy.
+/// A fault injected by the fault layer.
 pub(crate) fn record_fault(fault: &'static str, route: &str) {
     metrics::counter!(FAULT_INJECTED.name, "route" => route.to_owned(), "fault" => fault)
         .increment(1);
 }
 
+/// A call to a dependency whose policy strict mode made up (`refused` or `reported`).
+pub(crate) fn record_undeclared_dependency(dependency: &metrics::SharedString, refused: bool) {
+    let action = if refused { "refused" } else { "reported" };
+    tracing::warn!(
+        target: "steadfast::dependency",
+        dependency = &**dependency,
+        action,
+        "dependency called without a declared policy (strict mode)"
+    );
+    metrics::counter!(
+        DEPENDENCY_UNDECLARED.name,
+        "dependency" => dependency.clone(),
+        "action" => action,
+    )
+    .increment(1);
+}
+
+/// A request the policy layer's strict mode saw without an explicit policy.
 pub(crate) fn record_unmatched_policy(route: &str, action: &'static str) {
     tracing::warn!(
         target: "steadfast::policy",

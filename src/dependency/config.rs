@@ -6,6 +6,7 @@ use http::HeaderName;
 
 use super::hedge::HedgeConfig;
 use crate::breaker::BreakerConfig;
+use crate::core::Strict;
 pub use crate::core::ConfigError;
 use crate::retry::RetryConfig;
 use crate::throttle::ThrottleConfig;
@@ -22,6 +23,8 @@ use crate::timeout::DeadlineFormat;
 /// | [`throttle`](Self::throttle) | on, [`ThrottleConfig::new`] | a dependency that sheds is not hammered |
 /// | [`hedge`](Self::hedge) | off | a hedge is an extra call; opt in with [`HedgeConfig::new`] |
 /// | [`max_concurrency`](Self::max_concurrency) | none | a cap is the dependency's capacity, which only its owner knows |
+/// | [`reality_map`](Self::reality_map) | on | the map of what the service calls costs a few nanoseconds a call |
+/// | [`undeclared`](Self::undeclared) | declared | a policy in code or in the policy file is one someone chose |
 #[derive(Clone, Debug)]
 pub struct DependencyConfig {
     pub(crate) name: String,
@@ -32,6 +35,9 @@ pub struct DependencyConfig {
     pub(crate) throttle: Option<ThrottleConfig>,
     pub(crate) hedge: Option<HedgeConfig>,
     pub(crate) max_concurrency: Option<usize>,
+    /// `Some` for a policy made up for a dependency nobody declared, with what to do.
+    pub(crate) undeclared: Option<Strict>,
+    pub(crate) reality_map: bool,
 }
 
 impl DependencyConfig {
@@ -46,6 +52,8 @@ impl DependencyConfig {
             throttle: Some(ThrottleConfig::new()),
             hedge: None,
             max_concurrency: None,
+            undeclared: None,
+            reality_map: true,
         }
     }
 
@@ -96,6 +104,30 @@ impl DependencyConfig {
     /// [`RejectionKind::Overloaded`](crate::core::RejectionKind::Overloaded). Default none.
     pub fn max_concurrency(mut self, max: usize) -> Self {
         self.max_concurrency = Some(max);
+        self
+    }
+
+    /// Marks this as a policy made up for a dependency that no one declared, and says what its
+    /// calls get: [`Strict::Off`] serves them silently, [`Strict::Report`] logs and counts each
+    /// (`steadfast.dependency.undeclared`), [`Strict::Refuse`] refuses each with a
+    /// [`Misconfigured`](crate::core::RejectionKind::Misconfigured) rejection, unsent. Either way
+    /// the [reality map](crate::map) lists the dependency as undeclared. Default: declared.
+    /// [`PolicyFile::dependency_layer_or_default`](crate::policy::PolicyFile) sets it for names
+    /// the policy file does not have.
+    pub fn undeclared(mut self, strict: Strict) -> Self {
+        self.undeclared = Some(strict);
+        self
+    }
+
+    /// Whether the policy was declared (not made up with [`undeclared`](Self::undeclared)).
+    pub fn is_declared(&self) -> bool {
+        self.undeclared.is_none()
+    }
+
+    /// Count the dependency's calls in the [reality map](crate::map), on the edge from the
+    /// route being served. Default on (its cost is in `benches/dependency.rs`).
+    pub fn reality_map(mut self, on: bool) -> Self {
+        self.reality_map = on;
         self
     }
 

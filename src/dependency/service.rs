@@ -27,7 +27,7 @@ use crate::core::grpc::{self, Code};
 use crate::core::map::{self, CallOutcome, DependencyNode, Edge, Probe, Probed};
 use crate::core::{
     Classified, Classify, Deadline, DefaultClassifier, Error, Origin, Protocol, Rejection,
-    RejectionKind, telemetry,
+    RejectionKind, Strict, telemetry,
 };
 use crate::retry::{self, OverTyped, ReplayBody, RetryConfig, RetryHandle, RetrySnapshot};
 use crate::throttle::{ThrottleHandle, ThrottleSnapshot};
@@ -104,7 +104,11 @@ impl Generation {
         let retry = RetryHandle::new(retry)?;
         let label = SharedString::from_shared(Arc::<str>::from(config.name.as_str()));
         let hedging = config.hedge.map(|hedge| Arc::new(Hedging::new(hedge)));
-        let node = map::dependency(&config.name);
+        let node = config
+            .reality_map
+            .then(|| map::dependency(&config.name))
+            .flatten();
+        let declared = config.undeclared.is_none();
         let inner = Arc::new(Shared {
             hedging,
             metrics: ClientMetrics::new(label.clone()),
@@ -117,7 +121,7 @@ impl Generation {
         });
         if let Some(node) = node {
             let probe: Arc<dyn Probe> = inner.clone();
-            node.attach(true, Arc::downgrade(&probe));
+            node.attach(declared, Arc::downgrade(&probe));
         }
         Ok(Self { inner, retry })
     }
@@ -326,6 +330,10 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let shared = &self.generation.inner;
+        if let Some(strict @ (Strict::Report | Strict::Refuse)) = shared.config.undeclared {
+            telemetry::record_undeclared_dependency(&shared.label, strict == Strict::Refuse);
+        }
         // The edge of the reality map from the route being served to this dependency.
         let edge = self
             .generation
@@ -476,6 +484,17 @@ impl Shared {
         now: Instant,
         deadline: Option<Instant>,
     ) -> Result<Guard, Rejection> {
+        if self.config.undeclared == Some(Strict::Refuse) {
+            return Err(
+                Rejection::new(RejectionKind::Misconfigured, Origin::Dependency).with_detail(
+                    format!(
+                        "`{}` has no declared dependency policy and strict mode refuses it; \
+                         the call was not sent",
+                        self.config.name
+                    ),
+                ),
+            );
+        }
         if deadline.is_some_and(|deadline| deadline <= now) {
             return Err(
                 Rejection::new(RejectionKind::DeadlineExpired, Origin::Dependency).with_detail(

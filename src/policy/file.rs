@@ -31,6 +31,7 @@ use serde::Deserialize;
 use super::spec::{AlertSettings, Objective, Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerConfig, SlidingWindow};
 use crate::shed::{Aimd, Criticality, Gradient2, Knee, LimitAlgorithm, ShedConfig};
+use crate::core::Strict;
 
 /// One key of the policy file, for the reference table (a test keeps the README's equal).
 #[derive(Clone, Copy, Debug)]
@@ -992,6 +993,30 @@ impl PolicyFile {
         })?;
         crate::dependency::DependencyLayer::new(config.clone())
             .map_err(|error| PolicyError::new(format!("dependencies.{name}"), error.to_string()))
+    }
+
+    /// The layer for the dependency `name`: the file's policy if it has one, else the default
+    /// dependency policy marked undeclared, whose calls `strict` serves silently, reports or
+    /// refuses (see [`DependencyConfig::undeclared`](crate::dependency::DependencyConfig::undeclared)).
+    /// The [reality map](crate::map) lists undeclared dependencies that were called;
+    /// [`map::undeclared`](crate::map::undeclared) is the list a test run can fail on.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] at `dependencies.<name>` when the file's policy for it is invalid, or
+    /// the name is empty.
+    pub fn dependency_layer_or_default(
+        &self,
+        name: &str,
+        strict: Strict,
+    ) -> Result<crate::dependency::DependencyLayer, PolicyError> {
+        if self.dependencies.contains_key(name) {
+            return self.dependency_layer(name);
+        }
+        crate::dependency::DependencyLayer::new(
+            crate::dependency::DependencyConfig::new(name).undeclared(strict),
+        )
+        .map_err(|error| PolicyError::new(format!("dependencies.{name}"), error.to_string()))
     }
 
     /// The policies.

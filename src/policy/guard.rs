@@ -10,21 +10,7 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use crate::core::{Origin, Protocol, Rejection, RejectionKind, ResponseBody};
-
-/// What a [`PolicyLayer`](super::PolicyLayer) does with a request whose route has no policy of
-/// its own (so it is served under the defaults).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Strict {
-    /// Serve it under the defaults, silently (the default).
-    #[default]
-    Off,
-    /// Serve it under the defaults, and log a warning and count it in
-    /// `steadfast.policy.unmatched`.
-    Report,
-    /// Answer `500` (gRPC `INTERNAL`) as a misconfiguration, logged and counted; for tests and
-    /// staging, where every route must have been given a policy on purpose.
-    Refuse,
-}
+pub use crate::core::Strict;
 
 /// Passes requests on, or answers a strict-mode refusal; built per request by the policy
 /// service, outside everything but the observer.
