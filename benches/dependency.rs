@@ -1,20 +1,24 @@
 //! Cost of a dependency policy on a call that needs no retry: a bare client against
 //! steadfast's `DependencyLayer` (breaker, retry budget and adaptive throttle on; a GET, so its
 //! request is kept for a retry; and a POST, which is not) and tower's `Retry` with a policy
-//! that clones the request for a retry, in the same run. Run: `cargo bench --bench dependency`.
+//! that clones the request for a retry, in the same run. Also the reality map's attribution:
+//! a POST made inside a request (a caller named on the thread) with the map on, against the
+//! same with `reality_map(false)`. Run: `cargo bench --bench dependency`.
 
 mod common;
 
 use std::future::{Ready, ready};
 
 use bytes::Bytes;
-use common::{bare_any, current_thread, one_thread_with};
+use common::{bare_any, calls_with, current_thread, one_thread_with};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Empty;
+use steadfast::core::{Caller, RequestBody};
 use steadfast::dependency::{DependencyConfig, DependencyLayer};
+use steadfast::policy::{Policies, Policy, PolicyLayer};
 use steadfast::retry::ReplayBody;
-use tower::Layer;
+use tower::{Layer, ServiceExt};
 
 fn get() -> Request<Empty<Bytes>> {
     Request::get("http://inventory/items/7")
@@ -58,6 +62,48 @@ fn dependency() -> DependencyLayer {
     DependencyLayer::new(DependencyConfig::new("inventory")).unwrap()
 }
 
+/// The caller of a request served under a policy, taken from its handler.
+fn caller(runtime: &tokio::runtime::Runtime) -> Caller {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let handler = {
+        let seen = seen.clone();
+        tower::service_fn(move |_: Request<RequestBody<Empty<Bytes>>>| {
+            *seen.lock().unwrap() = Caller::current();
+            ready(Ok::<_, std::convert::Infallible>(Response::new(Empty::<
+                Bytes,
+            >::new(
+            ))))
+        })
+    };
+    let service = PolicyLayer::new(Policies::new(Policy::new()))
+        .unwrap()
+        .layer(handler);
+    runtime
+        .block_on(service.oneshot(Request::get("/bench/route").body(Empty::new()).unwrap()))
+        .unwrap();
+    seen.lock()
+        .unwrap()
+        .expect("a handler under a policy has a caller")
+}
+
+/// As [`one_thread_with`], with the calls made as `caller`'s work.
+fn in_request<S>(
+    runtime: &tokio::runtime::Runtime,
+    caller: Caller,
+    service: S,
+    iterations: u64,
+) -> std::time::Duration
+where
+    S: tower::Service<Request<Empty<Bytes>>>,
+    S::Error: std::fmt::Debug,
+{
+    runtime.block_on(caller.scope(async {
+        let start = std::time::Instant::now();
+        calls_with(service, post, iterations).await;
+        start.elapsed()
+    }))
+}
+
 fn dependencies(c: &mut Criterion) {
     let current = current_thread();
     let mut group = c.benchmark_group("dependency");
@@ -74,6 +120,22 @@ fn dependencies(c: &mut Criterion) {
         b.iter_custom(|n| {
             let client = bare_any::<Request<ReplayBody<Empty<Bytes>>>>();
             one_thread_with(&current, dependency().layer(client), post, n)
+        })
+    });
+    let caller = caller(&current);
+    group.bench_function("steadfast-post-in-request", |b| {
+        b.iter_custom(|n| {
+            let client = bare_any::<Request<ReplayBody<Empty<Bytes>>>>();
+            in_request(&current, caller, dependency().layer(client), n)
+        })
+    });
+    group.bench_function("steadfast-post-in-request-off-map", |b| {
+        b.iter_custom(|n| {
+            let client = bare_any::<Request<ReplayBody<Empty<Bytes>>>>();
+            let layer =
+                DependencyLayer::new(DependencyConfig::new("inventory-off-map").reality_map(false))
+                    .unwrap();
+            in_request(&current, caller, layer.layer(client), n)
         })
     });
     group.bench_function("tower-retry", |b| {

@@ -654,16 +654,30 @@ async fn undeclared_dependencies_are_reported_or_refused_and_listed() {
         panic!("strict mode refuses a call to an undeclared dependency");
     };
     assert_eq!(rejection.kind(), RejectionKind::Misconfigured);
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "the refused call was not sent");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the refused call was not sent"
+    );
 
     // Made but never called: not listed.
     let _quiet = file
         .dependency_layer_or_default("t11-quiet", Strict::Report)
         .unwrap();
     let undeclared = map::undeclared();
-    assert!(undeclared.contains(&"t11-ghost".to_owned()), "{undeclared:?}");
-    assert!(undeclared.contains(&"t11-phantom".to_owned()), "{undeclared:?}");
-    assert!(!undeclared.iter().any(|name| name == "t11-declared" || name == "t11-quiet"));
+    assert!(
+        undeclared.contains(&"t11-ghost".to_owned()),
+        "{undeclared:?}"
+    );
+    assert!(
+        undeclared.contains(&"t11-phantom".to_owned()),
+        "{undeclared:?}"
+    );
+    assert!(
+        !undeclared
+            .iter()
+            .any(|name| name == "t11-declared" || name == "t11-quiet")
+    );
     let map = map::snapshot();
     assert!(!map.dependency("t11-ghost").unwrap().declared);
     assert!(map.to_mermaid().contains("UNDECLARED"));

@@ -40,7 +40,7 @@ where
     calls_with(service, || Request::new(()), iterations).await
 }
 
-async fn calls_with<S, R>(mut service: S, request: fn() -> R, iterations: u64)
+pub async fn calls_with<S, R>(mut service: S, request: fn() -> R, iterations: u64)
 where
     S: Service<R>,
     S::Error: std::fmt::Debug,

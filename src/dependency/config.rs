@@ -6,8 +6,8 @@ use http::HeaderName;
 
 use super::hedge::HedgeConfig;
 use crate::breaker::BreakerConfig;
-use crate::core::Strict;
 pub use crate::core::ConfigError;
+use crate::core::Strict;
 use crate::retry::RetryConfig;
 use crate::throttle::ThrottleConfig;
 use crate::timeout::DeadlineFormat;

@@ -357,6 +357,10 @@ thread_local! {
     /// The reality map's edge of the dependency call being polled on this thread, for its
     /// retries and hedges.
     static EDGE: Cell<Option<&'static Edge>> = const { Cell::new(None) };
+    /// When the last attempt finished on this thread during the current poll of a call: the
+    /// call's end, without reading the clock again.
+    /// Whether it failed, as the caller sees it.
+    static ATTEMPT_END: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
 }
 
 /// Counts on the edge of the call being polled, if any.
@@ -429,11 +433,17 @@ where
         };
         let result = {
             let _edge = EdgeScope::enter(Some(edge));
+            ATTEMPT_END.with(|end| end.set(None));
             ready!(this.inner.poll(cx))
         };
+        // The last attempt's end if one ended in this poll (a refusal before any did reads the
+        // clock).
+        let last = ATTEMPT_END.with(Cell::take);
+        let end = last.map_or_else(clock::now, |(end, _)| end);
         let outcome = match &result {
             Ok(response) => {
-                if is_failure(response) {
+                let failed = last.map_or_else(|| is_failure(response), |(_, failed)| failed);
+                if failed {
                     CallOutcome::Failed
                 } else {
                     CallOutcome::Ok
@@ -444,10 +454,7 @@ where
             }
             Err(_) => CallOutcome::Failed,
         };
-        edge.finish(
-            clock::now().saturating_duration_since(*this.started),
-            outcome,
-        );
+        edge.finish(end.saturating_duration_since(*this.started), outcome);
         Poll::Ready(result)
     }
 }
@@ -689,17 +696,14 @@ impl<F> fmt::Debug for AttemptFuture<F> {
     }
 }
 
-/// Whether an answer says the dependency refused the call as overload.
-fn refused_as_overload<RB>(response: &Response<RB>) -> bool {
-    let headers = response.headers();
-    if grpc::is_grpc(headers) {
-        matches!(
-            Code::from_headers(headers),
-            Some(Code::Unavailable | Code::ResourceExhausted)
-        )
+/// Whether an answer (gRPC or not, its gRPC code at its head, its status) says the dependency
+/// refused the call as overload.
+fn refused_as_overload(is_grpc: bool, code: Option<Code>, status: StatusCode) -> bool {
+    if is_grpc {
+        matches!(code, Some(Code::Unavailable | Code::ResourceExhausted))
     } else {
         matches!(
-            response.status(),
+            status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
         )
     }
@@ -733,11 +737,15 @@ where
                     let now = clock::now();
                     return Poll::Ready(match result {
                         Ok(response) => {
-                            let ended = if grpc::is_grpc(response.headers()) {
+                            let is_grpc = grpc::is_grpc(response.headers());
+                            let code = if is_grpc {
+                                Code::from_headers(response.headers())
+                            } else {
+                                None
+                            };
+                            let ended = if is_grpc {
                                 // A streamed answer's status is in its trailers: OK at its head.
-                                Ended::Grpc(
-                                    Code::from_headers(response.headers()).unwrap_or(Code::Ok),
-                                )
+                                Ended::Grpc(code.unwrap_or(Code::Ok))
                             } else {
                                 Ended::Http(response.status())
                             };
@@ -745,22 +753,16 @@ where
                             // A refusal as overload is the throttle's business, not a failure
                             // for the breaker: a dependency shedding half its load is working,
                             // and opening on it would refuse the half it can serve.
-                            let overload = refused_as_overload(&response);
-                            let failure = !overload
-                                && match Classify::<_, E>::classify_response(
-                                    &DefaultClassifier::new(),
-                                    &response,
-                                ) {
-                                    Classified::Done(outcome) => outcome.is_failure(),
-                                    // A streamed gRPC answer: judged by its head, a success.
-                                    Classified::AtEndOfStream => false,
-                                };
-                            guard.finish(failure, !overload, now);
+                            let overload = refused_as_overload(is_grpc, code, response.status());
+                            let failed = is_failure(&response);
+                            guard.finish(failed && !overload, !overload, now);
+                            ATTEMPT_END.with(|end| end.set(Some((now, failed))));
                             Ok(response)
                         }
                         Err(error) => {
                             metrics.finish(measure, Ended::Failed, now);
                             guard.finish(true, false, now);
+                            ATTEMPT_END.with(|end| end.set(Some((now, true))));
                             Err(Error::Inner(error))
                         }
                     });
@@ -768,6 +770,7 @@ where
                 if let Some(timer) = timer.as_pin_mut() {
                     ready!(timer.poll(cx));
                     let now = clock::now();
+                    ATTEMPT_END.with(|end| end.set(Some((now, true))));
                     guard.shared.metrics.finish(measure, Ended::Timeout, now);
                     guard.finish(true, false, now);
                     return Poll::Ready(Err(Error::Rejected(

@@ -30,8 +30,8 @@ use serde::Deserialize;
 
 use super::spec::{AlertSettings, Objective, Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerConfig, SlidingWindow};
-use crate::shed::{Aimd, Criticality, Gradient2, Knee, LimitAlgorithm, ShedConfig};
 use crate::core::Strict;
+use crate::shed::{Aimd, Criticality, Gradient2, Knee, LimitAlgorithm, ShedConfig};
 
 /// One key of the policy file, for the reference table (a test keeps the README's equal).
 #[derive(Clone, Copy, Debug)]

@@ -9,8 +9,8 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use crate::core::{Origin, Protocol, Rejection, RejectionKind, ResponseBody};
 pub use crate::core::Strict;
+use crate::core::{Origin, Protocol, Rejection, RejectionKind, ResponseBody};
 
 /// Passes requests on, or answers a strict-mode refusal; built per request by the policy
 /// service, outside everything but the observer.
