@@ -693,3 +693,60 @@ async fn a_dependency_can_stay_off_the_map() {
     call(&quiet).await;
     assert!(map::snapshot().dependency("t12-off-map").is_none());
 }
+
+/// The map's edges reach Prometheus as `steadfast.dependency.calls{route, dependency, outcome}`,
+/// for the dashboard's table of edges.
+#[test]
+fn edges_are_counted_as_metrics_by_route_dependency_and_outcome() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let shipping = dependency(
+                DependencyConfig::new("t13-shipping")
+                    .breaker(None)
+                    .retry(None),
+                vec![200, 500, 200],
+                Duration::ZERO,
+            );
+            let app = Router::new()
+                .route(
+                    "/t13/ship",
+                    get(move || {
+                        let shipping = shipping.clone();
+                        async move {
+                            call(&shipping).await;
+                            "ok"
+                        }
+                    }),
+                )
+                .layer(policy_layer(Policies::new(Policy::new())));
+            for _ in 0..3 {
+                send(&app, "/t13/ship").await;
+            }
+        });
+    });
+    let mut counts = std::collections::BTreeMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        if key.key().name() != "steadfast.dependency.calls" {
+            continue;
+        }
+        let labels: std::collections::BTreeMap<_, _> = key
+            .key()
+            .labels()
+            .map(|label| (label.key().to_owned(), label.value().to_owned()))
+            .collect();
+        assert_eq!(labels["route"], "/t13/ship");
+        assert_eq!(labels["dependency"], "t13-shipping");
+        if let DebugValue::Counter(count) = value {
+            counts.insert(labels["outcome"].clone(), count);
+        }
+    }
+    assert_eq!(counts.get("ok"), Some(&2), "{counts:?}");
+    assert_eq!(counts.get("failed"), Some(&1), "{counts:?}");
+}

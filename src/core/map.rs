@@ -27,8 +27,11 @@ use std::time::Duration;
 use http::Request;
 use pin_project_lite::pin_project;
 
+use metrics::SharedString;
+
 use super::Criticality;
 use super::keyed::{CowMap, DEFAULT_MAX_KEYS, Key, KeyCache, Keyed};
+use super::telemetry;
 
 /// The most dependencies the map tells apart.
 pub(crate) const MAX_DEPENDENCIES: usize = 256;
@@ -112,7 +115,7 @@ impl RouteNode {
                     // Racing callers agree on one edge per slot; a loser moves on.
                     *slot.get_or_init(|| {
                         EDGE_COUNT.fetch_add(1, Ordering::Relaxed);
-                        Edge::leak(dependency)
+                        Edge::leak(self, dependency)
                     })
                 }
             };
@@ -188,7 +191,10 @@ pub(crate) enum CallOutcome {
 
 /// The calls of one route to one dependency.
 pub(crate) struct Edge {
+    route: &'static RouteNode,
     pub(crate) dependency: &'static DependencyNode,
+    /// `steadfast.dependency.calls` by outcome (ok, failed, refused), registered on first use.
+    counters: OnceLock<[metrics::Counter; 3]>,
     calls: AtomicU64,
     failed: AtomicU64,
     refused: AtomicU64,
@@ -210,9 +216,11 @@ pub(crate) struct EdgeCounts {
 }
 
 impl Edge {
-    fn leak(dependency: &'static DependencyNode) -> &'static Edge {
+    fn leak(route: &'static RouteNode, dependency: &'static DependencyNode) -> &'static Edge {
         Box::leak(Box::new(Edge {
+            route,
             dependency,
+            counters: OnceLock::new(),
             calls: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -236,6 +244,19 @@ impl Edge {
             }
         }
         self.latency.record(took);
+        let counters = self.counters.get_or_init(|| {
+            let route = SharedString::from(self.route.label.to_string());
+            let dependency = SharedString::from(self.dependency.name.to_string());
+            ["ok", "failed", "refused"].map(|outcome| {
+                metrics::counter!(
+                    telemetry::DEPENDENCY_CALLS.name,
+                    "route" => route.clone(),
+                    "dependency" => dependency.clone(),
+                    "outcome" => outcome,
+                )
+            })
+        });
+        counters[outcome as usize].increment(1);
     }
 
     /// Counts a retry of one of the edge's calls.

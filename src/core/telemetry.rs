@@ -197,6 +197,15 @@ pub const POLICY_UNMATCHED: Metric = Metric {
     description: "Requests to a route without a policy of its own, seen by a policy layer in strict mode; action is `reported` or `refused`.",
 };
 
+/// Calls from each route to each dependency: the reality map's edges.
+pub const DEPENDENCY_CALLS: Metric = Metric {
+    name: "steadfast.dependency.calls",
+    kind: MetricKind::Counter,
+    unit: "{call}",
+    labels: &["route", "dependency", "outcome"],
+    description: "Calls to each dependency by the route being served (`(none)` outside requests): the reality map's edges; outcome is `ok`, `failed` (error, timeout, server error) or `refused` (not sent).",
+};
+
 /// Calls to dependencies without a declared policy, in strict mode.
 pub const DEPENDENCY_UNDECLARED: Metric = Metric {
     name: "steadfast.dependency.undeclared",
@@ -323,6 +332,7 @@ pub const CATALOGUE: &[Metric] = &[
     CONTRACT_VIOLATIONS,
     POLICY_UNMATCHED,
     DEPENDENCY_UNDECLARED,
+    DEPENDENCY_CALLS,
     FAULT_INJECTED,
     HTTP_CLIENT_REQUEST_DURATION,
     RPC_CLIENT_CALL_DURATION,

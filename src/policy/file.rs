@@ -376,6 +376,27 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "none",
         "Hedge after this fixed delay instead.",
     ),
+    key(
+        "dependency.objective.availability",
+        "99.9",
+        "The share of attempts (percent) that must not fail (5xx, gRPC server errors, timeouts, transport errors), for the generated dependency alerts.",
+    ),
+    key(
+        "dependency.objective.latency_percent",
+        "95",
+        "The share of attempts that must be answered within `dependency.objective.latency_threshold`.",
+    ),
+    key(
+        "dependency.objective.latency_threshold",
+        "\"500ms\"",
+        "As for routes: a bucket boundary of the duration histograms.",
+    ),
+    key("dependency.objective.window", "\"30d\"", "As for routes."),
+    key(
+        "dependency.objective.min_request_rate",
+        "0.05",
+        "Attempts per second below which the dependency's burn-rate alerts stay silent.",
+    ),
 ];
 
 /// A duration written as a string: `"250ms"`, `"2s"`, `"1m 30s"`.
@@ -874,6 +895,7 @@ pub struct PolicyFile {
     #[cfg(feature = "contract")]
     contract: Option<(crate::contract::Contract, crate::contract::ContractConfig)>,
     dependencies: BTreeMap<String, crate::dependency::DependencyConfig>,
+    dependency_objectives: BTreeMap<String, Objective>,
 }
 
 impl std::fmt::Debug for PolicyFile {
@@ -939,6 +961,7 @@ impl PolicyFile {
             .as_ref()
             .map_or_else(|| Ok(AlertSettings::default()), AlertsSpec::build)?;
         let mut dependencies = BTreeMap::new();
+        let mut dependency_objectives = BTreeMap::new();
         for (name, dependency) in &spec.dependencies {
             let at = format!("dependencies.{name}");
             let valid = !name.is_empty()
@@ -955,12 +978,16 @@ impl PolicyFile {
             let config = dependency
                 .build(name)
                 .map_err(|(key, reason)| PolicyError::new(format!("{at}.{key}"), reason))?;
+            let objective = dependency.objective();
+            objective.validate(&at)?;
             dependencies.insert(name.clone(), config);
+            dependency_objectives.insert(name.clone(), objective);
         }
         Ok(PolicyFile {
             policies,
             alerts,
             dependencies,
+            dependency_objectives,
             #[cfg(feature = "contract")]
             contract,
         })
@@ -974,6 +1001,12 @@ impl PolicyFile {
     /// The dependency policies (`[dependencies.<name>]`), by name.
     pub fn dependencies(&self) -> &BTreeMap<String, crate::dependency::DependencyConfig> {
         &self.dependencies
+    }
+
+    /// The service level of each dependency (`[dependencies.<name>.objective]`, else the
+    /// defaults of [`Objective`]), for the alerts `steadfast::guardrails` generates.
+    pub fn dependency_objectives(&self) -> &BTreeMap<String, Objective> {
+        &self.dependency_objectives
     }
 
     /// The layer for the dependency `name`, if the file has a policy for it.

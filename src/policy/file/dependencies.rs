@@ -22,6 +22,8 @@ pub(super) struct DependencySpec {
     throttle: ThrottleSpec,
     #[serde(default)]
     hedge: HedgeSpec,
+    #[serde(default)]
+    objective: super::ObjectiveSpec,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -63,6 +65,7 @@ pub(super) fn fields() -> Vec<String> {
             "retry" => Some(fields_of::<RetrySpec>()),
             "throttle" => Some(fields_of::<ThrottleSpec>()),
             "hedge" => Some(fields_of::<HedgeSpec>()),
+            "objective" => Some(fields_of::<super::ObjectiveSpec>()),
             _ => None,
         };
         match nested {
@@ -74,6 +77,11 @@ pub(super) fn fields() -> Vec<String> {
 }
 
 impl DependencySpec {
+    /// The dependency's service level, for the generated alerts.
+    pub(super) fn objective(&self) -> crate::policy::Objective {
+        self.objective.build()
+    }
+
     pub(super) fn build(&self, name: &str) -> Result<DependencyConfig, KeyError> {
         let mut config = DependencyConfig::new(name);
         if let Some(Dur(timeout)) = self.attempt_timeout {
