@@ -65,7 +65,7 @@ async fn junk_paths_and_methods_cannot_grow_the_map() {
         };
         builder.body(Body::new()).unwrap()
     };
-    let mut send = |i: usize| {
+    let send = |i: usize| {
         let mut service = service.clone();
         async move {
             let response = service.ready().await.unwrap().call(junk(i)).await.unwrap();
