@@ -22,7 +22,7 @@ fn catalogued() -> BTreeSet<String> {
 #[test]
 fn every_series_a_rule_reads_is_emitted_or_recorded() {
     let file = PolicyFile::load(POLICIES).unwrap();
-    let rules = guardrails::rules(file.policies(), file.alerts());
+    let rules = guardrails::file_rules(&file);
     let recorded: BTreeSet<String> = rules.recorded().into_iter().map(str::to_owned).collect();
     let known: BTreeSet<String> = catalogued().union(&recorded).cloned().collect();
     let mut read = BTreeSet::new();
@@ -43,6 +43,9 @@ fn every_series_a_rule_reads_is_emitted_or_recorded() {
         "steadfast_breaker_state",
         "steadfast_rejections",
         "steadfast_contract_violations",
+        "http_client_request_duration",
+        "rpc_client_call_duration",
+        "steadfast_retry_budget_exhausted",
     ] {
         assert!(read.contains(needed), "{needed} is not used");
     }
@@ -51,10 +54,10 @@ fn every_series_a_rule_reads_is_emitted_or_recorded() {
 #[test]
 fn the_dashboard_is_well_formed_and_reads_only_known_series() {
     let file = PolicyFile::load(POLICIES).unwrap();
-    let rules = guardrails::rules(file.policies(), file.alerts());
+    let rules = guardrails::file_rules(&file);
     let recorded: BTreeSet<String> = rules.recorded().into_iter().map(str::to_owned).collect();
     let known: BTreeSet<String> = catalogued().union(&recorded).cloned().collect();
-    let text = serde_json::to_string(&guardrails::dashboard(file.policies())).unwrap();
+    let text = serde_json::to_string(&guardrails::file_dashboard(&file)).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
 
     let variables: Vec<&str> = dashboard["templating"]["list"]
@@ -63,12 +66,12 @@ fn the_dashboard_is_well_formed_and_reads_only_known_series() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(variables, ["datasource", "route"]);
+    assert_eq!(variables, ["datasource", "route", "dependency"]);
 
     let panels = dashboard["panels"].as_array().unwrap();
     let ids: BTreeSet<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
     assert_eq!(ids.len(), panels.len(), "panel ids are unique");
-    for panel in panels {
+    for panel in panels.iter().filter(|panel| panel["type"] != "row") {
         assert_eq!(panel["datasource"]["uid"], "${datasource}");
         let targets = panel["targets"].as_array().unwrap();
         assert!(!targets.is_empty(), "{} has no query", panel["title"]);
@@ -88,7 +91,8 @@ fn the_dashboard_is_well_formed_and_reads_only_known_series() {
     // Every metric family a team needs on the dashboard is there.
     let all: BTreeSet<String> = panels
         .iter()
-        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .filter_map(|p| p["targets"].as_array())
+        .flatten()
         .flat_map(|t| guardrails::series_in(t["expr"].as_str().unwrap()))
         .collect();
     for needed in [
@@ -99,6 +103,14 @@ fn the_dashboard_is_well_formed_and_reads_only_known_series() {
         "steadfast_shed_rejected",
         "steadfast_contract_violations",
         "http_server_request_duration",
+        "http_client_request_duration",
+        "rpc_client_call_duration",
+        "steadfast_dependency_calls",
+        "steadfast_retries",
+        "steadfast_hedges",
+        "steadfast_retry_budget_exhausted",
+        "steadfast_throttled",
+        "steadfast_dependency_capped",
     ] {
         assert!(all.contains(needed), "{needed} has no panel");
     }
@@ -109,7 +121,7 @@ fn the_dashboard_is_well_formed_and_reads_only_known_series() {
 fn the_example_s_golden_files_are_what_the_generator_writes() {
     let file = PolicyFile::load(POLICIES).unwrap();
     let dir = std::env::temp_dir().join(format!("steadfast-golden-{}", std::process::id()));
-    guardrails::write(file.policies(), file.alerts(), &dir).unwrap();
+    guardrails::write_file(&file, &dir).unwrap();
     for name in ["rules.yml", "dashboard.json"] {
         let generated = std::fs::read_to_string(dir.join(name)).unwrap();
         let golden_path = Path::new(GOLDEN).join(name);
@@ -168,15 +180,17 @@ fn every_dashboard_query_parses_as_promql() {
             objective.availability = 99.95
             [routes."GET /search"]
             criticality = "sheddable"
+            [dependencies."pricing.v2"]
+            objective.availability = 99.5
             "#,
         )
         .unwrap(),
     ] {
-        let dashboard = guardrails::dashboard(policies.policies());
+        let dashboard = guardrails::file_dashboard(&policies);
         let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
         let mut count = 0;
         for panel in dashboard["panels"].as_array().unwrap() {
-            for target in panel["targets"].as_array().unwrap() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
                 let expr = target["expr"].as_str().unwrap();
                 assert!(!expr.contains("0000000"), "float noise: {expr}");
                 count += 1;
@@ -204,4 +218,64 @@ fn every_dashboard_query_parses_as_promql() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// `steadfast-guardrails map`: renders a saved map, and `--check` fails on undeclared
+/// dependencies.
+#[test]
+fn the_binary_renders_a_saved_map_and_checks_it() {
+    let map = r#"{
+      "schema": 1,
+      "routes": [{"route": "/checkout", "criticality": "critical_plus", "availability_objective": 99.9, "requests": 10, "critical": true}],
+      "dependencies": [
+        {"name": "inventory", "declared": true, "breaker": "closed", "in_flight": 0, "calls": 10, "errors": 1, "error_ratio": 0.1, "critical": true, "impact": 880.0, "rank": 1},
+        {"name": "ghost", "declared": false, "breaker": null, "in_flight": 0, "calls": 2, "errors": 0, "error_ratio": 0.0, "critical": true, "impact": 16.0, "rank": 2}
+      ],
+      "edges": [
+        {"route": "/checkout", "dependency": "inventory", "calls": 10, "calls_per_request": 1.0, "errors": 1, "refused": 0, "error_ratio": 0.1, "retries": 1, "hedges": 0, "latency_ms": {"p50": 2.0, "p90": 4.0, "p99": 9.0}, "criticality": "critical_plus", "availability_objective": 99.9, "critical": true},
+        {"route": "/checkout", "dependency": "ghost", "calls": 2, "calls_per_request": 0.2, "errors": 0, "refused": 0, "error_ratio": 0.0, "retries": 0, "hedges": 0, "latency_ms": {"p50": 1.0, "p90": 1.0, "p99": 1.0}, "criticality": "critical_plus", "availability_objective": 99.9, "critical": true}
+      ],
+      "dropped_edges": 0
+    }"#;
+    let dir = std::env::temp_dir().join(format!("steadfast-map-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("map.json");
+    std::fs::write(&path, map).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_steadfast-guardrails"))
+            .arg("map")
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mermaid = run(&[]);
+    assert!(mermaid.status.success());
+    let text = String::from_utf8(mermaid.stdout).unwrap();
+    assert!(text.starts_with("flowchart LR"), "{text}");
+    assert!(text.contains("UNDECLARED"), "{text}");
+    let dot = run(&["--format", "dot"]);
+    assert!(
+        String::from_utf8(dot.stdout)
+            .unwrap()
+            .starts_with("digraph steadfast")
+    );
+    let json = run(&["--format", "json"]);
+    let parsed = steadfast::map::MapSnapshot::from_json(&String::from_utf8(json.stdout).unwrap());
+    assert_eq!(parsed.unwrap().edges.len(), 2);
+
+    let checked = run(&["--check"]);
+    assert_eq!(checked.status.code(), Some(1));
+    assert!(String::from_utf8(checked.stderr).unwrap().contains("ghost"));
+
+    assert_eq!(run(&["--format", "svg"]).status.code(), Some(2));
+    std::fs::write(&path, r#"{"schema": 7}"#).unwrap();
+    let bad = run(&[]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8(bad.stderr)
+            .unwrap()
+            .contains("not a steadfast map")
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

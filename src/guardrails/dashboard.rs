@@ -10,7 +10,14 @@ use crate::core::telemetry::{
 use crate::policy::Policies;
 
 /// One panel: a title, its queries (expression and legend) and its unit.
-fn panel(id: u32, title: &str, unit: &str, targets: &[(String, &str)], x: u32, y: u32) -> Value {
+pub(super) fn panel(
+    id: u32,
+    title: &str,
+    unit: &str,
+    targets: &[(String, &str)],
+    x: u32,
+    y: u32,
+) -> Value {
     let targets: Vec<Value> = targets
         .iter()
         .zip('A'..)

@@ -17,16 +17,26 @@
 //!   breaker states, adaptive limits against requests in flight, rejections by reason and
 //!   class, contract violations; the datasource and routes are variables.
 //!
+//! - For a policy file's dependencies (`[dependencies.<name>]`), [`file_rules`] and
+//!   [`file_dashboard`] add per dependency: recording rules (attempts, failures, latency),
+//!   burn-rate alerts on its error ratio and latency against its objective (page at 14.4x over
+//!   1h and 5m, ticket at 6x over 6h and 30m), its breaker open too long, its retry budget
+//!   spent; and a dashboard row (attempts, errors, latency, breaker, retries / hedges / budget,
+//!   throttling and the cap, and the [reality map](crate::map)'s edges as a table).
+//!
 //! - Strict mode ([`PolicyLayer::strict`](crate::policy::PolicyLayer::strict)): a request on a
 //!   route without a policy of its own is reported (log + `steadfast.policy.unmatched`) or
 //!   refused; [`routes_without_policy`] sends one request to each route a team lists and
 //!   returns those that were refused, for a CI test.
 //!
-//! The `steadfast-guardrails` binary writes both from a policy file:
+//! The `steadfast-guardrails` binary writes both from a policy file (routes and dependencies),
+//! and renders a saved reality map (`--check` fails on dependencies called without a declared
+//! policy):
 //!
 //! ```sh
 //! cargo run --features guardrails --bin steadfast-guardrails -- policies.toml guardrails/
 //! promtool check rules guardrails/rules.yml
+//! cargo run --features guardrails --bin steadfast-guardrails -- map map.json --format dot --check
 //! ```
 //!
 //! ```
@@ -42,6 +52,7 @@
 
 mod check;
 mod dashboard;
+mod dependencies;
 mod names;
 mod rules;
 
@@ -50,10 +61,11 @@ use std::path::Path;
 
 pub use check::routes_without_policy;
 pub use dashboard::dashboard;
+pub use dependencies::{file_dashboard, file_rules};
 pub use names::{label, prometheus};
 pub use rules::{RuleFile, rules};
 
-use crate::policy::{AlertSettings, Policies};
+use crate::policy::{AlertSettings, Policies, PolicyFile};
 
 /// Writes `rules.yml` and `dashboard.json` for `policies` into `dir`.
 ///
@@ -64,6 +76,19 @@ pub fn write(policies: &Policies, alerts: &AlertSettings, dir: &Path) -> std::io
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("rules.yml"), rules(policies, alerts).to_yaml())?;
     let dashboard = serde_json::to_string_pretty(&dashboard(policies)).expect("JSON serializes");
+    std::fs::write(dir.join("dashboard.json"), dashboard + "\n")
+}
+
+/// Writes `rules.yml` and `dashboard.json` for a policy file into `dir`: its routes' and its
+/// dependencies' ([`file_rules`], [`file_dashboard`]).
+///
+/// # Errors
+///
+/// Any error creating the directory or writing the files.
+pub fn write_file(file: &PolicyFile, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("rules.yml"), file_rules(file).to_yaml())?;
+    let dashboard = serde_json::to_string_pretty(&file_dashboard(file)).expect("JSON serializes");
     std::fs::write(dir.join("dashboard.json"), dashboard + "\n")
 }
 
@@ -89,8 +114,11 @@ pub fn series_in(expr: &str) -> BTreeSet<String> {
     for token in rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
         let is_series = token.starts_with("steadfast")
             || token.starts_with("http_server_")
-            || token.starts_with("rpc_server_");
-        if !is_series {
+            || token.starts_with("rpc_server_")
+            || token.starts_with("http_client_")
+            || token.starts_with("rpc_client_");
+        // `steadfast_dependency` is a label (of the client metrics), not a series.
+        if !is_series || token == "steadfast_dependency" {
             continue;
         }
         let name = ["_bucket", "_count", "_sum"]

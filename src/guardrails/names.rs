@@ -46,6 +46,12 @@ impl Selector<'_> {
     }
 }
 
+/// An RE2 alternation of literals, escaped and quoted for a PromQL string: `a|b\\.c`.
+pub(crate) fn alternatives(literals: &[&str]) -> String {
+    let escaped: Vec<String> = literals.iter().map(|l| regex_escaped(l)).collect();
+    quoted(&escaped.join("|"))
+}
+
 /// RE2 escaping of a literal.
 fn regex_escaped(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

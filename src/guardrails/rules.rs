@@ -9,11 +9,11 @@ use super::names::{self, Selector};
 use crate::policy::{AlertSettings, Objective, Policies};
 
 /// The windows the burn-rate alerts look at.
-const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+pub(super) const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
 
 /// Multi-window, multi-burn-rate alerts (the SRE workbook's): the burn rate, the long and
 /// short windows, and the severity.
-const BURN_ALERTS: [(f64, &str, &str, &str); 4] = [
+pub(super) const BURN_ALERTS: [(f64, &str, &str, &str); 4] = [
     (14.4, "1h", "5m", "page"),
     (6.0, "6h", "30m", "page"),
     (3.0, "1d", "2h", "ticket"),
@@ -21,24 +21,24 @@ const BURN_ALERTS: [(f64, &str, &str, &str); 4] = [
 ];
 
 /// The gRPC status codes that count as server errors (as `core::DefaultClassifier` decides).
-const GRPC_SERVER_ERRORS: &str =
+pub(super) const GRPC_SERVER_ERRORS: &str =
     "UNKNOWN|DEADLINE_EXCEEDED|UNIMPLEMENTED|INTERNAL|UNAVAILABLE|DATA_LOSS";
 
 /// A Prometheus rule file.
 #[derive(Debug, Serialize)]
 pub struct RuleFile {
-    groups: Vec<Group>,
+    pub(super) groups: Vec<Group>,
 }
 
 #[derive(Debug, Serialize)]
-struct Group {
-    name: String,
-    rules: Vec<Rule>,
+pub(super) struct Group {
+    pub(super) name: String,
+    pub(super) rules: Vec<Rule>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-enum Rule {
+pub(super) enum Rule {
     Record {
         record: String,
         expr: String,
@@ -105,7 +105,7 @@ pub(crate) fn number(value: f64) -> String {
     format!("{rounded}")
 }
 
-fn seconds(duration: std::time::Duration) -> String {
+pub(super) fn seconds(duration: std::time::Duration) -> String {
     let secs = duration.as_secs();
     if secs % 3600 == 0 {
         format!("{}h", secs / 3600)
@@ -183,11 +183,15 @@ fn recording(thresholds: &BTreeSet<String>) -> Group {
 }
 
 /// The latency bucket boundary as the exporter renders `le`.
-fn le(objective: &Objective) -> String {
+pub(super) fn le(objective: &Objective) -> String {
     format!("{}", objective.latency_threshold.as_secs_f64())
 }
 
-fn annotations(alerts: &AlertSettings, name: &str, summary: String) -> BTreeMap<String, String> {
+pub(super) fn annotations(
+    alerts: &AlertSettings,
+    name: &str,
+    summary: String,
+) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("summary".to_owned(), summary),
         (
@@ -281,7 +285,7 @@ fn burn_alerts(
     }
 }
 
-fn capitalized(word: &str) -> String {
+pub(super) fn capitalized(word: &str) -> String {
     let mut chars = word.chars();
     chars
         .next()
@@ -289,8 +293,9 @@ fn capitalized(word: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Alerts on the protections themselves.
-fn protection(alerts: &AlertSettings) -> Group {
+/// Alerts on the protections themselves; the breakers named in `own_alerts` (those of
+/// dependency policies) have alerts of their own.
+pub(super) fn protection(alerts: &AlertSettings, own_alerts: &[&str]) -> Group {
     use crate::core::telemetry::{BREAKER_STATE, CONTRACT_VIOLATIONS, REJECTIONS};
     let breaker_state = names::prometheus(&BREAKER_STATE);
     let rejections = names::prometheus(&REJECTIONS);
@@ -307,9 +312,17 @@ fn protection(alerts: &AlertSettings) -> Group {
         alert(
             "SteadfastBreakerOpen",
             // 1: open, 4: forced open (see the catalogue's description of the gauge).
-            format!(
-                "max by (breaker) ({breaker_state}) == 1 or max by (breaker) ({breaker_state}) == 4"
-            ),
+            {
+                let breakers = if own_alerts.is_empty() {
+                    breaker_state.clone()
+                } else {
+                    format!(
+                        r#"{breaker_state}{{breaker!~"{}"}}"#,
+                        names::alternatives(own_alerts)
+                    )
+                };
+                format!("max by (breaker) ({breakers}) == 1 or max by (breaker) ({breakers}) == 4")
+            },
             seconds(alerts.breaker_open_for),
             "page",
             "circuit breaker {{ $labels.breaker }} has been open too long",
@@ -390,7 +403,7 @@ pub fn rules(policies: &Policies, alerts: &AlertSettings) -> RuleFile {
                 name: "steadfast-slo-alerts".into(),
                 rules: slo,
             },
-            protection(alerts),
+            protection(alerts, &[]),
         ],
     }
 }
