@@ -3,9 +3,11 @@
 //! It starts two services on 127.0.0.1: the shop, whose routes each get their policy from the
 //! file (timeouts, breakers, load shedding, contract checks against
 //! `examples/service/openapi.yaml`, instrumentation), and an inventory service the shop calls
-//! through a client-side stack (circuit breaker, deadline propagation). Then it drives them
-//! through a short script that shows each protection acting, prints what happened, checks it,
-//! and exits. `/metrics` serves the Prometheus exposition.
+//! under the file's dependency policy (deadline propagation, circuit breaker, retries under a
+//! budget); search calls a recommendations dependency, in process. Then it drives them through
+//! a short script that shows each protection acting, prints what happened, checks it, prints
+//! the reality map of what the shop really called (Mermaid), and exits. `/metrics` serves the
+//! Prometheus exposition, `/steadfast/map` the map.
 //!
 //! ```sh
 //! cargo run --example axum_service --all-features            # the script, then exit
@@ -28,14 +30,13 @@ use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
-use steadfast::breaker::{
-    BreakerConfig, BreakerHandle, CircuitBreakerLayer, SlidingWindow, State as BreakerState,
-};
-use steadfast::core::{Deadline, Rejection};
+use steadfast::breaker::State as BreakerState;
+use steadfast::core::Deadline;
 use steadfast::policy::PolicyFile;
-use steadfast::timeout::{PropagateDeadlineLayer, TimeoutLayer};
+use steadfast::retry::ReplayBody;
+use steadfast::timeout::TimeoutLayer;
 use tower::util::BoxCloneSyncService;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Layer, ServiceExt};
 
 const POLICIES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -67,20 +68,26 @@ async fn stock(State(inventory): State<Inventory>) -> Response {
     }
 }
 
+/// hyper's client under the inventory's dependency policy: the dependency's own response, or
+/// a typed error (`steadfast::Error::Rejected` for a call the policy did not send or gave up).
 type InventoryClient = BoxCloneSyncService<
     Request<Empty<Bytes>>,
-    http::Response<
-        steadfast::core::ResponseBody<
-            steadfast::breaker::BreakerBody<steadfast::core::ResponseBody<hyper::body::Incoming>>,
-        >,
-    >,
-    hyper_util::client::legacy::Error,
+    http::Response<hyper::body::Incoming>,
+    steadfast::Error<hyper_util::client::legacy::Error>,
+>;
+
+/// An in-process recommendations client under its dependency policy.
+type RecommendationsClient = BoxCloneSyncService<
+    Request<Empty<Bytes>>,
+    http::Response<String>,
+    steadfast::Error<std::convert::Infallible>,
 >;
 
 #[derive(Clone)]
 struct Shop {
     inventory: InventoryClient,
     inventory_url: String,
+    recommendations: RecommendationsClient,
 }
 
 /// Checks stock with the inventory service, within what is left of this request's deadline.
@@ -93,21 +100,24 @@ async fn checkout(State(shop): State<Shop>, deadline: Option<Deadline>) -> Respo
     }
     match shop.inventory.oneshot(request).await {
         Ok(response) if response.status().is_success() => "ordered".into_response(),
-        Ok(response) => match response.extensions().get::<Rejection>() {
-            // The client-side stack answered for the inventory: its breaker is open, or the
-            // deadline ran out on the way.
-            Some(rejection) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("inventory unavailable ({})", rejection.kind()),
-            )
-                .into_response(),
-            None => (StatusCode::BAD_GATEWAY, "inventory failed").into_response(),
-        },
+        Ok(_) => (StatusCode::BAD_GATEWAY, "inventory failed").into_response(),
+        // The policy did not send the call, or gave up on it: its breaker is open, or the
+        // deadline ran out on the way. Nothing forged: the error says which.
+        Err(steadfast::Error::Rejected(rejection)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("inventory unavailable ({})", rejection.kind()),
+        )
+            .into_response(),
         Err(_) => (StatusCode::BAD_GATEWAY, "inventory unreachable").into_response(),
     }
 }
 
-async fn search() -> &'static str {
+async fn search(State(shop): State<Shop>) -> &'static str {
+    let request = Request::get("http://recommendations/for-you")
+        .body(Empty::new())
+        .expect("a valid request");
+    // Best effort: search answers without recommendations.
+    let _ = shop.recommendations.oneshot(request).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     "results"
 }
@@ -243,22 +253,23 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .layer(TimeoutLayer::new(Duration::from_secs(5)).expect("a valid budget"));
     let inventory_addr = serve(inventory_app, 0).await?;
 
-    // The shop's client for it: a breaker around deadline propagation around hyper.
-    let inventory_breaker = BreakerHandle::new(
-        BreakerConfig::new()
-            .name("inventory")
-            .sliding_window(SlidingWindow::count(10))
-            .minimum_calls(5)
-            .open_duration(Duration::from_secs(1))
-            .half_open_permits(2),
-    )?;
-    let inventory_client = ServiceBuilder::new()
-        .layer(CircuitBreakerLayer::shared(inventory_breaker.clone()))
-        .layer(PropagateDeadlineLayer::new())
-        .service(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
+    // The shop's clients, each under its dependency policy from the file: hyper for the
+    // inventory, and an in-process recommendations service.
+    let policies = PolicyFile::load(POLICIES)?;
+    let inventory_policy = policies.dependency_layer("inventory")?;
+    let inventory_client = inventory_policy
+        .layer(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Empty<Bytes>>>());
+    let recommendations_client =
+        policies
+            .dependency_layer("recommendations")?
+            .layer(tower::service_fn(
+                |_request: Request<ReplayBody<Empty<Bytes>>>| async {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    Ok::<_, std::convert::Infallible>(http::Response::new("for you".to_owned()))
+                },
+            ));
 
     // The shop: every route under its policy from the file.
-    let policies = PolicyFile::load(POLICIES)?;
     let layer = policies.into_layer()?;
     let reload = layer.handle();
     let shop = Router::new()
@@ -269,9 +280,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "/metrics",
             get(move || std::future::ready(prometheus.render())),
         )
+        .route("/steadfast/map", get(steadfast::map::handler))
         .with_state(Shop {
             inventory: BoxCloneSyncService::new(inventory_client),
             inventory_url: format!("http://{inventory_addr}"),
+            recommendations: BoxCloneSyncService::new(recommendations_client),
         })
         .layer(layer);
     let port = if keep_serving { 3000 } else { 0 };
@@ -323,6 +336,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     for _ in 0..8 {
         caller.show("POST", "/checkout", None).await;
     }
+    let inventory_breaker = inventory_policy
+        .handle()
+        .breaker()
+        .expect("the inventory policy has a breaker");
     check(
         inventory_breaker.state() == BreakerState::Open,
         "the inventory breaker is open",
@@ -410,6 +427,37 @@ async fn main() -> Result<(), Box<dyn Error>> {
     check(
         metrics.contains("http_server_request_duration_bucket"),
         "request durations are exported",
+    )?;
+
+    println!("\n8. The reality map: what the shop really called, from live traffic");
+    let map = steadfast::map::snapshot().filter(|edge| edge.route != "(none)");
+    println!("```mermaid\n{}```", map.to_mermaid());
+    let inventory_entry = map
+        .dependency("inventory")
+        .ok_or("inventory is on the map")?;
+    let checkout = map
+        .edge("/checkout", "inventory")
+        .ok_or("checkout calls the inventory")?;
+    println!(
+        "  /checkout → inventory: {} calls, {:.1} per request, {:.0}% failed or refused, p99 {:.0} ms",
+        checkout.calls,
+        checkout.calls_per_request,
+        checkout.error_ratio * 100.0,
+        checkout.latency_ms.p99
+    );
+    check(
+        inventory_entry.critical && inventory_entry.rank == 1,
+        "the flaky inventory is on the critical path, ranked first by impact",
+    )?;
+    check(
+        map.dependency("recommendations")
+            .is_some_and(|dependency| !dependency.critical),
+        "recommendations, called only by sheddable search, is off the critical path",
+    )?;
+    let served = caller.call("GET", "/steadfast/map?format=dot", None).await;
+    check(
+        served.body.starts_with("digraph steadfast"),
+        "/steadfast/map serves it (JSON, Mermaid or DOT)",
     )?;
 
     if keep_serving {
