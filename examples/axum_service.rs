@@ -241,9 +241,13 @@ fn check(condition: bool, what: &str) -> Result<(), Box<dyn Error>> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let keep_serving = std::env::args().any(|arg| arg == "--serve");
+    // Every series carries the shop's version, for the release alerts.
+    let builder = steadfast::observe::prometheus::with_service_version(
+        PrometheusBuilder::new(),
+        env!("CARGO_PKG_VERSION"),
+    );
     let prometheus: PrometheusHandle =
-        steadfast::observe::prometheus::with_recommended_buckets(PrometheusBuilder::new())?
-            .install_recorder()?;
+        steadfast::observe::prometheus::with_recommended_buckets(builder)?.install_recorder()?;
 
     // The inventory service: its own timeout reads the deadline the shop propagates.
     let inventory = Inventory::default();
@@ -427,6 +431,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     check(
         metrics.contains("http_server_request_duration_bucket"),
         "request durations are exported",
+    )?;
+    check(
+        metrics.contains(&format!(
+            "service_version=\"{}\"",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "every series carries the service version",
     )?;
 
     println!("\n8. The reality map: what the shop really called, from live traffic");

@@ -197,6 +197,11 @@ pub const POLICY_UNMATCHED: Metric = Metric {
     description: "Requests to a route without a policy of its own, seen by a policy layer in strict mode; action is `reported` or `refused`.",
 };
 
+/// The attribute that carries the service's version on every metric (`service_version` in
+/// Prometheus): set once, by the exporter (`observe::prometheus::with_service_version`, or an
+/// OpenTelemetry resource attribute), so that releases can be compared.
+pub const SERVICE_VERSION: &str = "service.version";
+
 /// Calls from each route to each dependency: the reality map's edges.
 pub const DEPENDENCY_CALLS: Metric = Metric {
     name: "steadfast.dependency.calls",

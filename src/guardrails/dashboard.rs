@@ -179,6 +179,28 @@ pub fn dashboard(policies: &Policies) -> Value {
             32,
         ),
         panel(
+            11,
+            "Requests by version (service_version)",
+            "reqps",
+            &[(
+                format!("steadfast:route_version_requests:rate30m{{{route}}}"),
+                "{{route}} {{service_version}}",
+            )],
+            0,
+            40,
+        ),
+        panel(
+            12,
+            "Server error ratio by version, side by side",
+            "percentunit",
+            &[(
+                format!("steadfast:route_version_error_ratio:rate30m{{{route}}}"),
+                "{{route}} {{service_version}}",
+            )],
+            12,
+            40,
+        ),
+        panel(
             10,
             "Contract violations",
             "none",

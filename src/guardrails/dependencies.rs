@@ -254,7 +254,7 @@ pub fn file_dashboard(file: &PolicyFile) -> Value {
             r#"histogram_quantile({q}, sum by (le, {label}) (rate({http}_bucket{{{label}=~"$dependency"}}[5m]) or rate({rpc}_bucket{{{label}=~"$dependency"}}[5m])))"#
         )
     };
-    let y = 40;
+    let y = 48;
     let mut panels = vec![
         json!({
             "id": 100,

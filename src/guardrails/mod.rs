@@ -11,11 +11,16 @@
 //!   availability and latency (page: 14.4x over 1h and 5m, 6x over 6h and 30m; ticket: 3x over
 //!   1d and 2h, 1x over 3d and 6h) that stay silent below the objective's minimum request rate;
 //!   protection alerts: a breaker open too long, heavy shedding, many timeouts, response
-//!   contract violations. Each alert has `severity`, `route` (or `breaker`) labels, a summary
-//!   and a runbook link.
+//!   contract violations; release risk: `SteadfastReleaseRegression` pages when one version of
+//!   a route (`service_version`, see
+//!   [`with_service_version`](crate::observe::prometheus::with_service_version)) fails more than
+//!   twice as often as another version serving it over the same 30 minutes, and faster than
+//!   its objective allows (a canary at 5x pages, equal ratios do not). Each alert has
+//!   `severity`, `route` (or `breaker`) labels, a summary and a runbook link.
 //! - [`dashboard`]: per route rate, errors, latency percentiles, burn rate and budget left;
 //!   breaker states, adaptive limits against requests in flight, rejections by reason and
-//!   class, contract violations; the datasource and routes are variables.
+//!   class, contract violations; requests and error ratio by version, side by side; the
+//!   datasource and routes are variables.
 //!
 //! - For a policy file's dependencies (`[dependencies.<name>]`), [`file_rules`] and
 //!   [`file_dashboard`] add per dependency: recording rules (attempts, failures, latency),
@@ -47,7 +52,7 @@
 //! let rules = guardrails::rules(&policies, &AlertSettings::default());
 //! assert!(rules.alerts().contains("SteadfastAvailabilityBurnPage"));
 //! let dashboard = guardrails::dashboard(&policies);
-//! assert_eq!(dashboard["panels"].as_array().unwrap().len(), 10);
+//! assert_eq!(dashboard["panels"].as_array().unwrap().len(), 12);
 //! ```
 
 mod check;

@@ -182,6 +182,103 @@ fn recording(thresholds: &BTreeSet<String>) -> Group {
     }
 }
 
+/// How much more often a new version must fail than the best other version of the same route,
+/// over the same window, for [`release`]'s alert.
+pub(super) const RELEASE_FACTOR: f64 = 2.0;
+
+/// The label that carries the service version on every series
+/// ([`with_service_version`](crate::observe::prometheus)).
+pub(super) const VERSION: &str = "service_version";
+
+/// Release risk: per route and service version, requests, errors and their ratio over 30
+/// minutes; an alert when one version of a route fails more than twice as often as the best
+/// other version serving it at the same time, and more than the route's objective allows (a
+/// canary, or a rollout half done).
+fn release(policies: &Policies, alerts: &AlertSettings, explicit: &[&str]) -> Group {
+    let http = names::prometheus(&crate::core::telemetry::HTTP_SERVER_REQUEST_DURATION);
+    let rpc = names::prometheus(&crate::core::telemetry::RPC_SERVER_CALL_DURATION);
+    let http_route = names::label("http.route");
+    let rpc_method = names::label("rpc.method");
+    let status = names::label("http.response.status_code");
+    let rpc_status = names::label("rpc.status_code");
+    let window = "30m";
+    let by_version = |http_series: String, rpc_series: String| {
+        format!(
+            r#"sum by (route, {VERSION}) (label_replace(rate({http_series}[{window}]), "route", "$1", "{http_route}", "(.*)") or label_replace(rate({rpc_series}[{window}]), "route", "/$1", "{rpc_method}", "(.*)"))"#
+        )
+    };
+    let requests = format!("steadfast:route_version_requests:rate{window}");
+    let errors = format!("steadfast:route_version_errors:rate{window}");
+    let ratio = format!("steadfast:route_version_error_ratio:rate{window}");
+    let mut rules = vec![
+        Rule::Record {
+            record: requests.clone(),
+            expr: by_version(format!("{http}_count"), format!("{rpc}_count")),
+            labels: BTreeMap::new(),
+        },
+        Rule::Record {
+            record: errors.clone(),
+            // A version without errors has a ratio of 0, not none: it is the one to compare to.
+            expr: format!(
+                "{} or {requests} * 0",
+                by_version(
+                    format!(r#"{http}_count{{{status}=~"5.."}}"#),
+                    format!(r#"{rpc}_count{{{rpc_status}=~"{GRPC_SERVER_ERRORS}"}}"#),
+                )
+            ),
+            labels: BTreeMap::new(),
+        },
+        Rule::Record {
+            record: ratio.clone(),
+            expr: format!("{errors} / {requests}"),
+            labels: BTreeMap::new(),
+        },
+    ];
+    let mut selected: Vec<(Selector, &Objective)> = Vec::new();
+    for template in explicit {
+        let (_, policy) = policies
+            .routes()
+            .find(|(route, _)| route.template() == *template)
+            .expect("listed from the routes");
+        selected.push((Selector::Route(template), policy.objective_settings()));
+    }
+    selected.push((
+        Selector::Others(explicit),
+        policies.defaults().objective_settings(),
+    ));
+    let parts: Vec<String> = selected
+        .iter()
+        .map(|(selector, objective)| {
+            let m = selector.matcher(None);
+            format!(
+                "({ratio}{m} > on (route) group_left () ({} * min by (route) ({ratio}{m})) and {ratio}{m} > {} and {requests}{m} > {} and on (route) count by (route) ({requests}{m}) >= 2)",
+                number(RELEASE_FACTOR),
+                number(1.0 - objective.availability / 100.0),
+                number(objective.min_request_rate),
+            )
+        })
+        .collect();
+    let name = "SteadfastReleaseRegression";
+    rules.push(Rule::Alert {
+        alert: name.to_owned(),
+        expr: parts.join(" or "),
+        for_: Some("10m".to_owned()),
+        labels: BTreeMap::from([("severity".to_owned(), "page".to_owned())]),
+        annotations: annotations(
+            alerts,
+            name,
+            format!(
+                "version {{{{ $labels.{VERSION} }}}} of {{{{ $labels.route }}}} fails more than {}x as often as the other version serving it, and faster than its error budget allows: roll it back",
+                number(RELEASE_FACTOR)
+            ),
+        ),
+    });
+    Group {
+        name: "steadfast-release-alerts".into(),
+        rules,
+    }
+}
+
 /// The latency bucket boundary as the exporter renders `le`.
 pub(super) fn le(objective: &Objective) -> String {
     format!("{}", objective.latency_threshold.as_secs_f64())
@@ -404,6 +501,7 @@ pub fn rules(policies: &Policies, alerts: &AlertSettings) -> RuleFile {
                 rules: slo,
             },
             protection(alerts, &[]),
+            release(policies, alerts, &explicit),
         ],
     }
 }
