@@ -447,7 +447,8 @@ thread_local! {
 /// (`join!`, `select!`, a helper that calls another helper that calls the dependency), and in
 /// a dependency's client that itself calls another dependency. Work that runs outside the
 /// handler's polls — a task given to `tokio::spawn`, a thread, a response body streamed after
-/// the handler returned — belongs to no route unless the handler passes its caller along:
+/// the handler returned, a layer between the policy and the handler that hands the request to
+/// another task (tower's `Buffer`) — belongs to no route unless its caller is passed along:
 /// [`Caller::current`] in the handler, then [`Caller::scope`] around the spawned future (or
 /// [`Caller::run`] around a closure). Calls with no caller (start-up, background jobs) are
 /// counted under the route `(none)`.
@@ -590,6 +591,45 @@ mod tests {
         assert_eq!(bucket(u64::MAX), BUCKETS - 1);
         // A minute still has a bucket of its own.
         assert!(bucket(60_000_000) < BUCKETS - 1);
+    }
+
+    /// Threads racing to make the edges of one route agree on one edge per dependency, and
+    /// every call is counted on it.
+    #[test]
+    fn racing_callers_make_one_edge_per_dependency() {
+        let route = RouteNode::leak("racing");
+        let dependencies: Vec<&'static DependencyNode> = (0..10)
+            .map(|i| {
+                &*Box::leak(Box::new(DependencyNode {
+                    name: format!("racing-{i}").into(),
+                    declared: AtomicBool::new(true),
+                    probe: Mutex::new(None),
+                }))
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let dependencies = &dependencies;
+                scope.spawn(move || {
+                    for call in 0..1000 {
+                        let dependency = dependencies[(call + thread) % dependencies.len()];
+                        let edge = route.edge(dependency).expect("within the bounds");
+                        assert!(std::ptr::eq(edge.dependency, dependency));
+                        edge.finish(Duration::from_micros(100), CallOutcome::Ok);
+                    }
+                });
+            }
+        });
+        let edges: Vec<_> = route.edges().collect();
+        assert_eq!(edges.len(), dependencies.len());
+        for dependency in &dependencies {
+            let mine: Vec<_> = edges
+                .iter()
+                .filter(|edge| std::ptr::eq(edge.dependency, *dependency))
+                .collect();
+            assert_eq!(mine.len(), 1, "{}", dependency.name);
+            assert_eq!(mine[0].counts().calls, 800);
+        }
     }
 
     proptest! {
