@@ -9,6 +9,23 @@ use crate::core::telemetry::{
 };
 use crate::policy::Policies;
 
+/// A dashboard variable of the values `label` takes on `series`, all selected by default.
+pub(super) fn variable(label: &str, title: &str, series: &str) -> Value {
+    let query = format!("label_values({series}, {label})");
+    json!({
+        "name": label,
+        "label": title,
+        "type": "query",
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "query": {"query": query, "refId": format!("{label}_values")},
+        "definition": query,
+        "multi": true,
+        "includeAll": true,
+        "current": {"text": "All", "value": "$__all"},
+        "refresh": 2,
+    })
+}
+
 /// One panel: a title, its queries (expression and legend) and its unit.
 pub(super) fn panel(
     id: u32,
@@ -227,18 +244,7 @@ pub fn dashboard(policies: &Policies) -> Value {
                 "type": "datasource",
                 "query": "prometheus",
             },
-            {
-                "name": "route",
-                "label": "Route",
-                "type": "query",
-                "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                "query": {"query": "label_values(steadfast:route_requests:rate5m, route)", "refId": "routes"},
-                "definition": "label_values(steadfast:route_requests:rate5m, route)",
-                "multi": true,
-                "includeAll": true,
-                "current": {"text": "All", "value": "$__all"},
-                "refresh": 2,
-            },
+            variable("route", "Route", "steadfast:route_requests:rate5m"),
         ]},
         "panels": panels,
     })

@@ -405,18 +405,11 @@ pub fn file_dashboard(file: &PolicyFile) -> Value {
     dashboard["templating"]["list"]
         .as_array_mut()
         .expect("variables")
-        .push(json!({
-            "name": "dependency",
-            "label": "Dependency",
-            "type": "query",
-            "datasource": {"type": "prometheus", "uid": "${datasource}"},
-            "query": {"query": "label_values(steadfast:dependency_attempts:rate5m, dependency)", "refId": "dependencies"},
-            "definition": "label_values(steadfast:dependency_attempts:rate5m, dependency)",
-            "multi": true,
-            "includeAll": true,
-            "current": {"text": "All", "value": "$__all"},
-            "refresh": 2,
-        }));
+        .push(super::dashboard::variable(
+            "dependency",
+            "Dependency",
+            "steadfast:dependency_attempts:rate5m",
+        ));
     dashboard["title"] = json!("steadfast: routes, dependencies, objectives and protections");
     dashboard
 }

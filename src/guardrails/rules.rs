@@ -116,36 +116,71 @@ pub(super) fn seconds(duration: std::time::Duration) -> String {
     }
 }
 
+/// The server metrics' series and labels, as the exporter names them.
+struct Server {
+    http: String,
+    rpc: String,
+    status: String,
+    rpc_status: String,
+}
+
+impl Server {
+    fn new() -> Self {
+        Self {
+            http: names::prometheus(&crate::core::telemetry::HTTP_SERVER_REQUEST_DURATION),
+            rpc: names::prometheus(&crate::core::telemetry::RPC_SERVER_CALL_DURATION),
+            status: names::label("http.response.status_code"),
+            rpc_status: names::label("rpc.status_code"),
+        }
+    }
+
+    /// `sum by (route, <by>)` of the rates of an HTTP and a gRPC series over `window`: HTTP
+    /// routes by template, gRPC methods by path (with the leading `/` policies use).
+    fn by_route(&self, http_series: &str, rpc_series: &str, window: &str, by: &str) -> String {
+        let http_route = names::label("http.route");
+        let rpc_method = names::label("rpc.method");
+        format!(
+            r#"sum by (route{by}) (label_replace(rate({http_series}[{window}]), "route", "$1", "{http_route}", "(.*)") or label_replace(rate({rpc_series}[{window}]), "route", "/$1", "{rpc_method}", "(.*)"))"#
+        )
+    }
+
+    /// The series of every request, HTTP and gRPC.
+    fn counts(&self) -> [String; 2] {
+        [
+            format!("{}_count", self.http),
+            format!("{}_count", self.rpc),
+        ]
+    }
+
+    /// The series of server errors: 5xx, and the gRPC codes that are server errors.
+    fn errors(&self) -> [String; 2] {
+        [
+            format!(r#"{}_count{{{}=~"5.."}}"#, self.http, self.status),
+            format!(
+                r#"{}_count{{{}=~"{GRPC_SERVER_ERRORS}"}}"#,
+                self.rpc, self.rpc_status
+            ),
+        ]
+    }
+}
+
 /// The recording rules every alert and panel builds on: per route, requests, server errors,
 /// their ratio, and requests answered within each latency threshold in use, over each window.
 fn recording(thresholds: &BTreeSet<String>) -> Group {
-    let http = names::prometheus(&crate::core::telemetry::HTTP_SERVER_REQUEST_DURATION);
-    let rpc = names::prometheus(&crate::core::telemetry::RPC_SERVER_CALL_DURATION);
-    let http_route = names::label("http.route");
-    let rpc_method = names::label("rpc.method");
-    let status = names::label("http.response.status_code");
-    let rpc_status = names::label("rpc.status_code");
-    // HTTP routes by template; gRPC methods by path, with the leading `/` policies use.
-    let by_route = |http_series: String, rpc_series: String, window: &str, extra: &str| {
-        format!(
-            r#"sum by (route{extra}) (label_replace(rate({http_series}[{window}]), "route", "$1", "{http_route}", "(.*)") or label_replace(rate({rpc_series}[{window}]), "route", "/$1", "{rpc_method}", "(.*)"))"#
-        )
-    };
+    let server = Server::new();
+    let (http, rpc) = (&server.http, &server.rpc);
+    let [http_count, rpc_count] = server.counts();
+    let [http_errors, rpc_errors] = server.errors();
     let mut rules = Vec::new();
     for window in WINDOWS {
         rules.push(Rule::Record {
             record: format!("steadfast:route_requests:rate{window}"),
-            expr: by_route(format!("{http}_count"), format!("{rpc}_count"), window, ""),
+            expr: server.by_route(&http_count, &rpc_count, window, ""),
             labels: BTreeMap::new(),
         });
         rules.push(Rule::Record {
             record: format!("steadfast:route_errors:rate{window}"),
-            expr: by_route(
-                format!(r#"{http}_count{{{status}=~"5.."}}"#),
-                format!(r#"{rpc}_count{{{rpc_status}=~"{GRPC_SERVER_ERRORS}"}}"#),
-                window,
-                "",
-            ),
+            expr: server.by_route(&http_errors, &rpc_errors, window, ""),
             labels: BTreeMap::new(),
         });
         rules.push(Rule::Record {
@@ -159,9 +194,9 @@ fn recording(thresholds: &BTreeSet<String>) -> Group {
             let le = thresholds.iter().cloned().collect::<Vec<_>>().join("|");
             rules.push(Rule::Record {
                 record: format!("steadfast:route_requests_within:rate{window}"),
-                expr: by_route(
-                    format!(r#"{http}_bucket{{le=~"{le}"}}"#),
-                    format!(r#"{rpc}_bucket{{le=~"{le}"}}"#),
+                expr: server.by_route(
+                    &format!(r#"{http}_bucket{{le=~"{le}"}}"#),
+                    &format!(r#"{rpc}_bucket{{le=~"{le}"}}"#),
                     window,
                     ", le",
                 ),
@@ -195,17 +230,10 @@ pub(super) const VERSION: &str = "service_version";
 /// other version serving it at the same time, and more than the route's objective allows (a
 /// canary, or a rollout half done).
 fn release(policies: &Policies, alerts: &AlertSettings, explicit: &[&str]) -> Group {
-    let http = names::prometheus(&crate::core::telemetry::HTTP_SERVER_REQUEST_DURATION);
-    let rpc = names::prometheus(&crate::core::telemetry::RPC_SERVER_CALL_DURATION);
-    let http_route = names::label("http.route");
-    let rpc_method = names::label("rpc.method");
-    let status = names::label("http.response.status_code");
-    let rpc_status = names::label("rpc.status_code");
+    let server = Server::new();
     let window = "30m";
-    let by_version = |http_series: String, rpc_series: String| {
-        format!(
-            r#"sum by (route, {VERSION}) (label_replace(rate({http_series}[{window}]), "route", "$1", "{http_route}", "(.*)") or label_replace(rate({rpc_series}[{window}]), "route", "/$1", "{rpc_method}", "(.*)"))"#
-        )
+    let by_version = |[http_series, rpc_series]: [String; 2]| {
+        server.by_route(&http_series, &rpc_series, window, &format!(", {VERSION}"))
     };
     let requests = format!("steadfast:route_version_requests:rate{window}");
     let errors = format!("steadfast:route_version_errors:rate{window}");
@@ -213,19 +241,13 @@ fn release(policies: &Policies, alerts: &AlertSettings, explicit: &[&str]) -> Gr
     let mut rules = vec![
         Rule::Record {
             record: requests.clone(),
-            expr: by_version(format!("{http}_count"), format!("{rpc}_count")),
+            expr: by_version(server.counts()),
             labels: BTreeMap::new(),
         },
         Rule::Record {
             record: errors.clone(),
             // A version without errors has a ratio of 0, not none: it is the one to compare to.
-            expr: format!(
-                "{} or {requests} * 0",
-                by_version(
-                    format!(r#"{http}_count{{{status}=~"5.."}}"#),
-                    format!(r#"{rpc}_count{{{rpc_status}=~"{GRPC_SERVER_ERRORS}"}}"#),
-                )
-            ),
+            expr: format!("{} or {requests} * 0", by_version(server.errors())),
             labels: BTreeMap::new(),
         },
         Rule::Record {
