@@ -750,3 +750,17 @@ fn edges_are_counted_as_metrics_by_route_dependency_and_outcome() {
     assert_eq!(counts.get("ok"), Some(&2), "{counts:?}");
     assert_eq!(counts.get("failed"), Some(&1), "{counts:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn calls_outside_requests_put_nothing_on_the_critical_path() {
+    let cron = dependency(
+        DependencyConfig::new("t14-nightly-export"),
+        vec![200],
+        Duration::ZERO,
+    );
+    call(&cron).await;
+    let map = map::snapshot();
+    assert!(!map.dependency("t14-nightly-export").unwrap().critical);
+    assert!(!map.edge("(none)", "t14-nightly-export").unwrap().critical);
+    assert!(!map.route("(none)").unwrap().critical);
+}

@@ -68,11 +68,12 @@
 //! # Critical path and impact
 //!
 //! A route is **critical** when its policy's class is `critical` or `critical_plus`; a
-//! dependency (and an edge) is critical when a critical route calls it. A dependency's
-//! **impact** sums over its edges `calls × weight × (1 + burn)`: the weight of the route's class
-//! (sheddable 1, sheddable_plus 2, critical 4, critical_plus 8) and the edge's error-budget burn
-//! (its error ratio over the route's allowed error ratio, `1 − availability objective`, 99.9 %
-//! when the route has none). Dependencies are ranked by impact, highest first.
+//! dependency (and an edge) is critical when a critical route calls it; calls outside requests
+//! (the route `(none)`) never are. A dependency's **impact** sums over its edges
+//! `calls × weight × (1 + burn)`: the weight of the route's class (sheddable 1, sheddable_plus
+//! 2, critical 4, critical_plus 8; 1 for `(none)`) and the edge's error-budget burn (its error
+//! ratio over the route's allowed error ratio, `1 − availability objective`, 99.9 % when the
+//! route has none). Dependencies are ranked by impact, highest first.
 
 mod render;
 mod snapshot;

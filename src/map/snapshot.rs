@@ -38,7 +38,7 @@ pub struct RouteEntry {
     pub availability_objective: Option<f64>,
     /// Requests served.
     pub requests: u64,
-    /// Whether it is on the critical path (class `critical` or above).
+    /// Whether it is on the critical path (class `critical` or above; never `(none)`).
     pub critical: bool,
 }
 
@@ -91,7 +91,8 @@ pub struct EdgeEntry {
     pub dependency: String,
     /// Calls made (a call and its retries and hedges count once).
     pub calls: u64,
-    /// `calls` over the route's requests (calls outside requests: the calls themselves).
+    /// `calls` over the route's requests, all of them (those its policy shed or refused, which
+    /// never reached the handler, included); for calls outside requests, the calls themselves.
     pub calls_per_request: f64,
     /// Calls that failed (error, timeout, server error) or were refused.
     pub errors: u64,
@@ -143,7 +144,9 @@ pub fn snapshot() -> MapSnapshot {
         let requests = node.requests();
         let criticality = node.criticality();
         let availability = node.availability();
-        let critical = criticality >= Criticality::Critical;
+        // Calls outside requests serve no route: they put nothing on the critical path.
+        let outside = &*node.label == map::NO_REQUEST;
+        let critical = criticality >= Criticality::Critical && !outside;
         let mut any = false;
         for edge in node.edges() {
             let EdgeCounts {
@@ -228,7 +231,12 @@ pub fn snapshot() -> MapSnapshot {
         dependency.critical |= edge.critical;
         let allowed = 1.0 - edge.availability_objective.unwrap_or(99.9) / 100.0;
         let burn = edge.error_ratio / allowed.max(1e-9);
-        dependency.impact += edge.calls as f64 * weight(edge.criticality) * (1.0 + burn);
+        let weight = if edge.route == map::NO_REQUEST {
+            1.0
+        } else {
+            weight(edge.criticality)
+        };
+        dependency.impact += edge.calls as f64 * weight * (1.0 + burn);
     }
     for dependency in &mut dependencies {
         dependency.error_ratio = ratio(dependency.errors, dependency.calls);
