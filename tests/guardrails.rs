@@ -279,3 +279,25 @@ fn the_binary_renders_a_saved_map_and_checks_it() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Every generated alert has a runbook section, where its default `runbook_url` points.
+#[test]
+fn every_alert_has_a_runbook() {
+    let runbooks = include_str!("../src/guardrails/runbooks.md");
+    let file = PolicyFile::load(POLICIES).unwrap();
+    let rules = guardrails::file_rules(&file);
+    let alerts = rules.alerts();
+    assert!(alerts.len() >= 15, "{alerts:?}");
+    for alert in alerts {
+        assert!(
+            runbooks.contains(&format!("<a id=\"{alert}\"></a>\n## {alert}\n")),
+            "{alert} has no runbook section"
+        );
+        assert!(
+            rules.to_yaml().contains(&format!(
+                "runbook_url: https://docs.rs/steadfast/latest/steadfast/guardrails/#{alert}"
+            )),
+            "{alert}'s runbook_url"
+        );
+    }
+}

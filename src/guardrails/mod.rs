@@ -6,7 +6,8 @@
 //! `metrics-exporter-prometheus` renders them) and the [`Policies`] with their
 //! [`Objective`](crate::policy::Objective)s.
 //!
-//! - [`rules`]: recording rules per route (requests, server errors, their ratio, requests within
+//! - [`rules`]: recording rules per route (requests, server errors — not those of callers whose
+//!   deadline was spent on arrival —, their ratio, requests within
 //!   each latency threshold, over 5m to 3d); multi-window, multi-burn-rate alerts for
 //!   availability and latency (page: 14.4x over 1h and 5m, 6x over 6h and 30m; ticket: 3x over
 //!   1d and 2h, 1x over 3d and 6h) that stay silent below the objective's minimum request rate;
@@ -54,6 +55,8 @@
 //! let dashboard = guardrails::dashboard(&policies);
 //! assert_eq!(dashboard["panels"].as_array().unwrap().len(), 12);
 //! ```
+
+#![doc = include_str!("runbooks.md")]
 
 mod check;
 mod dashboard;

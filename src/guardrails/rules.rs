@@ -152,12 +152,21 @@ impl Server {
         ]
     }
 
-    /// The series of server errors: 5xx, and the gRPC codes that are server errors.
+    /// The series of server errors: 5xx, and the gRPC codes that are server errors, but not
+    /// requests that arrived with their deadline already spent (`error.type` `deadline_expired`:
+    /// the caller's lateness, not this service's failure). A caller that goes away before the
+    /// answer is no error either: HTTP requests dropped unanswered are not measured, and a
+    /// gRPC stream cut short is `CANCELLED`, not a server error.
     fn errors(&self) -> [String; 2] {
+        let error = names::label("error.type");
+        let caller = crate::core::RejectionKind::DeadlineExpired.as_str();
         [
-            format!(r#"{}_count{{{}=~"5.."}}"#, self.http, self.status),
             format!(
-                r#"{}_count{{{}=~"{GRPC_SERVER_ERRORS}"}}"#,
+                r#"{}_count{{{}=~"5..", {error}!="{caller}"}}"#,
+                self.http, self.status
+            ),
+            format!(
+                r#"{}_count{{{}=~"{GRPC_SERVER_ERRORS}", {error}!="{caller}"}}"#,
                 self.rpc, self.rpc_status
             ),
         ]
