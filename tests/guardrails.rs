@@ -66,7 +66,7 @@ fn the_dashboard_is_well_formed_and_reads_only_known_series() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(variables, ["datasource", "route", "dependency"]);
+    assert_eq!(variables, ["datasource", "job", "route", "dependency"]);
 
     let panels = dashboard["panels"].as_array().unwrap();
     let ids: BTreeSet<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
@@ -182,6 +182,8 @@ fn every_dashboard_query_parses_as_promql() {
             criticality = "sheddable"
             [dependencies."pricing.v2"]
             objective.availability = 99.5
+            [alerts]
+            service_labels = ["namespace", "app"]
             "#,
         )
         .unwrap(),
@@ -299,5 +301,49 @@ fn every_alert_has_a_runbook() {
             )),
             "{alert}'s runbook_url"
         );
+    }
+}
+
+/// `alerts.service_labels`: every aggregation is per service, and the dashboard picks one.
+#[test]
+fn rules_and_dashboards_aggregate_per_service() {
+    let file = PolicyFile::parse(
+        r#"
+        [alerts]
+        service_labels = ["namespace", "app"]
+        [dependencies.inventory]
+        "#,
+    )
+    .unwrap();
+    let rules = guardrails::file_rules(&file);
+    for expr in rules.expressions() {
+        for (at, _) in expr.match_indices("by (") {
+            let rest = &expr[at..];
+            assert!(
+                rest.starts_with("by (namespace, app, ") || rest.starts_with("by (le, "),
+                "not per service: {expr}"
+            );
+        }
+    }
+    let dashboard = guardrails::file_dashboard(&file);
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        variables,
+        ["datasource", "namespace", "app", "route", "dependency"]
+    );
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            assert!(
+                expr.contains(r#"namespace=~"$namespace", app=~"$app""#),
+                "{}: not scoped to the service: {expr}",
+                panel["title"]
+            );
+        }
     }
 }

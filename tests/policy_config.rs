@@ -330,6 +330,22 @@ async fn dependency_policies_come_from_the_file_and_their_mistakes_name_the_key(
             "[dependencies.\"a b\"]\nmax_concurrency = 1",
             "dependencies.a b",
         ),
+        (
+            "[dependencies.a]\nobjective.availability = 100",
+            "dependencies.a.objective.availability",
+        ),
+        (
+            "[dependencies.a]\nobjective.latency_threshold = \"300ms\"",
+            "dependencies.a.objective.latency_threshold",
+        ),
+        (
+            "[alerts]\nservice_labels = [\"route\"]",
+            "alerts.service_labels",
+        ),
+        (
+            "[alerts]\nservice_labels = [\"9lives\"]",
+            "alerts.service_labels",
+        ),
     ] {
         let error = PolicyFile::parse(text).unwrap_err();
         assert_eq!(error.path(), path, "{text}: {error}");

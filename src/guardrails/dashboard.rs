@@ -7,7 +7,7 @@ use crate::core::telemetry::{
     BREAKER_STATE, CONTRACT_VIOLATIONS, HTTP_SERVER_REQUEST_DURATION, REJECTIONS, SHED_IN_FLIGHT,
     SHED_LIMIT, SHED_REJECTED,
 };
-use crate::policy::Policies;
+use crate::policy::{AlertSettings, Policies};
 
 /// A dashboard variable of the values `label` takes on `series`, all selected by default.
 pub(super) fn variable(label: &str, title: &str, series: &str) -> Value {
@@ -22,6 +22,8 @@ pub(super) fn variable(label: &str, title: &str, series: &str) -> Value {
         "multi": true,
         "includeAll": true,
         "current": {"text": "All", "value": "$__all"},
+        // "All" matches series without the label too (a single service needs none).
+        "allValue": ".*",
         "refresh": 2,
     })
 }
@@ -62,7 +64,31 @@ pub(super) fn panel(
 /// budget left; breaker states, adaptive limits against requests in flight, rejections by
 /// reason and class, contract violations. The datasource and the routes are variables.
 pub fn dashboard(policies: &Policies) -> Value {
-    let route = r#"route=~"$route""#;
+    dashboard_for(policies, &AlertSettings::default().service_labels)
+}
+
+/// `series` with the service variables' matchers.
+pub(super) fn scoped(series: &str, service: &str) -> String {
+    if service.is_empty() {
+        series.to_owned()
+    } else {
+        format!("{series}{{{service}}}")
+    }
+}
+
+/// `matchers` after the service variables' matchers.
+pub(super) fn and_service(matchers: &str, service: &str) -> String {
+    if service.is_empty() {
+        matchers.to_owned()
+    } else {
+        format!("{service}, {matchers}")
+    }
+}
+
+/// The dashboard, with a variable for each of `service_labels`.
+pub(super) fn dashboard_for(policies: &Policies, service_labels: &[String]) -> Value {
+    let service = names::service_matchers(service_labels);
+    let route = &and_service(r#"route=~"$route""#, &service);
     let http = names::prometheus(&HTTP_SERVER_REQUEST_DURATION);
     let http_route = names::label("http.route");
     let breaker_state = names::prometheus(&BREAKER_STATE);
@@ -89,7 +115,8 @@ pub fn dashboard(policies: &Policies) -> Value {
     };
     let quantile = |q: f64| {
         format!(
-            r#"histogram_quantile({q}, sum by (le, {http_route}) (rate({http}_bucket{{{http_route}=~"$route"}}[5m])))"#
+            r#"histogram_quantile({q}, sum by (le, {http_route}) (rate({http}_bucket{{{}}}[5m])))"#,
+            and_service(&format!(r#"{http_route}=~"$route""#), &service)
         )
     };
     let panels = vec![
@@ -158,7 +185,7 @@ pub fn dashboard(policies: &Policies) -> Value {
             6,
             "Breaker state (0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only)",
             "none",
-            &[(breaker_state.clone(), "{{breaker}}")],
+            &[(scoped(&breaker_state, &service), "{{breaker}}")],
             12,
             16,
         ),
@@ -167,8 +194,8 @@ pub fn dashboard(policies: &Policies) -> Value {
             "Adaptive limit and requests in flight",
             "none",
             &[
-                (limit.clone(), "limit {{limiter}}"),
-                (in_flight.clone(), "in flight {{limiter}}"),
+                (scoped(&limit, &service), "limit {{limiter}}"),
+                (scoped(&in_flight, &service), "in flight {{limiter}}"),
             ],
             0,
             24,
@@ -189,7 +216,10 @@ pub fn dashboard(policies: &Policies) -> Value {
             "Shed requests by class",
             "reqps",
             &[(
-                format!("sum by (class, reason) (rate({shed_rejected}[5m]))"),
+                format!(
+                    "sum by (class, reason) (rate({}[5m]))",
+                    scoped(&shed_rejected, &service)
+                ),
                 "{{class}} {{reason}}",
             )],
             0,
@@ -229,7 +259,7 @@ pub fn dashboard(policies: &Policies) -> Value {
             32,
         ),
     ];
-    json!({
+    let mut dashboard = json!({
         "title": "steadfast: routes, objectives and protections",
         "uid": "steadfast-routes",
         "schemaVersion": 39,
@@ -244,8 +274,19 @@ pub fn dashboard(policies: &Policies) -> Value {
                 "type": "datasource",
                 "query": "prometheus",
             },
-            variable("route", "Route", "steadfast:route_requests:rate5m"),
         ]},
         "panels": panels,
-    })
+    });
+    let variables = dashboard["templating"]["list"]
+        .as_array_mut()
+        .expect("variables");
+    for label in service_labels {
+        variables.push(variable(label, label, "steadfast:route_requests:rate5m"));
+    }
+    variables.push(variable(
+        "route",
+        "Route",
+        &scoped("steadfast:route_requests:rate5m", &service),
+    ));
+    dashboard
 }

@@ -22,7 +22,8 @@ const BURN_ALERTS: [(f64, &str, &str, &str); 2] =
 
 /// Per dependency over each window: attempts, failed attempts (5xx, gRPC server errors,
 /// timeouts, transport errors), their ratio, and attempts answered within each threshold.
-fn recording(objectives: &BTreeMap<String, Objective>) -> Group {
+fn recording(objectives: &BTreeMap<String, Objective>, alerts: &AlertSettings) -> Group {
+    let service = names::service_by(&alerts.service_labels);
     let http = names::prometheus(&HTTP_CLIENT_REQUEST_DURATION);
     let rpc = names::prometheus(&RPC_CLIENT_CALL_DURATION);
     let dependency = names::label("steadfast.dependency");
@@ -39,7 +40,10 @@ fn recording(objectives: &BTreeMap<String, Objective>) -> Group {
                 )
             })
             .collect();
-        format!("sum by (dependency{extra}) ({})", parts.join(" or "))
+        format!(
+            "sum by ({service}dependency{extra}) ({})",
+            parts.join(" or ")
+        )
     };
     let mut thresholds: Vec<String> = objectives.values().map(rules::le).collect();
     thresholds.sort();
@@ -108,6 +112,7 @@ fn recording(objectives: &BTreeMap<String, Objective>) -> Group {
 /// The alerts on dependencies: error and latency burn against each one's objective, its breaker
 /// open, its retry budget spent.
 fn alerting(objectives: &BTreeMap<String, Objective>, alerts: &AlertSettings) -> Group {
+    let service = names::service_by(&alerts.service_labels);
     let mut group = Vec::new();
     for (name, objective) in objectives {
         let selector = format!(r#"{{dependency="{}"}}"#, name.replace('"', "\\\""));
@@ -194,7 +199,7 @@ fn alerting(objectives: &BTreeMap<String, Objective>, alerts: &AlertSettings) ->
         group.push(protection(
             "SteadfastDependencyBreakerOpen",
             format!(
-                r#"label_replace(max by (breaker) ({breakers}) == 1 or max by (breaker) ({breakers}) == 4, "dependency", "$1", "breaker", "(.*)")"#
+                r#"label_replace(max by ({service}breaker) ({breakers}) == 1 or max by ({service}breaker) ({breakers}) == 4, "dependency", "$1", "breaker", "(.*)")"#
             ),
             rules::seconds(alerts.breaker_open_for),
             "page",
@@ -204,7 +209,7 @@ fn alerting(objectives: &BTreeMap<String, Objective>, alerts: &AlertSettings) ->
     group.push(protection(
         "SteadfastRetryBudgetExhausted",
         format!(
-            "sum by (dependency) (rate({}[5m])) > 0",
+            "sum by ({service}dependency) (rate({}[5m])) > 0",
             names::prometheus(&RETRY_BUDGET_EXHAUSTED)
         ),
         "10m".into(),
@@ -232,7 +237,7 @@ pub fn file_rules(file: &PolicyFile) -> RuleFile {
         }
     }
     if !objectives.is_empty() {
-        rules.groups.push(recording(objectives));
+        rules.groups.push(recording(objectives, file.alerts()));
     }
     rules.groups.push(alerting(objectives, file.alerts()));
     rules
@@ -243,15 +248,19 @@ pub fn file_rules(file: &PolicyFile) -> RuleFile {
 /// throttling and the cap) and the reality map's edges as a table (calls per second and error
 /// ratio from each route to each dependency). A `dependency` variable picks them.
 pub fn file_dashboard(file: &PolicyFile) -> Value {
-    let mut dashboard = super::dashboard(file.policies());
-    let dependency = r#"dependency=~"$dependency""#;
+    let labels = &file.alerts().service_labels;
+    let mut dashboard = super::dashboard::dashboard_for(file.policies(), labels);
+    let service = names::service_matchers(labels);
+    let dependency = &super::dashboard::and_service(r#"dependency=~"$dependency""#, &service);
     let http = names::prometheus(&HTTP_CLIENT_REQUEST_DURATION);
     let rpc = names::prometheus(&RPC_CLIENT_CALL_DURATION);
     let label = names::label("steadfast.dependency");
+    let client = super::dashboard::and_service(&format!(r#"{label}=~"$dependency""#), &service);
     let calls = names::prometheus(&DEPENDENCY_CALLS);
+    let by = names::service_by(labels);
     let quantile = |q: f64| {
         format!(
-            r#"histogram_quantile({q}, sum by (le, {label}) (rate({http}_bucket{{{label}=~"$dependency"}}[5m]) or rate({rpc}_bucket{{{label}=~"$dependency"}}[5m])))"#
+            r#"histogram_quantile({q}, sum by (le, {label}) (rate({http}_bucket{{{client}}}[5m]) or rate({rpc}_bucket{{{client}}}[5m])))"#
         )
     };
     let y = 48;
@@ -303,8 +312,9 @@ pub fn file_dashboard(file: &PolicyFile) -> Value {
             "none",
             &[(
                 format!(
-                    r#"{}{{breaker=~"$dependency"}}"#,
-                    names::prometheus(&BREAKER_STATE)
+                    "{}{{{}}}",
+                    names::prometheus(&BREAKER_STATE),
+                    super::dashboard::and_service(r#"breaker=~"$dependency""#, &service)
                 ),
                 "{{breaker}}",
             )],
@@ -371,12 +381,12 @@ pub fn file_dashboard(file: &PolicyFile) -> Value {
         "none",
         &[
             (
-                format!("sum by (route, dependency) (rate({calls}{{{dependency}}}[5m]))"),
+                format!("sum by ({by}route, dependency) (rate({calls}{{{dependency}}}[5m]))"),
                 "",
             ),
             (
                 format!(
-                    r#"sum by (route, dependency) (rate({calls}{{outcome!="ok", {dependency}}}[5m])) / sum by (route, dependency) (rate({calls}{{{dependency}}}[5m]))"#
+                    r#"sum by ({by}route, dependency) (rate({calls}{{outcome!="ok", {dependency}}}[5m])) / sum by ({by}route, dependency) (rate({calls}{{{dependency}}}[5m]))"#
                 ),
                 "",
             ),
@@ -408,7 +418,7 @@ pub fn file_dashboard(file: &PolicyFile) -> Value {
         .push(super::dashboard::variable(
             "dependency",
             "Dependency",
-            "steadfast:dependency_attempts:rate5m",
+            &super::dashboard::scoped("steadfast:dependency_attempts:rate5m", &service),
         ));
     dashboard["title"] = json!("steadfast: routes, dependencies, objectives and protections");
     dashboard

@@ -30,6 +30,9 @@
 //!   spent; and a dashboard row (attempts, errors, latency, breaker, retries / hedges / budget,
 //!   throttling and the cap, and the [reality map](crate::map)'s edges as a table).
 //!
+//! - Per service: every rule aggregates `by (job, ...)` and the dashboard has a `job` variable
+//!   ([`AlertSettings::service_labels`] names other labels), so several services share one
+//!   Prometheus.
 //! - Strict mode ([`PolicyLayer::strict`](crate::policy::PolicyLayer::strict)): a request on a
 //!   route without a policy of its own is reported (log + `steadfast.policy.unmatched`) or
 //!   refused; [`routes_without_policy`] sends one request to each route a team lists and

@@ -46,6 +46,20 @@ impl Selector<'_> {
     }
 }
 
+/// The service labels as the start of a `by (...)` list: `job, `.
+pub(crate) fn service_by(labels: &[String]) -> String {
+    labels.iter().map(|label| format!("{label}, ")).collect()
+}
+
+/// The dashboard's matchers of the service variables: `job=~"$job"`.
+pub(crate) fn service_matchers(labels: &[String]) -> String {
+    labels
+        .iter()
+        .map(|label| format!(r#"{label}=~"${label}""#))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An RE2 alternation of literals, escaped and quoted for a PromQL string: `a|b\\.c`.
 pub(crate) fn alternatives(literals: &[&str]) -> String {
     let escaped: Vec<String> = literals.iter().map(|l| regex_escaped(l)).collect();

@@ -118,6 +118,8 @@ pub(super) fn seconds(duration: std::time::Duration) -> String {
 
 /// The server metrics' series and labels, as the exporter names them.
 struct Server {
+    /// The service labels, as the start of a `by (...)` list.
+    service: String,
     http: String,
     rpc: String,
     status: String,
@@ -125,8 +127,9 @@ struct Server {
 }
 
 impl Server {
-    fn new() -> Self {
+    fn new(alerts: &AlertSettings) -> Self {
         Self {
+            service: names::service_by(&alerts.service_labels),
             http: names::prometheus(&crate::core::telemetry::HTTP_SERVER_REQUEST_DURATION),
             rpc: names::prometheus(&crate::core::telemetry::RPC_SERVER_CALL_DURATION),
             status: names::label("http.response.status_code"),
@@ -139,8 +142,9 @@ impl Server {
     fn by_route(&self, http_series: &str, rpc_series: &str, window: &str, by: &str) -> String {
         let http_route = names::label("http.route");
         let rpc_method = names::label("rpc.method");
+        let service = &self.service;
         format!(
-            r#"sum by (route{by}) (label_replace(rate({http_series}[{window}]), "route", "$1", "{http_route}", "(.*)") or label_replace(rate({rpc_series}[{window}]), "route", "/$1", "{rpc_method}", "(.*)"))"#
+            r#"sum by ({service}route{by}) (label_replace(rate({http_series}[{window}]), "route", "$1", "{http_route}", "(.*)") or label_replace(rate({rpc_series}[{window}]), "route", "/$1", "{rpc_method}", "(.*)"))"#
         )
     }
 
@@ -175,8 +179,8 @@ impl Server {
 
 /// The recording rules every alert and panel builds on: per route, requests, server errors,
 /// their ratio, and requests answered within each latency threshold in use, over each window.
-fn recording(thresholds: &BTreeSet<String>) -> Group {
-    let server = Server::new();
+fn recording(thresholds: &BTreeSet<String>, alerts: &AlertSettings) -> Group {
+    let server = Server::new(alerts);
     let (http, rpc) = (&server.http, &server.rpc);
     let [http_count, rpc_count] = server.counts();
     let [http_errors, rpc_errors] = server.errors();
@@ -239,7 +243,8 @@ pub(super) const VERSION: &str = "service_version";
 /// other version serving it at the same time, and more than the route's objective allows (a
 /// canary, or a rollout half done).
 fn release(policies: &Policies, alerts: &AlertSettings, explicit: &[&str]) -> Group {
-    let server = Server::new();
+    let server = Server::new(alerts);
+    let service = &server.service;
     let window = "30m";
     let by_version = |[http_series, rpc_series]: [String; 2]| {
         server.by_route(&http_series, &rpc_series, window, &format!(", {VERSION}"))
@@ -282,7 +287,7 @@ fn release(policies: &Policies, alerts: &AlertSettings, explicit: &[&str]) -> Gr
         .map(|(selector, objective)| {
             let m = selector.matcher(None);
             format!(
-                "({ratio}{m} > on (route) group_left () ({} * min by (route) ({ratio}{m})) and {ratio}{m} > {} and {requests}{m} > {} and on (route) count by (route) ({requests}{m}) >= 2)",
+                "({ratio}{m} > on ({service}route) group_left () ({} * min by ({service}route) ({ratio}{m})) and {ratio}{m} > {} and {requests}{m} > {} and on ({service}route) count by ({service}route) ({requests}{m}) >= 2)",
                 number(RELEASE_FACTOR),
                 number(1.0 - objective.availability / 100.0),
                 number(objective.min_request_rate),
@@ -428,6 +433,7 @@ pub(super) fn protection(alerts: &AlertSettings, own_alerts: &[&str]) -> Group {
     let breaker_state = names::prometheus(&BREAKER_STATE);
     let rejections = names::prometheus(&REJECTIONS);
     let violations = names::prometheus(&CONTRACT_VIOLATIONS);
+    let service = names::service_by(&alerts.service_labels);
     let alert =
         |name: &str, expr: String, for_: String, severity: &str, summary: &str| Rule::Alert {
             alert: name.to_owned(),
@@ -449,7 +455,9 @@ pub(super) fn protection(alerts: &AlertSettings, own_alerts: &[&str]) -> Group {
                         names::alternatives(own_alerts)
                     )
                 };
-                format!("max by (breaker) ({breakers}) == 1 or max by (breaker) ({breakers}) == 4")
+                format!(
+                    "max by ({service}breaker) ({breakers}) == 1 or max by ({service}breaker) ({breakers}) == 4"
+                )
             },
             seconds(alerts.breaker_open_for),
             "page",
@@ -458,7 +466,7 @@ pub(super) fn protection(alerts: &AlertSettings, own_alerts: &[&str]) -> Group {
         alert(
             "SteadfastShedding",
             format!(
-                r#"sum by (route) (rate({rejections}{{layer="shed"}}[5m])) / sum by (route) (steadfast:route_requests:rate5m) > {}"#,
+                r#"sum by ({service}route) (rate({rejections}{{layer="shed"}}[5m])) / sum by ({service}route) (steadfast:route_requests:rate5m) > {}"#,
                 number(alerts.shed_percent / 100.0)
             ),
             seconds(alerts.shed_for),
@@ -468,7 +476,7 @@ pub(super) fn protection(alerts: &AlertSettings, own_alerts: &[&str]) -> Group {
         alert(
             "SteadfastTimeouts",
             format!(
-                r#"sum by (route) (rate({rejections}{{reason=~"timeout|deadline_expired"}}[5m])) / sum by (route) (steadfast:route_requests:rate5m) > {}"#,
+                r#"sum by ({service}route) (rate({rejections}{{reason=~"timeout|deadline_expired"}}[5m])) / sum by ({service}route) (steadfast:route_requests:rate5m) > {}"#,
                 number(alerts.timeout_percent / 100.0)
             ),
             seconds(alerts.timeout_for),
@@ -477,7 +485,9 @@ pub(super) fn protection(alerts: &AlertSettings, own_alerts: &[&str]) -> Group {
         ),
         alert(
             "SteadfastResponseContractViolations",
-            format!(r#"sum by (route) (rate({violations}{{direction="response"}}[10m])) > 0"#),
+            format!(
+                r#"sum by ({service}route) (rate({violations}{{direction="response"}}[10m])) > 0"#
+            ),
             "10m".into(),
             "ticket",
             "{{ $labels.route }} answers with responses that break its contract",
@@ -526,7 +536,7 @@ pub fn rules(policies: &Policies, alerts: &AlertSettings) -> RuleFile {
     );
     RuleFile {
         groups: vec![
-            recording(&thresholds),
+            recording(&thresholds, alerts),
             Group {
                 name: "steadfast-slo-alerts".into(),
                 rules: slo,

@@ -260,6 +260,11 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "Top level: each alert's runbook link; `{alert}` becomes the alert's name.",
     ),
     key(
+        "alerts.service_labels",
+        "[\"job\"]",
+        "Top level: the labels that tell services apart in one Prometheus; the rules aggregate per service and the dashboard picks one.",
+    ),
+    key(
         "dependency.attempt_timeout",
         "none",
         "In `[dependencies.<name>]`, a dependency policy (`steadfast::dependency`): each attempt's own time limit (the caller's deadline applies too).",
@@ -436,6 +441,7 @@ struct AlertsSpec {
     timeout_percent: Option<f64>,
     timeout_for: Option<Dur>,
     runbook_url: Option<String>,
+    service_labels: Option<Vec<String>>,
 }
 
 impl AlertsSpec {
@@ -458,6 +464,9 @@ impl AlertsSpec {
         }
         if let Some(url) = &self.runbook_url {
             alerts.runbook_url = url.clone();
+        }
+        if let Some(labels) = &self.service_labels {
+            alerts.service_labels = labels.clone();
         }
         alerts.validate()?;
         Ok(alerts)

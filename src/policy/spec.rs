@@ -147,6 +147,10 @@ pub struct AlertSettings {
     pub timeout_for: Duration,
     /// The runbook link of each alert; `{alert}` is replaced by the alert's name.
     pub runbook_url: String,
+    /// The labels that tell services apart in one Prometheus: every generated rule aggregates
+    /// per service (`sum by (job, route)`), and the dashboard has a variable for each. Default
+    /// `["job"]`.
+    pub service_labels: Vec<String>,
 }
 
 impl Default for AlertSettings {
@@ -158,6 +162,7 @@ impl Default for AlertSettings {
             timeout_percent: 5.0,
             timeout_for: Duration::from_secs(600),
             runbook_url: "https://docs.rs/steadfast/latest/steadfast/guardrails/#{alert}".into(),
+            service_labels: vec!["job".to_owned()],
         }
     }
 }
@@ -187,6 +192,23 @@ impl AlertSettings {
         ] {
             if value < Duration::from_secs(1) {
                 return Err(PolicyError::new(format!("alerts.{key}"), "at least 1s"));
+            }
+        }
+        for label in &self.service_labels {
+            let valid = label.bytes().enumerate().all(|(i, b)| {
+                b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit())
+            }) && !label.is_empty()
+                && !label.starts_with("__");
+            // Labels the rules use themselves cannot also tell services apart.
+            let taken = ["route", "dependency", "breaker", "le", "service_version"];
+            if !valid || taken.contains(&label.as_str()) {
+                return Err(PolicyError::new(
+                    "alerts.service_labels",
+                    format!(
+                        "`{label}` is not a Prometheus label name free for this (letters, digits and `_`, not starting with a digit or `__`, not one of {})",
+                        taken.join(", ")
+                    ),
+                ));
             }
         }
         Ok(())
