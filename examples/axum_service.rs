@@ -433,6 +433,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "request durations are exported",
     )?;
     check(
+        metrics.contains(r#"layer="shed",reason="overloaded",route="/search"}"#),
+        "the method-specific search policy sheds on the route /search, as its requests are labelled",
+    )?;
+    check(
         metrics.contains(&format!(
             "service_version=\"{}\"",
             env!("CARGO_PKG_VERSION")

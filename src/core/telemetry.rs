@@ -348,8 +348,26 @@ pub const CATALOGUE: &[Metric] = &[
     DEPENDENCY_CAPPED,
 ];
 
-/// Records a rejection: one `tracing` event and one count of [`REJECTIONS`].
+/// The route of a layer instance's name: the instance of a method-specific policy is named
+/// `GET /search`, and rejects on the route `/search` (the request metrics' `http.route`
+/// carries no method, and the alerts join the two on the route).
+pub(crate) fn route_of_instance(name: &str) -> &str {
+    match name.split_once(' ') {
+        Some((method, rest))
+            if rest.starts_with('/')
+                && !method.is_empty()
+                && method.bytes().all(|byte| byte.is_ascii_uppercase()) =>
+        {
+            rest
+        }
+        _ => name,
+    }
+}
+
+/// Records a rejection: one `tracing` event and one count of [`REJECTIONS`] (its `route` the
+/// template, without a method-specific policy's method).
 pub(crate) fn record_rejection(rejection: &Rejection, route: &str) {
+    let route = route_of_instance(route);
     if rejection.counts_as_failure() {
         tracing::warn!(
             layer = rejection.origin().as_str(),
@@ -456,4 +474,22 @@ pub(crate) fn record_unmatched_policy(route: &str, action: &'static str) {
         "action" => action,
     )
     .increment(1);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::route_of_instance;
+
+    #[test]
+    fn a_method_specific_instance_rejects_on_its_route() {
+        assert_eq!(route_of_instance("GET /search"), "/search");
+        assert_eq!(route_of_instance("POST /orders/{id}"), "/orders/{id}");
+        assert_eq!(route_of_instance("/search"), "/search");
+        assert_eq!(
+            route_of_instance("/pkg.Service/Method"),
+            "/pkg.Service/Method"
+        );
+        assert_eq!(route_of_instance("my limiter"), "my limiter");
+        assert_eq!(route_of_instance("shared"), "shared");
+    }
 }
