@@ -364,6 +364,37 @@ pub(crate) fn route_of_instance(name: &str) -> &str {
     }
 }
 
+/// Describes every metric of the [`CATALOGUE`] to the installed `metrics` recorder: its help
+/// text and, for durations, its unit (a Prometheus exporter renders them as `# HELP` lines).
+/// Steadfast's layers call it when they are made; call it again after installing a recorder
+/// later than that.
+pub fn describe() {
+    for metric in CATALOGUE {
+        let unit = match metric.unit {
+            "s" => Some(metrics::Unit::Seconds),
+            _ => None,
+        };
+        match (metric.kind, unit) {
+            (MetricKind::Counter, Some(unit)) => {
+                metrics::describe_counter!(metric.name, unit, metric.description)
+            }
+            (MetricKind::Counter, None) => {
+                metrics::describe_counter!(metric.name, metric.description)
+            }
+            (MetricKind::Gauge, Some(unit)) => {
+                metrics::describe_gauge!(metric.name, unit, metric.description)
+            }
+            (MetricKind::Gauge, None) => metrics::describe_gauge!(metric.name, metric.description),
+            (MetricKind::Histogram, Some(unit)) => {
+                metrics::describe_histogram!(metric.name, unit, metric.description)
+            }
+            (MetricKind::Histogram, None) => {
+                metrics::describe_histogram!(metric.name, metric.description)
+            }
+        }
+    }
+}
+
 /// Records a rejection: one `tracing` event and one count of [`REJECTIONS`] (its `route` the
 /// template, without a method-specific policy's method).
 pub(crate) fn record_rejection(rejection: &Rejection, route: &str) {

@@ -152,6 +152,7 @@ impl DependencyHandle {
     /// # Errors
     /// A [`ConfigError`] from [`DependencyConfig::validate`].
     pub fn new(config: DependencyConfig) -> Result<Self, ConfigError> {
+        telemetry::describe();
         Ok(Self {
             current: Arc::new(ArcSwap::from_pointee(Generation::new(config)?)),
         })

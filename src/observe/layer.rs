@@ -37,6 +37,8 @@ impl ObserveLayer {
     /// Instrumentation with at most `max_routes` distinct route labels (at least 1): a guard
     /// against unbounded label sets, for example from callers probing unknown gRPC methods.
     pub fn with_max_routes(max_routes: usize) -> Self {
+        // Help texts and units for the exporter (`# HELP` lines).
+        crate::core::telemetry::describe();
         let routes = Keyed::new(Key::Route, max_routes.max(1), |route| {
             Arc::new(RouteMetrics::new(SharedString::from(route.to_owned())))
         });
