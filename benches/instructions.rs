@@ -16,9 +16,55 @@ use steadfast::timeout::TimeoutLayer;
 use tower::{Layer, ServiceBuilder};
 
 /// The hot paths, by name.
-const PATHS: [&str; 7] = [
-    "bare", "timeout", "breaker", "shed", "observe", "stack", "policy",
+const PATHS: [&str; 9] = [
+    "bare",
+    "timeout",
+    "breaker",
+    "shed",
+    "observe",
+    "stack",
+    "policy",
+    "dependency",
+    "dependency-unmapped",
 ];
+
+/// A POST through a dependency policy, made as the work of a request's caller (the reality
+/// map attributes it), with the map on or off.
+fn dependency_in_request(runtime: &tokio::runtime::Runtime, map: bool, calls: u64) {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use steadfast::core::{Caller, RequestBody};
+    use steadfast::dependency::{DependencyConfig, DependencyLayer};
+    use steadfast::policy::Policy;
+    use tower::ServiceExt;
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let handler = {
+        let seen = seen.clone();
+        tower::service_fn(move |_: http::Request<RequestBody<Empty<Bytes>>>| {
+            *seen.lock().unwrap() = Caller::current();
+            std::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(
+                Empty::<Bytes>::new(),
+            )))
+        })
+    };
+    let service = PolicyLayer::new(Policies::new(Policy::new()))
+        .unwrap()
+        .layer(handler);
+    runtime
+        .block_on(service.oneshot(http::Request::new(Empty::new())))
+        .unwrap();
+    let caller = seen.lock().unwrap().expect("a caller");
+    let client = DependencyLayer::new(DependencyConfig::new("inventory").reality_map(map))
+        .unwrap()
+        .layer(common::bare_any());
+    let post = || {
+        let mut request = http::Request::new(Empty::<Bytes>::new());
+        *request.method_mut() = http::Method::POST;
+        request
+    };
+    runtime.block_on(caller.scope(common::calls_with(client, post, calls)));
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -72,6 +118,8 @@ fn main() {
             || http::Request::new(http_body_util::Empty::<bytes::Bytes>::new()),
             calls,
         )),
+        "dependency" => dependency_in_request(&runtime, true, calls),
+        "dependency-unmapped" => dependency_in_request(&runtime, false, calls),
         other => {
             eprintln!("unknown hot path {other}; one of {}", PATHS.join(", "));
             std::process::exit(2);
