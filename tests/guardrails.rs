@@ -15,6 +15,16 @@ const POLICIES: &str = concat!(
 );
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/service/guardrails");
 
+/// The names of a dashboard's variables, in order.
+fn variables(dashboard: &serde_json::Value) -> Vec<&str> {
+    dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect()
+}
+
 fn catalogued() -> BTreeSet<String> {
     CATALOGUE.iter().map(guardrails::prometheus).collect()
 }
@@ -60,12 +70,7 @@ fn the_dashboard_is_well_formed_and_reads_only_known_series() {
     let text = serde_json::to_string(&guardrails::file_dashboard(&file)).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
 
-    let variables: Vec<&str> = dashboard["templating"]["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap())
-        .collect();
+    let variables = variables(&dashboard);
     assert_eq!(variables, ["datasource", "job", "route", "dependency"]);
 
     let panels = dashboard["panels"].as_array().unwrap();
@@ -326,12 +331,7 @@ fn rules_and_dashboards_aggregate_per_service() {
         }
     }
     let dashboard = guardrails::file_dashboard(&file);
-    let variables: Vec<&str> = dashboard["templating"]["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap())
-        .collect();
+    let variables = variables(&dashboard);
     assert_eq!(
         variables,
         ["datasource", "namespace", "app", "route", "dependency"]

@@ -10,8 +10,8 @@
 //! Nothing here grows with the traffic. Routes are the keys of the policy's other per-route
 //! state (a router's templates and gRPC method names, at most 1,024 of each; beyond, the shared
 //! `overflow` and `unmatched` routes), dependencies are the named policies (at most 256), and
-//! edges at most 64 per route and about 4,096 in all; an edge beyond the bound is not recorded
-//! (and counted in [`crate::map::MapSnapshot::dropped_edges`]). Each edge keeps counters and a
+//! edges at most 64 per route and about 4,096 in all; a call whose edge would go beyond the bound
+//! is not recorded (and counted in [`crate::map::MapSnapshot::dropped_edges`]). Each edge keeps counters and a
 //! fixed latency histogram (104 buckets, a quarter octave wide: a percentile is read to within
 //! 25 %). Nodes and edges, once made, live as long as the process.
 

@@ -336,9 +336,7 @@ where
             telemetry::record_undeclared_dependency(&shared.label, strict == Strict::Refuse);
         }
         // The edge of the reality map from the route being served to this dependency.
-        let edge = self
-            .generation
-            .inner
+        let edge = shared
             .node
             .and_then(|dependency| map::current_route().edge(dependency));
         let started = clock::now();
@@ -358,9 +356,9 @@ thread_local! {
     /// The reality map's edge of the dependency call being polled on this thread, for its
     /// retries and hedges.
     static EDGE: Cell<Option<&'static Edge>> = const { Cell::new(None) };
-    /// When the last attempt finished on this thread during the current poll of a call: the
-    /// call's end, without reading the clock again.
-    /// Whether it failed, as the caller sees it.
+    /// When the last attempt finished on this thread during the current poll of a call (the
+    /// call's end, without reading the clock again), and whether it failed as the caller sees
+    /// it.
     static ATTEMPT_END: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
 }
 

@@ -229,13 +229,8 @@ fn alerting(objectives: &BTreeMap<String, Objective>, alerts: &AlertSettings) ->
 /// generic breaker alert leaves dependency breakers to this one); its retry budget spent.
 pub fn file_rules(file: &PolicyFile) -> RuleFile {
     let objectives = file.dependency_objectives();
-    let mut rules = rules::rules(file.policies(), file.alerts());
     let names: Vec<&str> = objectives.keys().map(String::as_str).collect();
-    for group in &mut rules.groups {
-        if group.name == "steadfast-protection-alerts" {
-            *group = rules::protection(file.alerts(), &names);
-        }
-    }
+    let mut rules = rules::route_rules(file.policies(), file.alerts(), &names);
     if !objectives.is_empty() {
         rules.groups.push(recording(objectives, file.alerts()));
     }

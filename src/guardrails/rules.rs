@@ -428,7 +428,7 @@ pub(super) fn capitalized(word: &str) -> String {
 
 /// Alerts on the protections themselves; the breakers named in `own_alerts` (those of
 /// dependency policies) have alerts of their own.
-pub(super) fn protection(alerts: &AlertSettings, own_alerts: &[&str]) -> Group {
+fn protection(alerts: &AlertSettings, own_alerts: &[&str]) -> Group {
     use crate::core::telemetry::{BREAKER_STATE, CONTRACT_VIOLATIONS, REJECTIONS};
     let breaker_state = names::prometheus(&BREAKER_STATE);
     let rejections = names::prometheus(&REJECTIONS);
@@ -502,6 +502,15 @@ pub(super) fn protection(alerts: &AlertSettings, own_alerts: &[&str]) -> Group {
 /// The rules for `policies`: recording rules, burn-rate alerts per route objective (routes
 /// without a policy of their own under the defaults'), and protection alerts.
 pub fn rules(policies: &Policies, alerts: &AlertSettings) -> RuleFile {
+    route_rules(policies, alerts, &[])
+}
+
+/// [`rules`], with the breakers of `dependency_breakers` left to the dependencies' own alert.
+pub(super) fn route_rules(
+    policies: &Policies,
+    alerts: &AlertSettings,
+    dependency_breakers: &[&str],
+) -> RuleFile {
     let mut thresholds = BTreeSet::new();
     thresholds.insert(le(policies.defaults().objective_settings()));
     let mut explicit: Vec<&str> = Vec::new();
@@ -541,7 +550,7 @@ pub fn rules(policies: &Policies, alerts: &AlertSettings) -> RuleFile {
                 name: "steadfast-slo-alerts".into(),
                 rules: slo,
             },
-            protection(alerts, &[]),
+            protection(alerts, dependency_breakers),
             release(policies, alerts, &explicit),
         ],
     }

@@ -60,7 +60,7 @@
 //! | `routes[]` | `route` (template, gRPC method, `unmatched`, `overflow`, or `(none)` for calls outside requests), `criticality`, `availability_objective` (percent, or null), `requests`, `critical` |
 //! | `dependencies[]` | `name`, `declared` (false: called through a policy strict mode made up), `breaker` (`closed`, `open`, `half_open`, …, or null), `in_flight`, `calls`, `errors`, `error_ratio`, `critical`, `impact`, `rank` (1 = most impact) |
 //! | `edges[]` | `route`, `dependency`, `calls`, `calls_per_request`, `errors` (failed or refused), `refused` (not sent: breaker, throttle, budget, cap, deadline), `error_ratio`, `retries`, `hedges`, `latency_ms` (`p50`, `p90`, `p99`), `criticality`, `availability_objective`, `critical` |
-//! | `dropped_edges` | edges left out at the map's bounds |
+//! | `dropped_edges` | calls not counted because their edge would have gone past the map's bounds |
 //!
 //! Counts are totals since the process started. Latencies are whole calls as the handler saw
 //! them (retries and backoff included), read from a histogram to within 25 %.

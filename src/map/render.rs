@@ -81,6 +81,15 @@ fn edge_label(edge: &EdgeEntry) -> String {
     label
 }
 
+/// The DOT attributes of a critical node or edge: thick and red.
+fn critical_style(critical: bool) -> &'static str {
+    if critical {
+        ", color=\"#c62828\", penwidth=3"
+    } else {
+        ""
+    }
+}
+
 impl MapSnapshot {
     /// The map as a Mermaid flowchart, routes on the left: critical routes, dependencies and
     /// edges drawn thick and red, each dependency with its impact rank.
@@ -145,7 +154,6 @@ impl MapSnapshot {
             "digraph steadfast {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=11];\n  \
              edge [fontname=\"Helvetica\", fontsize=9];\n",
         );
-        let red = "color=\"#c62828\", penwidth=3";
         for route in &self.routes {
             if !self.edges.iter().any(|edge| edge.route == route.route) {
                 continue;
@@ -157,11 +165,7 @@ impl MapSnapshot {
                 dot_text(&route.route),
                 dot_text(&name),
                 dot_text(&detail),
-                if route.critical {
-                    format!(", {red}")
-                } else {
-                    String::new()
-                }
+                critical_style(route.critical)
             );
         }
         for dependency in &self.dependencies {
@@ -175,11 +179,7 @@ impl MapSnapshot {
                 dot_text(&dependency.name),
                 dot_text(&name),
                 dot_text(&detail),
-                if dependency.critical {
-                    format!(", {red}")
-                } else {
-                    String::new()
-                }
+                critical_style(dependency.critical)
             );
         }
         for edge in &self.edges {
@@ -189,11 +189,7 @@ impl MapSnapshot {
                 dot_text(&edge.route),
                 dot_text(&edge.dependency),
                 dot_text(&edge_label(edge)),
-                if edge.critical {
-                    format!(", {red}")
-                } else {
-                    String::new()
-                }
+                critical_style(edge.critical)
             );
         }
         out.push_str("}\n");
