@@ -24,8 +24,7 @@ fn observers(c: &mut Criterion) {
     });
     group.bench_function("steadfast-prometheus", |b| {
         let builder =
-            steadfast::observe::prometheus::with_recommended_buckets(PrometheusBuilder::new())
-                .unwrap();
+            steadfast::observe::prometheus::recommended(PrometheusBuilder::new()).unwrap();
         let recorder = builder.build_recorder();
         b.iter_custom(|n| {
             let _guard = metrics::set_default_local_recorder(&recorder);

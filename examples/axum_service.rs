@@ -247,7 +247,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         env!("CARGO_PKG_VERSION"),
     );
     let prometheus: PrometheusHandle =
-        steadfast::observe::prometheus::with_recommended_buckets(builder)?.install_recorder()?;
+        steadfast::observe::prometheus::recommended(builder)?.install_recorder()?;
 
     // The inventory service: its own timeout reads the deadline the shop propagates.
     let inventory = Inventory::default();
@@ -424,12 +424,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let metrics = caller.call("GET", "/metrics", None).await.body;
     for line in metrics
         .lines()
-        .filter(|l| l.starts_with("steadfast_rejections"))
+        .filter(|l| l.starts_with("steadfast_rejections_total"))
     {
         println!("  {line}");
     }
     check(
-        metrics.contains("http_server_request_duration_bucket"),
+        metrics.contains("http_server_request_duration_seconds_bucket"),
         "request durations are exported",
     )?;
     check(

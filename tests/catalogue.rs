@@ -18,13 +18,14 @@ fn every_catalogued_metric_is_documented_exactly() {
             MetricKind::Gauge => "gauge",
             MetricKind::Histogram => "histogram",
         };
-        assert_eq!(row[1], kind, "{}", metric.name);
+        assert_eq!(row[1], format!("`{}`", metric.prometheus_name()));
+        assert_eq!(row[2], kind, "{}", metric.name);
         let labels: Vec<String> = metric
             .labels
             .iter()
             .map(|label| format!("`{label}`"))
             .collect();
-        assert_eq!(row[2], labels.join(", "), "{}", metric.name);
-        assert_eq!(row[3], metric.description, "{}", metric.name);
+        assert_eq!(row[3], labels.join(", "), "{}", metric.name);
+        assert_eq!(row[4], metric.description, "{}", metric.name);
     }
 }

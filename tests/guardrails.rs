@@ -48,14 +48,14 @@ fn every_series_a_rule_reads_is_emitted_or_recorded() {
     );
     // The rules use the series the SLOs and protections need.
     for needed in [
-        "http_server_request_duration",
-        "rpc_server_call_duration",
+        "http_server_request_duration_seconds",
+        "rpc_server_call_duration_seconds",
         "steadfast_breaker_state",
-        "steadfast_rejections",
-        "steadfast_contract_violations",
-        "http_client_request_duration",
-        "rpc_client_call_duration",
-        "steadfast_retry_budget_exhausted",
+        "steadfast_rejections_total",
+        "steadfast_contract_violations_total",
+        "http_client_request_duration_seconds",
+        "rpc_client_call_duration_seconds",
+        "steadfast_retry_budget_exhausted_total",
     ] {
         assert!(read.contains(needed), "{needed} is not used");
     }
@@ -104,18 +104,18 @@ fn the_dashboard_is_well_formed_and_reads_only_known_series() {
         "steadfast_breaker_state",
         "steadfast_shed_limit",
         "steadfast_shed_in_flight",
-        "steadfast_rejections",
-        "steadfast_shed_rejected",
-        "steadfast_contract_violations",
-        "http_server_request_duration",
-        "http_client_request_duration",
-        "rpc_client_call_duration",
-        "steadfast_dependency_calls",
-        "steadfast_retries",
-        "steadfast_hedges",
-        "steadfast_retry_budget_exhausted",
-        "steadfast_throttled",
-        "steadfast_dependency_capped",
+        "steadfast_rejections_total",
+        "steadfast_shed_rejected_total",
+        "steadfast_contract_violations_total",
+        "http_server_request_duration_seconds",
+        "http_client_request_duration_seconds",
+        "rpc_client_call_duration_seconds",
+        "steadfast_dependency_calls_total",
+        "steadfast_retries_total",
+        "steadfast_hedges_total",
+        "steadfast_retry_budget_exhausted_total",
+        "steadfast_throttled_total",
+        "steadfast_dependency_capped_total",
     ] {
         assert!(all.contains(needed), "{needed} has no panel");
     }
@@ -146,13 +146,13 @@ fn the_example_s_golden_files_are_what_the_generator_writes() {
 #[test]
 fn series_are_read_from_expressions_not_from_strings() {
     let found = guardrails::series_in(
-        r#"sum by (route) (rate(http_server_request_duration_bucket{le=~"steadfast_fake"}[5m])) / steadfast:route_requests:rate5m"#,
+        r#"sum by (route) (rate(http_server_request_duration_seconds_bucket{le=~"steadfast_fake"}[5m])) / steadfast:route_requests:rate5m"#,
     );
     let found: Vec<&str> = found.iter().map(String::as_str).collect();
     assert_eq!(
         found,
         [
-            "http_server_request_duration",
+            "http_server_request_duration_seconds",
             "steadfast:route_requests:rate5m"
         ]
     );

@@ -93,7 +93,7 @@ pub const INVALID_DEADLINES: Metric = Metric {
 pub const BREAKER_STATE: Metric = Metric {
     name: "steadfast.breaker.state",
     kind: MetricKind::Gauge,
-    unit: "1",
+    unit: "{state}",
     labels: &["breaker"],
     description: "The state of each breaker: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only.",
 };
@@ -364,17 +364,63 @@ pub(crate) fn route_of_instance(name: &str) -> &str {
     }
 }
 
+impl Metric {
+    /// The name Prometheus shows, by the OpenTelemetry-to-Prometheus rules that
+    /// `metrics-exporter-prometheus` applies with recommended naming (`observe::prometheus::recommended`,
+    /// feature `prometheus`) and the OpenTelemetry Collector's Prometheus exporter alike: dots
+    /// become underscores, the unit is appended when Prometheus names it (`s` becomes
+    /// `_seconds`; annotations such as `{request}` add nothing), and counters end in `_total`.
+    /// The generated rules and dashboard read these names.
+    ///
+    /// ```
+    /// use steadfast::core::telemetry::{HTTP_SERVER_REQUEST_DURATION, REJECTIONS};
+    ///
+    /// assert_eq!(
+    ///     HTTP_SERVER_REQUEST_DURATION.prometheus_name(),
+    ///     "http_server_request_duration_seconds"
+    /// );
+    /// assert_eq!(REJECTIONS.prometheus_name(), "steadfast_rejections_total");
+    /// ```
+    pub fn prometheus_name(&self) -> String {
+        let mut name = self.name.replace('.', "_");
+        if let Some(unit) = self.prometheus_unit() {
+            if !name.ends_with(unit) {
+                name.push('_');
+                name.push_str(unit);
+            }
+        }
+        if self.kind == MetricKind::Counter && !name.ends_with("_total") {
+            name.push_str("_total");
+        }
+        name
+    }
+
+    /// The unit as a Prometheus name suffix, when the unit is one Prometheus names (`s` is
+    /// `seconds`); counts and annotations such as `{request}` have none.
+    pub fn prometheus_unit(&self) -> Option<&'static str> {
+        match self.unit {
+            "s" => Some("seconds"),
+            _ => None,
+        }
+    }
+
+    /// The unit the `metrics` facade is told, the same units as
+    /// [`prometheus_unit`](Self::prometheus_unit).
+    fn metrics_unit(&self) -> Option<metrics::Unit> {
+        match self.unit {
+            "s" => Some(metrics::Unit::Seconds),
+            _ => None,
+        }
+    }
+}
+
 /// Describes every metric of the [`CATALOGUE`] to the installed `metrics` recorder: its help
 /// text and, for durations, its unit (a Prometheus exporter renders them as `# HELP` lines).
 /// Steadfast's layers call it when they are made; call it again after installing a recorder
 /// later than that.
 pub fn describe() {
     for metric in CATALOGUE {
-        let unit = match metric.unit {
-            "s" => Some(metrics::Unit::Seconds),
-            _ => None,
-        };
-        match (metric.kind, unit) {
+        match (metric.kind, metric.metrics_unit()) {
             (MetricKind::Counter, Some(unit)) => {
                 metrics::describe_counter!(metric.name, unit, metric.description)
             }
@@ -509,7 +555,7 @@ pub(crate) fn record_unmatched_policy(route: &str, action: &'static str) {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::route_of_instance;
+    use super::*;
 
     #[test]
     fn a_method_specific_instance_rejects_on_its_route() {
@@ -522,5 +568,40 @@ mod tests {
         );
         assert_eq!(route_of_instance("my limiter"), "my limiter");
         assert_eq!(route_of_instance("shared"), "shared");
+    }
+
+    #[test]
+    fn names_follow_the_opentelemetry_rules() {
+        assert_eq!(
+            HTTP_SERVER_REQUEST_DURATION.prometheus_name(),
+            "http_server_request_duration_seconds"
+        );
+        assert_eq!(REJECTIONS.prometheus_name(), "steadfast_rejections_total");
+        assert_eq!(SHED_RTT.prometheus_name(), "steadfast_shed_rtt_seconds");
+        assert_eq!(SHED_LIMIT.prometheus_name(), "steadfast_shed_limit");
+        assert_eq!(BREAKER_STATE.prometheus_name(), "steadfast_breaker_state");
+        assert_eq!(
+            SHED_QUEUE_WAIT.prometheus_name(),
+            "steadfast_shed_queue_wait_seconds"
+        );
+        for metric in CATALOGUE {
+            let name = metric.prometheus_name();
+            assert_eq!(
+                name.ends_with("_total"),
+                metric.kind == MetricKind::Counter,
+                "{name}"
+            );
+            // The unit the recorder is told is the unit the name carries.
+            assert_eq!(
+                metric.metrics_unit().map(|unit| unit.as_str()),
+                metric.prometheus_unit(),
+                "{name}"
+            );
+            // A gauge of unit `1` would get `_ratio` from the OpenTelemetry Collector.
+            assert!(
+                !(metric.kind == MetricKind::Gauge && metric.unit == "1"),
+                "{name}"
+            );
+        }
     }
 }

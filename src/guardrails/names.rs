@@ -3,10 +3,9 @@
 
 use crate::core::telemetry::Metric;
 
-/// The exposition name of a catalogued metric: dots become underscores (the exporter adds no
-/// unit or `_total` suffix to steadfast's metrics).
+/// The exposition name of a catalogued metric: [`Metric::prometheus_name`].
 pub fn prometheus(metric: &Metric) -> String {
-    metric.name.replace('.', "_")
+    metric.prometheus_name()
 }
 
 /// The exposition name of a label.

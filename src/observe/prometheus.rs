@@ -1,16 +1,26 @@
-//! Recommended buckets for steadfast's histograms, for users of `metrics-exporter-prometheus`.
+//! The exporter settings steadfast's metrics and guardrails expect, for users of
+//! `metrics-exporter-prometheus`.
 //!
-//! Without buckets, that exporter renders histograms as summaries, which cannot be aggregated
-//! across instances nor turned into SLO ratios. One call sets OpenTelemetry's recommended
-//! boundaries on every histogram in the [catalogue](crate::core::telemetry::CATALOGUE):
+//! [`recommended`] makes two settings in one call:
+//! - **names by the OpenTelemetry-to-Prometheus rules** (the exporter's recommended naming):
+//!   counters end in `_total` and durations in `_seconds`
+//!   (`steadfast_rejections_total`, `http_server_request_duration_seconds_bucket`), the names
+//!   [`Metric::prometheus_name`](crate::core::telemetry::Metric::prometheus_name) gives and the
+//!   generated rules and dashboard read. `promtool check metrics` finds nothing to report;
+//! - **buckets** on every histogram of the [catalogue](crate::core::telemetry::CATALOGUE):
+//!   without them the exporter renders histograms as summaries, which cannot be aggregated
+//!   across instances nor turned into SLO ratios.
+//!
+//! Every catalogued metric is described (`# HELP`, and the unit) as steadfast's layers are made
+//! ([`describe`](crate::core::telemetry::describe)).
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use metrics_exporter_prometheus::PrometheusBuilder;
-//! use steadfast::observe::{ObserveLayer, prometheus::with_recommended_buckets};
+//! use steadfast::observe::{ObserveLayer, prometheus};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let metrics = with_recommended_buckets(PrometheusBuilder::new())?.install_recorder()?;
+//! let metrics = prometheus::recommended(PrometheusBuilder::new())?.install_recorder()?;
 //! let app: Router = Router::new()
 //!     .route("/checkout", get(|| async { "ordered" }))
 //!     .route_layer(ObserveLayer::new())
@@ -30,11 +40,11 @@ pub use crate::core::telemetry::{DURATION_BUCKETS, QUEUE_WAIT_BUCKETS};
 ///
 /// ```
 /// use metrics_exporter_prometheus::PrometheusBuilder;
-/// use steadfast::observe::prometheus::{with_recommended_buckets, with_service_version};
+/// use steadfast::observe::prometheus::{recommended, with_service_version};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let builder = with_service_version(PrometheusBuilder::new(), env!("CARGO_PKG_VERSION"));
-/// let recorder = with_recommended_buckets(builder)?.build_recorder();
+/// let recorder = recommended(builder)?.build_recorder();
 /// # let _ = recorder; Ok(()) }
 /// ```
 pub fn with_service_version(builder: PrometheusBuilder, version: &str) -> PrometheusBuilder {
@@ -44,7 +54,23 @@ pub fn with_service_version(builder: PrometheusBuilder, version: &str) -> Promet
     )
 }
 
-/// Sets the recommended buckets on every steadfast histogram.
+/// Sets the names and buckets steadfast's guardrails expect: the exporter's recommended naming
+/// (`_total` on counters, unit suffixes such as `_seconds`) and [`with_recommended_buckets`].
+///
+/// # Errors
+///
+/// The exporter's [`BuildError`] if a bucket list is refused (never for steadfast's own lists).
+pub fn recommended(builder: PrometheusBuilder) -> Result<PrometheusBuilder, BuildError> {
+    with_recommended_buckets(builder.with_recommended_naming(true))
+}
+
+/// Sets the recommended buckets on every steadfast histogram, and nothing else: the names stay
+/// the exporter's default (no `_total`, no unit suffix), which the generated guardrails do not
+/// read; prefer [`recommended`].
+///
+/// # Errors
+///
+/// The exporter's [`BuildError`] if a bucket list is refused (never for steadfast's own lists).
 pub fn with_recommended_buckets(
     builder: PrometheusBuilder,
 ) -> Result<PrometheusBuilder, BuildError> {
