@@ -109,7 +109,7 @@ impl Request {
         };
         histogram.record(seconds);
         if let Some(status) = status {
-            span.record("http.response.status_code", status.as_u16());
+            span.record("http.response.status_code", i64::from(status.as_u16()));
         }
         if let Some(error) = error {
             span.record("error.type", error);

@@ -11,9 +11,25 @@
 //! (`pkg.Service/Method`), `rpc.status_code` (`"OK"`, `"DEADLINE_EXCEEDED"`, ...) and, on server
 //! errors, `error.type`; a status in the trailers is read when the response body ends.
 //!
-//! Each request runs inside a `tracing` span (target `steadfast::observe`) with those fields,
-//! `otel.kind = "server"`, `otel.name = "{method} {route}"` and `otel.status_code = "ERROR"` for
-//! 5xx and gRPC server errors (not for 4xx), as `tracing-opentelemetry` expects.
+//! Each request runs inside a `tracing` span named [`SPAN_NAME`] (`steadfast.request`, target
+//! `steadfast::observe`) with those fields, `otel.kind = "server"`,
+//! `otel.name = "{method} {route}"` and `otel.status_code = "ERROR"` for 5xx and gRPC server
+//! errors (not for 4xx), as `tracing-opentelemetry` expects.
+//!
+//! **With tower-http's `TraceLayer`**, place it inside the observer and let it log in
+//! steadfast's span ([`current_span`]), so a request has one span, not tower-http's `request`
+//! span around steadfast's:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use steadfast::observe::{ObserveLayer, current_span};
+//! use tower_http::trace::TraceLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "user" }))
+//!     .route_layer(TraceLayer::new_for_http().make_span_with(current_span))
+//!     .route_layer(ObserveLayer::new());
+//! ```
 //!
 //! Put it outermost, so it sees every outcome, steadfast's own rejections included:
 //!
@@ -40,8 +56,10 @@ mod layer;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod service;
+mod span;
 
 pub use future::{EndOfCall, ObserveBody, ResponseFuture};
 pub use layer::{DEFAULT_MAX_ROUTES, ObserveLayer};
 pub use service::Observe;
 pub(crate) use service::ObserveCache;
+pub use span::{SPAN_NAME, current_span};

@@ -10,6 +10,7 @@ use tower::Service;
 use super::future::{Active, ObserveBody, Request as Measured, ResponseFuture, RouteMetrics};
 use super::labels;
 use super::layer::Shared;
+use super::span;
 use crate::core::clock;
 use crate::core::grpc;
 use crate::core::keyed::KeyCache;
@@ -102,39 +103,23 @@ where
             },
             None => self.shared.unmatched.clone(),
         };
-        let span = if grpc {
-            tracing::info_span!(
-                target: "steadfast::observe",
-                "request",
-                otel.name = tracing::field::Empty,
-                otel.kind = "server",
-                otel.status_code = tracing::field::Empty,
-                rpc.system.name = "grpc",
-                rpc.method = &*route.label,
-                rpc.status_code = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-            )
-        } else {
-            tracing::info_span!(
-                target: "steadfast::observe",
-                "request",
-                otel.name = tracing::field::Empty,
-                otel.kind = "server",
-                otel.status_code = tracing::field::Empty,
-                http.request.method = method,
-                http.route = &*route.label,
-                url.scheme = scheme,
-                network.protocol.version = version,
-                http.response.status_code = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-            )
-        };
+        // One span per request: the one a layer further out opened for it (tower-http's
+        // `TraceLayer` with `server_span`, or an outer observer), else a span of its own.
+        let span = span::current().unwrap_or_else(|| {
+            if grpc {
+                span::grpc_span()
+            } else {
+                span::http_span(method, scheme, version)
+            }
+        });
         if !span.is_disabled() {
             // `{method} {route}` for HTTP, the method path for gRPC (tracing-opentelemetry
             // takes the span's name from `otel.name`).
             if grpc {
+                span.record("rpc.method", &*route.label);
                 span.record("otel.name", &*route.label);
             } else {
+                span.record("http.route", &*route.label);
                 span.record("otel.name", format!("{method} {}", route.label));
             }
         }
