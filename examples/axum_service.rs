@@ -433,8 +433,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "request durations are exported",
     )?;
     check(
-        metrics.contains(r#"layer="shed",reason="overloaded",route="/search"}"#),
-        "the method-specific search policy sheds on the route /search, as its requests are labelled",
+        metrics.contains(r#"layer="shed",reason="overloaded",route="/search",method="GET"}"#),
+        "the method-specific search policy sheds on the route /search (its requests' label) and the method GET",
     )?;
     check(
         metrics.contains(&format!(

@@ -142,7 +142,8 @@ async fn route_layer_labels_rejections_with_the_route_template() {
         [
             ("layer", "timeout"),
             ("reason", "timeout"),
-            ("route", "/users/{id}")
+            ("route", "/users/{id}"),
+            ("method", "GET")
         ]
     );
     assert_eq!(value, &DebugValue::Counter(3));

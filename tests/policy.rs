@@ -772,3 +772,73 @@ async fn tonic_methods_get_their_policies() {
     );
     server.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_method_specific_policy_rejects_with_its_route_and_method_apart() {
+    use metrics_util::debugging::DebuggingRecorder;
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let breaker = BreakerConfig::default()
+        .minimum_calls(2)
+        .sliding_window(SlidingWindow::count(2));
+    let policies = Policies::new(Policy::new())
+        .route_method(
+            http::Method::GET,
+            "/slow/{ms}",
+            Policy::new().shed(ShedConfig::fixed(1)),
+        )
+        .route_method(http::Method::GET, "/fail", Policy::new().breaker(breaker));
+    let (app, _, _) = app(policies);
+    let held = {
+        let app = app.clone();
+        tokio::spawn(async move { send(&app, get_request("/slow/1000")).await })
+    };
+    tokio::task::yield_now().await;
+    assert_eq!(
+        send(&app, get_request("/slow/1000")).await.1,
+        Some(RejectionKind::Overloaded)
+    );
+    assert_eq!(held.await.unwrap().0, StatusCode::OK);
+    for _ in 0..2 {
+        send(&app, get_request("/fail")).await;
+    }
+    assert_eq!(
+        send(&app, get_request("/fail")).await.1,
+        Some(RejectionKind::CircuitOpen)
+    );
+
+    let mut seen: Vec<Vec<(String, String)>> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "steadfast.rejections")
+        .map(|(key, ..)| {
+            key.key()
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect()
+        })
+        .collect();
+    seen.sort();
+    let labels = |layer: &str, reason: &str, route: &str| {
+        [
+            ("layer", layer),
+            ("reason", reason),
+            ("route", route),
+            ("method", "GET"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<Vec<_>>()
+    };
+    // The template as the request metrics' `http.route` has it; the method apart.
+    assert_eq!(
+        seen,
+        [
+            labels("breaker", "circuit_open", "/fail"),
+            labels("shed", "overloaded", "/slow/{ms}"),
+        ]
+    );
+}

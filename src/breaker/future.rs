@@ -164,7 +164,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Running { #[pin] inner: F, guard: Option<Guard> },
-        Rejected { rejection: Option<Rejection>, breaker: BreakerHandle },
+        Rejected { rejection: Option<Rejection>, breaker: BreakerHandle, method: &'static str },
     }
 }
 
@@ -184,6 +184,7 @@ impl<F, C, M> ResponseFuture<F, C, M> {
     pub(crate) fn rejected(
         rejection: Rejection,
         breaker: BreakerHandle,
+        method: &'static str,
         classifier: C,
         protocol: Protocol,
     ) -> Self {
@@ -191,6 +192,7 @@ impl<F, C, M> ResponseFuture<F, C, M> {
             state: State::Rejected {
                 rejection: Some(rejection),
                 breaker,
+                method,
             },
             classifier,
             protocol,
@@ -239,11 +241,15 @@ where
                 };
                 Poll::Ready(M::forward(result, pending))
             }
-            StateProj::Rejected { rejection, breaker } => {
+            StateProj::Rejected {
+                rejection,
+                breaker,
+                method,
+            } => {
                 let rejection = rejection
                     .take()
                     .expect("ResponseFuture polled after completion");
-                telemetry::record_rejection(&rejection, breaker.name().unwrap_or("shared"));
+                telemetry::record_rejection(&rejection, breaker.name().unwrap_or("shared"), method);
                 Poll::Ready(M::reject(*this.protocol, rejection))
             }
         }

@@ -14,6 +14,7 @@ use super::future::{BreakerBody, Guard, ResponseFuture};
 use super::handle::BreakerHandle;
 use super::layer::{RouteCache, Source};
 use super::state::Refusal;
+use crate::core::labels;
 use crate::core::{
     Classify, DefaultClassifier, Error, Origin, Protocol, ProtocolResponses, Rejection,
     RejectionKind, ResponseBody, TypedErrors,
@@ -96,6 +97,7 @@ impl<S, C: Clone, M> CircuitBreaker<S, C, M> {
         &mut self,
         breaker: BreakerHandle,
         protocol: Protocol,
+        method: &'static str,
         call: impl FnOnce(&mut S) -> F,
     ) -> ResponseFuture<F, C, M> {
         breaker.name_once(|| SharedString::const_str("shared"));
@@ -107,7 +109,13 @@ impl<S, C: Clone, M> CircuitBreaker<S, C, M> {
             }
             Err((refused, breaker)) => {
                 let rejection = open_rejection(refused.refusal());
-                ResponseFuture::rejected(rejection, breaker, self.classifier.clone(), protocol)
+                ResponseFuture::rejected(
+                    rejection,
+                    breaker,
+                    method,
+                    self.classifier.clone(),
+                    protocol,
+                )
             }
         }
     }
@@ -131,7 +139,8 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let protocol = Protocol::of(request.headers());
         let breaker = self.source.for_request(&request, &self.cache);
-        self.admit(breaker, protocol, |inner| inner.call(request))
+        let method = labels::method(request.method());
+        self.admit(breaker, protocol, method, |inner| inner.call(request))
     }
 }
 
@@ -153,6 +162,6 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let breaker = self.source.default_instance();
-        self.admit(breaker, Protocol::Http, |inner| inner.call(request))
+        self.admit(breaker, Protocol::Http, "", |inner| inner.call(request))
     }
 }

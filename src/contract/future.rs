@@ -20,6 +20,7 @@ use super::service::{Next, OperationRef, Shared};
 use super::spec::BodyKind;
 use super::violation::Collector;
 use crate::core::grpc::Code;
+use crate::core::labels;
 use crate::core::{Origin, Rejection, RejectionKind, ResponseBody, telemetry};
 use crate::core::{Overflow, RequestBody};
 
@@ -47,6 +48,8 @@ pub(crate) enum ReadPlan {
 pub(crate) struct OverflowCheck {
     pub(crate) overflow: Overflow,
     pub(crate) route: Arc<str>,
+    /// The request's method label.
+    pub(crate) method: &'static str,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -277,7 +280,9 @@ where
             }
             Ok(Read::Overflow) => {
                 if *enforce {
-                    return Next::Answer(shared.too_large(&operation.template));
+                    return Next::Answer(
+                        shared.too_large(&operation.template, labels::method(&operation.method)),
+                    );
                 }
                 let max = shared.config.max_body_bytes;
                 let mut violations = Collector::new(shared.config.max_violations);
@@ -286,7 +291,12 @@ where
                     "maxBodySize",
                     format!("the body is larger than the {max} bytes allowed"),
                 );
-                shared.report(&operation.template, Direction::Request, &violations);
+                shared.report(
+                    &operation.template,
+                    labels::method(&operation.method),
+                    Direction::Request,
+                    &violations,
+                );
                 let prefix = reader.take();
                 Next::Call(Request::from_parts(
                     parts,
@@ -429,7 +439,7 @@ where
                         && check.overflow.happened()
                     {
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(check.shared.too_large(&check.route)));
+                        return Poll::Ready(Ok(check.shared.too_large(&check.route, check.method)));
                     }
                     let response = response?;
                     // Another steadfast layer's rejection (an inner shedder, say) is not the
@@ -539,7 +549,7 @@ fn broken_response<RB>(check: &ResponseCheck, status: StatusCode) -> Response<Re
     );
     let rejection = Rejection::new(RejectionKind::InvalidResponse, Origin::Contract)
         .with_detail("The service's response body failed before its end.");
-    telemetry::record_rejection(&rejection, route);
+    telemetry::record_rejection(&rejection, route, labels::method(&check.operation.method));
     rejection.to_http_response()
 }
 
@@ -555,6 +565,7 @@ fn finish_response<RB>(
     }
     let shared = &check.shared;
     let route = &*check.operation.template;
+    let method = labels::method(&check.operation.method);
     if let Some(hook) = &shared.config.on_response_violations {
         hook(&ResponseViolations {
             route,
@@ -566,10 +577,10 @@ fn finish_response<RB>(
         });
     }
     if check.mode != Mode::Enforce {
-        shared.report(route, Direction::Response, &violations);
+        shared.report(route, method, Direction::Response, &violations);
         return response;
     }
-    shared.count(route, Direction::Response, &violations);
+    shared.count(route, method, Direction::Response, &violations);
     tracing::error!(
         target: "steadfast::contract",
         route,
@@ -582,6 +593,6 @@ fn finish_response<RB>(
     // The violations describe the service's internals: logged, not sent to the caller.
     let rejection = Rejection::new(RejectionKind::InvalidResponse, Origin::Contract)
         .with_detail("The service produced a response that breaks its contract.");
-    telemetry::record_rejection(&rejection, route);
+    telemetry::record_rejection(&rejection, route, method);
     rejection.to_http_response()
 }

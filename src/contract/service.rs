@@ -21,6 +21,7 @@ use super::spec::{BodyKind, Compiled, Contract, Media, Operation, essence, find_
 use super::violation::Collector;
 use super::{Direction, ValidatedJson};
 use crate::core::grpc::Code;
+use crate::core::labels;
 use crate::core::{ConfigError, Origin, Rejection, RejectionKind, ResponseBody, route, telemetry};
 use crate::core::{Overflow, RequestBody};
 
@@ -244,14 +245,21 @@ impl Shared {
                     violations,
                 ));
             }
-            self.report(&at.template, Direction::Request, &violations);
+            self.report(
+                &at.template,
+                labels::method(&at.method),
+                Direction::Request,
+                &violations,
+            );
             violations = Collector::new(self.config.max_violations);
         }
 
         let declared = declared_length(request.headers());
         let max = self.config.max_body_bytes;
         if enforce && declared.is_some_and(|length| length > max as u64) {
-            return ResponseFuture::rejected(self.too_large(&at.template));
+            return ResponseFuture::rejected(
+                self.too_large(&at.template, labels::method(&at.method)),
+            );
         }
         let has_body = declared != Some(0) && !request.body().is_end_stream();
         // A body the layer does not read streams on, under the size limit in enforce mode.
@@ -271,7 +279,12 @@ impl Shared {
                         violations,
                     ));
                 }
-                self.report(&at.template, Direction::Request, &violations);
+                self.report(
+                    &at.template,
+                    labels::method(&at.method),
+                    Direction::Request,
+                    &violations,
+                );
             }
             let (request, overflow) = pass_on(request);
             return ResponseFuture::call(service, request, response_check, overflow);
@@ -296,7 +309,12 @@ impl Shared {
                         violations,
                     ));
                 }
-                self.report(&at.template, Direction::Request, &violations);
+                self.report(
+                    &at.template,
+                    labels::method(&at.method),
+                    Direction::Request,
+                    &violations,
+                );
                 let (request, overflow) = pass_on(request);
                 ResponseFuture::call(service, request, response_check, overflow)
             }
@@ -360,6 +378,7 @@ impl Shared {
         let check = OverflowCheck {
             overflow: overflow.clone(),
             route,
+            method: labels::method(request.method()),
             shared: self.clone(),
         };
         let request = request.map(|body| RequestBody::limited(body, max, Some(overflow)));
@@ -367,7 +386,11 @@ impl Shared {
     }
 
     /// The `413` problem for a body past `max_body_bytes`.
-    pub(crate) fn too_large<RB>(&self, route: &str) -> Response<ResponseBody<RB>> {
+    pub(crate) fn too_large<RB>(
+        &self,
+        route: &str,
+        method: &'static str,
+    ) -> Response<ResponseBody<RB>> {
         let max = self.config.max_body_bytes;
         let mut violations = Collector::new(self.config.max_violations);
         violations.push(
@@ -378,7 +401,7 @@ impl Shared {
         let rejection = Rejection::new(RejectionKind::InvalidRequest, Origin::Contract)
             .with_status(StatusCode::PAYLOAD_TOO_LARGE)
             .with_detail("The request body is too large.");
-        self.problem_response(&self.request_rejection_of(route, violations, rejection))
+        self.problem_response(&self.request_rejection_of(route, method, violations, rejection))
     }
 
     fn begin_grpc<S, B, RB>(
@@ -398,7 +421,7 @@ impl Shared {
                 let rejection = Rejection::new(RejectionKind::InvalidRequest, Origin::Contract)
                     .with_grpc_code(Code::Unimplemented)
                     .with_detail("The method is not part of the contract.");
-                telemetry::record_rejection(&rejection, path);
+                telemetry::record_rejection(&rejection, path, "POST");
                 return ResponseFuture::rejected(rejection.to_grpc_response());
             }
             let checker = FrameChecker::new(self.config.grpc_max_message_bytes);
@@ -466,7 +489,7 @@ impl Shared {
             .with_status(status)
             .with_detail(detail);
         let route = route::template(request.extensions()).unwrap_or(route::UNMATCHED_ROUTE);
-        telemetry::record_rejection(&rejection, route);
+        telemetry::record_rejection(&rejection, route, labels::method(request.method()));
         let mut response = self.problem_response(&rejection);
         if let Some(allow) = allow.and_then(|allow| HeaderValue::from_str(&allow).ok()) {
             response.headers_mut().insert(ALLOW, allow);
@@ -488,13 +511,14 @@ impl Shared {
     pub(crate) fn request_rejection_of(
         &self,
         route: &str,
+        method: &'static str,
         violations: Collector,
         rejection: Rejection,
     ) -> Rejection {
-        self.count(route, Direction::Request, &violations);
+        self.count(route, method, Direction::Request, &violations);
         let (listed, omitted) = violations.into_parts();
         let rejection = rejection.with_violations(listed, omitted);
-        telemetry::record_rejection(&rejection, route);
+        telemetry::record_rejection(&rejection, route, method);
         rejection
     }
 
@@ -508,7 +532,12 @@ impl Shared {
         let rejection = Rejection::new(RejectionKind::InvalidRequest, Origin::Contract)
             .with_status(status)
             .with_detail(detail);
-        self.problem_response(&self.request_rejection_of(&at.template, violations, rejection))
+        self.problem_response(&self.request_rejection_of(
+            &at.template,
+            labels::method(&at.method),
+            violations,
+            rejection,
+        ))
     }
 
     /// A gRPC call rejected: `RESOURCE_EXHAUSTED` for a message too large, else
@@ -526,18 +555,31 @@ impl Shared {
         let rejection = Rejection::new(RejectionKind::InvalidRequest, Origin::Contract)
             .with_grpc_code(code)
             .with_detail(detail);
-        self.request_rejection_of(path, violations, rejection)
+        // gRPC calls are POSTs.
+        self.request_rejection_of(path, "POST", violations, rejection)
             .to_grpc_response()
     }
 
-    pub(crate) fn count(&self, route: &str, direction: Direction, violations: &Collector) {
+    pub(crate) fn count(
+        &self,
+        route: &str,
+        method: &'static str,
+        direction: Direction,
+        violations: &Collector,
+    ) {
         let (listed, omitted) = (violations.listed(), violations.omitted());
-        telemetry::record_contract_violations(route, direction.as_str(), listed, omitted);
+        telemetry::record_contract_violations(route, method, direction.as_str(), listed, omitted);
     }
 
     /// Report mode: the violations are logged and counted; the message goes on.
-    pub(crate) fn report(&self, route: &str, direction: Direction, violations: &Collector) {
-        self.count(route, direction, violations);
+    pub(crate) fn report(
+        &self,
+        route: &str,
+        method: &'static str,
+        direction: Direction,
+        violations: &Collector,
+    ) {
+        self.count(route, method, direction, violations);
         tracing::warn!(
             target: "steadfast::contract",
             route,
@@ -590,7 +632,12 @@ impl Shared {
             if enforce {
                 return Next::Answer(self.request_rejection(at, status, detail, violations));
             }
-            self.report(&at.template, Direction::Request, &violations);
+            self.report(
+                &at.template,
+                labels::method(&at.method),
+                Direction::Request,
+                &violations,
+            );
         }
         Next::Call(Request::from_parts(
             parts,

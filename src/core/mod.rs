@@ -22,6 +22,7 @@ mod deadline;
 pub(crate) mod framing;
 pub mod grpc;
 pub mod keyed;
+pub(crate) mod labels;
 pub(crate) mod map;
 mod panic;
 mod rejection;

@@ -76,7 +76,7 @@ pub const REJECTIONS: Metric = Metric {
     name: "steadfast.rejections",
     kind: MetricKind::Counter,
     unit: "1",
-    labels: &["layer", "reason", "route"],
+    labels: &["layer", "reason", "route", "method"],
     description: "Requests answered by a steadfast layer instead of the inner service (timeouts, expired deadlines, ...).",
 };
 
@@ -85,7 +85,7 @@ pub const INVALID_DEADLINES: Metric = Metric {
     name: "steadfast.deadline.invalid",
     kind: MetricKind::Counter,
     unit: "1",
-    labels: &["header", "action", "route"],
+    labels: &["header", "action", "route", "method"],
     description: "Incoming deadline headers (grpc-timeout or the configured HTTP header) that could not be parsed; action is `ignored` or `rejected`.",
 };
 
@@ -184,7 +184,7 @@ pub const CONTRACT_VIOLATIONS: Metric = Metric {
     name: "steadfast.contract.violations",
     kind: MetricKind::Counter,
     unit: "{violation}",
-    labels: &["route", "direction", "keyword"],
+    labels: &["route", "method", "direction", "keyword"],
     description: "Contract violations, by route, direction (`request` or `response`) and failed keyword (`type`, `required`, `contentType`, `maxBodySize`, ...; `unlisted` for those past `max_violations`).",
 };
 
@@ -193,7 +193,7 @@ pub const POLICY_UNMATCHED: Metric = Metric {
     name: "steadfast.policy.unmatched",
     kind: MetricKind::Counter,
     unit: "{request}",
-    labels: &["route", "action"],
+    labels: &["route", "method", "action"],
     description: "Requests to a route without a policy of its own, seen by a policy layer in strict mode; action is `reported` or `refused`.",
 };
 
@@ -225,7 +225,7 @@ pub const FAULT_INJECTED: Metric = Metric {
     name: "steadfast.fault.injected",
     kind: MetricKind::Counter,
     unit: "{fault}",
-    labels: &["route", "fault"],
+    labels: &["route", "method", "fault"],
     description: "Faults injected by the fault layer for a drill, by route and kind: `delay` or `abort`.",
 };
 
@@ -442,14 +442,16 @@ pub fn describe() {
 }
 
 /// Records a rejection: one `tracing` event and one count of [`REJECTIONS`] (its `route` the
-/// template, without a method-specific policy's method).
-pub(crate) fn record_rejection(rejection: &Rejection, route: &str) {
+/// template, without a method-specific policy's method, which is the `method` label: a label
+/// value of [`labels::method`](super::labels::method), `""` where there is no HTTP request).
+pub(crate) fn record_rejection(rejection: &Rejection, route: &str, method: &'static str) {
     let route = route_of_instance(route);
     if rejection.counts_as_failure() {
         tracing::warn!(
             layer = rejection.origin().as_str(),
             reason = rejection.kind().as_str(),
             route,
+            method,
             detail = rejection.detail(),
             "request rejected"
         );
@@ -458,6 +460,7 @@ pub(crate) fn record_rejection(rejection: &Rejection, route: &str) {
             layer = rejection.origin().as_str(),
             reason = rejection.kind().as_str(),
             route,
+            method,
             detail = rejection.detail(),
             "request rejected"
         );
@@ -467,6 +470,7 @@ pub(crate) fn record_rejection(rejection: &Rejection, route: &str) {
         "layer" => rejection.origin().as_str(),
         "reason" => rejection.kind().as_str(),
         "route" => route.to_owned(),
+        "method" => method,
     )
     .increment(1);
 }
@@ -476,15 +480,17 @@ pub(crate) fn record_invalid_deadline(
     header: &str,
     rejected: bool,
     route: &str,
+    method: &'static str,
     error: &dyn std::fmt::Display,
 ) {
     let action = if rejected { "rejected" } else { "ignored" };
-    tracing::debug!(header, action, route, %error, "invalid deadline header");
+    tracing::debug!(header, action, route, method, %error, "invalid deadline header");
     metrics::counter!(
         INVALID_DEADLINES.name,
         "header" => header.to_owned(),
         "action" => action,
         "route" => route.to_owned(),
+        "method" => method,
     )
     .increment(1);
 }
@@ -493,6 +499,7 @@ pub(crate) fn record_invalid_deadline(
 #[cfg(feature = "contract")]
 pub(crate) fn record_contract_violations(
     route: &str,
+    method: &'static str,
     direction: &'static str,
     listed: &[super::Violation],
     omitted: usize,
@@ -501,6 +508,7 @@ pub(crate) fn record_contract_violations(
         metrics::counter!(
             CONTRACT_VIOLATIONS.name,
             "route" => route.to_owned(),
+            "method" => method,
             "direction" => direction,
             "keyword" => keyword.to_owned(),
         )
@@ -515,9 +523,14 @@ pub(crate) fn record_contract_violations(
 }
 
 /// A fault injected by the fault layer.
-pub(crate) fn record_fault(fault: &'static str, route: &str) {
-    metrics::counter!(FAULT_INJECTED.name, "route" => route.to_owned(), "fault" => fault)
-        .increment(1);
+pub(crate) fn record_fault(fault: &'static str, route: &str, method: &'static str) {
+    metrics::counter!(
+        FAULT_INJECTED.name,
+        "route" => route.to_owned(),
+        "method" => method,
+        "fault" => fault,
+    )
+    .increment(1);
 }
 
 /// A call to a dependency whose policy strict mode made up (`refused` or `reported`).
@@ -538,16 +551,18 @@ pub(crate) fn record_undeclared_dependency(dependency: &metrics::SharedString, r
 }
 
 /// A request the policy layer's strict mode saw without an explicit policy.
-pub(crate) fn record_unmatched_policy(route: &str, action: &'static str) {
+pub(crate) fn record_unmatched_policy(route: &str, method: &'static str, action: &'static str) {
     tracing::warn!(
         target: "steadfast::policy",
         route,
+        method,
         action,
         "route served without a policy of its own (strict mode)"
     );
     metrics::counter!(
         POLICY_UNMATCHED.name,
         "route" => route.to_owned(),
+        "method" => method,
         "action" => action,
     )
     .increment(1);

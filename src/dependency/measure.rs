@@ -16,8 +16,8 @@ use tracing::Span;
 use crate::core::clock::Instant;
 use crate::core::grpc::{self, Code};
 use crate::core::keyed::CowMap;
+use crate::core::labels;
 use crate::core::{DefaultClassifier, telemetry};
-use crate::observe::labels;
 
 /// gRPC methods with their own label per dependency; the rest share `_OTHER`.
 const MAX_METHODS: usize = 256;

@@ -15,6 +15,7 @@ use tower::{Layer, Service};
 
 use super::{FaultConfig, InjectedFault};
 use crate::core::grpc::{self, Code};
+use crate::core::labels;
 use crate::core::route::RouteLabel;
 use crate::core::{ConfigError, ResponseBody, telemetry};
 
@@ -118,7 +119,7 @@ where
         let route = RouteLabel::of(request.extensions());
         for (kind, happened) in [("delay", delay.is_some()), ("abort", abort.is_some())] {
             if happened {
-                telemetry::record_fault(kind, route.as_str());
+                telemetry::record_fault(kind, route.as_str(), labels::method(request.method()));
             }
         }
         tracing::warn!(

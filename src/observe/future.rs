@@ -11,10 +11,10 @@ use metrics::{Histogram, SharedString};
 use pin_project_lite::pin_project;
 use tracing::Span;
 
-use super::labels;
 use crate::core::clock::{self, Instant};
 use crate::core::grpc::Code;
 use crate::core::keyed::CowMap;
+use crate::core::labels;
 use crate::core::telemetry;
 use crate::core::{DefaultClassifier, OnEndOfStream, Rejection, TrackedBody};
 

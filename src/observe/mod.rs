@@ -51,7 +51,6 @@
 //! two clock reads and a few branches per request.
 
 mod future;
-pub(crate) mod labels;
 mod layer;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;

@@ -8,12 +8,12 @@ use http::{Request, Response};
 use tower::Service;
 
 use super::future::{Active, ObserveBody, Request as Measured, ResponseFuture, RouteMetrics};
-use super::labels;
 use super::layer::Shared;
 use super::span;
 use crate::core::clock;
 use crate::core::grpc;
 use crate::core::keyed::KeyCache;
+use crate::core::labels;
 use crate::core::route;
 
 /// Measures every request and wraps it in a server span; see the [module docs](super).

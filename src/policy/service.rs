@@ -18,6 +18,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::breaker::{BreakerBody, CircuitBreaker};
+use crate::core::labels;
 use crate::core::map::{self, RouteNode};
 use crate::core::{
     CatchPanic, DefaultClassifier, RequestBody, ResponseBody, clock, grpc, route, telemetry,
@@ -302,7 +303,7 @@ impl<S> PolicyService<S> {
             let label = route
                 .filter(|_| templated)
                 .unwrap_or(route::UNMATCHED_ROUTE);
-            telemetry::record_unmatched_policy(label, action);
+            telemetry::record_unmatched_policy(label, labels::method(request.method()), action);
             self.strict == Strict::Refuse
         };
         let inner = CatchPanic::new(inner);

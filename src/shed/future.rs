@@ -29,6 +29,8 @@ pin_project! {
         state: State<F, S, Req>,
         classifier: C,
         protocol: Protocol,
+        // The request's method label, for a rejection (`""` for a request that is not HTTP).
+        method: &'static str,
         class: Criticality,
         _mode: PhantomData<fn() -> M>,
     }
@@ -72,7 +74,7 @@ impl<F, S, Req, C, M> ResponseFuture<F, S, Req, C, M> {
             inner,
             slot: Some(slot),
         };
-        Self::with(state, classifier, Protocol::Http, class)
+        Self::with(state, classifier, (Protocol::Http, ""), class)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -82,7 +84,7 @@ impl<F, S, Req, C, M> ResponseFuture<F, S, Req, C, M> {
         request: Req,
         settings: Arc<RequestSettings>,
         classifier: C,
-        protocol: Protocol,
+        protocol: (Protocol, &'static str),
         class: Criticality,
     ) -> Self {
         let timer = tokio::time::sleep_until(waiting.until);
@@ -100,7 +102,7 @@ impl<F, S, Req, C, M> ResponseFuture<F, S, Req, C, M> {
         rejection: Rejection,
         limiter: LimiterHandle,
         classifier: C,
-        protocol: Protocol,
+        protocol: (Protocol, &'static str),
         class: Criticality,
     ) -> Self {
         Self::with(
@@ -117,13 +119,14 @@ impl<F, S, Req, C, M> ResponseFuture<F, S, Req, C, M> {
     fn with(
         state: State<F, S, Req>,
         classifier: C,
-        protocol: Protocol,
+        (protocol, method): (Protocol, &'static str),
         class: Criticality,
     ) -> Self {
         Self {
             state,
             classifier,
             protocol,
+            method,
             class,
             _mode: PhantomData,
         }
@@ -228,7 +231,11 @@ where
                     let rejection = rejection
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    telemetry::record_rejection(&rejection, limiter.name().unwrap_or("shared"));
+                    telemetry::record_rejection(
+                        &rejection,
+                        limiter.name().unwrap_or("shared"),
+                        this.method,
+                    );
                     return Poll::Ready(M::reject(*this.protocol, rejection));
                 }
             };

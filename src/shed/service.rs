@@ -14,6 +14,7 @@ use super::layer::RequestSettings;
 use super::limiter::LimiterHandle;
 use crate::core::Criticality;
 use crate::core::keyed::{KeyCache, Source};
+use crate::core::labels;
 use crate::core::{
     Classify, Deadline, DefaultClassifier, Error, Protocol, ProtocolResponses, ResponseBody,
     TypedErrors,
@@ -92,12 +93,13 @@ impl<S: fmt::Debug, C, M> fmt::Debug for Shed<S, C, M> {
 
 impl<S: Clone, C: Clone, M> Shed<S, C, M> {
     /// Admits the request under `limiter`, queues it, or answers for the inner service.
-    /// `protocol` is read only when the request is not admitted at once.
+    /// `protocol` (the protocol and the method label) is read only when the request is not
+    /// admitted at once.
     fn admit<Req>(
         &mut self,
         limiter: LimiterHandle,
         class: Criticality,
-        protocol: impl FnOnce(&Req) -> Protocol,
+        protocol: impl FnOnce(&Req) -> (Protocol, &'static str),
         deadline: Option<Deadline>,
         request: Req,
     ) -> ResponseFuture<S::Future, S, Req, C, M>
@@ -164,7 +166,12 @@ where
         let class = self.settings.criticality(&request);
         let limiter = self.source.for_request(&request, &self.cache);
         let deadline = Deadline::of(&request);
-        let protocol = |request: &Request<B>| Protocol::of(request.headers());
+        let protocol = |request: &Request<B>| {
+            (
+                Protocol::of(request.headers()),
+                labels::method(request.method()),
+            )
+        };
         self.admit(limiter, class, protocol, deadline, request)
     }
 }
@@ -188,6 +195,12 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let limiter = self.source.default_instance();
         let class = self.settings.default_criticality;
-        self.admit(limiter, class, |_: &Req| Protocol::Http, None, request)
+        self.admit(
+            limiter,
+            class,
+            |_: &Req| (Protocol::Http, ""),
+            None,
+            request,
+        )
     }
 }

@@ -222,6 +222,7 @@ impl TimeoutConfig {
         headers: &HeaderMap,
         extensions: &Extensions,
         route: &RouteLabel,
+        method: &'static str,
     ) -> Result<(Deadline, bool), Rejection> {
         let mut allowed = self.bound();
         if self.honor_grpc_timeout {
@@ -231,13 +232,14 @@ impl TimeoutConfig {
                     DeadlineFormat::GrpcTimeout,
                     value,
                     route,
+                    method,
                 )?;
                 allowed = allowed.min(caller.unwrap_or(allowed));
             }
         }
         if let Some((name, format)) = &self.http_header {
             if let Some(value) = headers.get(name) {
-                let caller = self.caller_time(name.as_str(), *format, value, route)?;
+                let caller = self.caller_time(name.as_str(), *format, value, route, method)?;
                 allowed = allowed.min(caller.unwrap_or(allowed));
             }
         }
@@ -255,12 +257,13 @@ impl TimeoutConfig {
         format: DeadlineFormat,
         value: &HeaderValue,
         route: &RouteLabel,
+        method: &'static str,
     ) -> Result<Option<Duration>, Rejection> {
         match format.parse(value) {
             Ok(time) => Ok(Some(time)),
             Err(reason) => {
                 let reject = self.on_invalid == OnInvalidDeadline::Reject;
-                telemetry::record_invalid_deadline(header, reject, route.as_str(), &reason);
+                telemetry::record_invalid_deadline(header, reject, route.as_str(), method, &reason);
                 if reject {
                     Err(
                         Rejection::new(RejectionKind::InvalidDeadline, Origin::Timeout)

@@ -27,6 +27,8 @@ pin_project! {
         state: State<F>,
         protocol: Protocol,
         route: RouteLabel,
+        // The request's method label (`""` for a request that is not HTTP).
+        method: &'static str,
         origin: Origin,
         timeout_status: StatusCode,
         _mode: PhantomData<fn() -> M>,
@@ -56,6 +58,7 @@ impl<F, M> ResponseFuture<F, M> {
         deadline: Option<Instant>,
         protocol: Protocol,
         route: RouteLabel,
+        method: &'static str,
         origin: Origin,
         timeout_status: StatusCode,
     ) -> Self {
@@ -66,13 +69,19 @@ impl<F, M> ResponseFuture<F, M> {
             },
             protocol,
             route,
+            method,
             origin,
             timeout_status,
             _mode: PhantomData,
         }
     }
 
-    pub(crate) fn rejected(rejection: Rejection, protocol: Protocol, route: RouteLabel) -> Self {
+    pub(crate) fn rejected(
+        rejection: Rejection,
+        protocol: Protocol,
+        route: RouteLabel,
+        method: &'static str,
+    ) -> Self {
         Self {
             origin: rejection.origin(),
             timeout_status: rejection.status(),
@@ -81,6 +90,7 @@ impl<F, M> ResponseFuture<F, M> {
             },
             protocol,
             route,
+            method,
             _mode: PhantomData,
         }
     }
@@ -122,7 +132,7 @@ where
         };
         // Dropping the inner future here cancels the work it was doing.
         this.state.set(State::Rejected { rejection: None });
-        telemetry::record_rejection(&rejection, this.route.as_str());
+        telemetry::record_rejection(&rejection, this.route.as_str(), this.method);
         Poll::Ready(M::reject(*this.protocol, rejection))
     }
 }

@@ -12,6 +12,7 @@ use super::config::DeadlineFormat;
 use super::future::ResponseFuture;
 use crate::core::clock::Instant;
 use crate::core::grpc::{self, GRPC_TIMEOUT};
+use crate::core::labels;
 use crate::core::route::RouteLabel;
 use crate::core::{
     Deadline, Origin, Protocol, ProtocolResponses, Rejection, RejectionKind, ResponseBody,
@@ -158,9 +159,10 @@ impl<S, M> PropagateDeadline<S, M> {
     {
         let protocol = Protocol::of(request.headers());
         let route = RouteLabel::of(request.extensions());
+        let method = labels::method(request.method());
         let deadline = match self.announce(&mut request, protocol) {
             Ok(deadline) => deadline,
-            Err(rejection) => return ResponseFuture::rejected(rejection, protocol, route),
+            Err(rejection) => return ResponseFuture::rejected(rejection, protocol, route, method),
         };
         let enforced = deadline.filter(|_| self.config.enforce);
         ResponseFuture::running(
@@ -168,6 +170,7 @@ impl<S, M> PropagateDeadline<S, M> {
             enforced,
             protocol,
             route,
+            method,
             Origin::PropagateDeadline,
             RejectionKind::Timeout.default_status(),
         )

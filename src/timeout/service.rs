@@ -12,6 +12,7 @@ use tower::Service;
 use super::config::TimeoutConfig;
 use super::future::ResponseFuture;
 use crate::core::clock;
+use crate::core::labels;
 use crate::core::route::RouteLabel;
 use crate::core::{
     Origin, Protocol, ProtocolResponses, Rejection, RejectionKind, ResponseBody, TypedErrors,
@@ -96,19 +97,22 @@ where
         let now = clock::now();
         let protocol = Protocol::of(request.headers());
         let route = RouteLabel::of(request.extensions());
-        let (deadline, earlier) =
-            match self
-                .config
-                .deadline_for(now, request.headers(), request.extensions(), &route)
-            {
-                Ok(found) => found,
-                Err(rejection) => return ResponseFuture::rejected(rejection, protocol, route),
-            };
+        let method = labels::method(request.method());
+        let (deadline, earlier) = match self.config.deadline_for(
+            now,
+            request.headers(),
+            request.extensions(),
+            &route,
+            method,
+        ) {
+            Ok(found) => found,
+            Err(rejection) => return ResponseFuture::rejected(rejection, protocol, route, method),
+        };
         if deadline.instant() <= now {
             // The caller has already given up: do not start work nobody will receive.
             let rejection = Rejection::new(RejectionKind::DeadlineExpired, Origin::Timeout)
                 .with_detail("the request arrived with no time left before its deadline");
-            return ResponseFuture::rejected(rejection, protocol, route);
+            return ResponseFuture::rejected(rejection, protocol, route, method);
         }
         if earlier && self.config.publishes_deadline() {
             request.extensions_mut().insert(deadline);
@@ -119,6 +123,7 @@ where
             Some(deadline.instant()),
             protocol,
             route,
+            method,
             Origin::Timeout,
             status,
         )
@@ -147,6 +152,7 @@ where
             Some(deadline),
             Protocol::Http,
             RouteLabel::default(),
+            "",
             Origin::Timeout,
             self.config.status(),
         )

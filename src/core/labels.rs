@@ -26,8 +26,8 @@ pub(crate) fn method_index(method: &Method) -> usize {
     }
 }
 
-/// The method as OpenTelemetry names it.
-#[cfg(all(test, not(loom)))]
+/// The method as OpenTelemetry names it (`_OTHER` for a non-standard one).
+#[inline]
 pub(crate) fn method(method: &Method) -> &'static str {
     METHODS[method_index(method)]
 }
