@@ -371,6 +371,35 @@ async fn a_grpc_body_dropped_before_its_end_is_a_cancelled_call() {
     );
 }
 
+/// A caller that goes away before the answer does not burn the availability budget: the
+/// request is not measured at all (no duration, so no 5xx), and is no longer active.
+#[tokio::test(start_paused = true)]
+async fn an_http_request_dropped_unanswered_is_not_measured() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let never = tower::service_fn(|_: Request<Body>| {
+        std::future::pending::<Result<http::Response<Body>, Infallible>>()
+    });
+    let call = ObserveLayer::new()
+        .layer(never)
+        .oneshot(Request::get("/x").body(Body::empty()).unwrap());
+    // The client disconnects: hyper drops the request's future.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), call)
+            .await
+            .is_err()
+    );
+    let all = series(&snapshotter);
+    assert!(durations(&all, "http.server.request.duration").is_empty());
+    let active: Vec<_> = all
+        .iter()
+        .filter(|(name, ..)| name == "http.server.active_requests")
+        .map(|(_, _, value)| value)
+        .collect();
+    assert_eq!(active, [&DebugValue::Gauge(0.0.into())]);
+}
+
 /// Every layer at work behind the observer: each rejection kind is named in `error.type`, and
 /// every metric any layer emits is in the catalogue.
 #[tokio::test(start_paused = true)]
