@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{BreakerSpec, Dur, KeyError};
+use super::spec::{BreakerSpec, Dur, KeyError};
 use crate::dependency::{DependencyConfig, HedgeConfig, HedgeDelay};
 use crate::retry::{BudgetConfig, RetryConfig};
 use crate::throttle::ThrottleConfig;
@@ -23,7 +23,7 @@ pub(super) struct DependencySpec {
     #[serde(default)]
     hedge: HedgeSpec,
     #[serde(default)]
-    objective: super::ObjectiveSpec,
+    objective: super::spec::ObjectiveSpec,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -65,7 +65,7 @@ pub(super) fn fields() -> Vec<String> {
             "retry" => Some(fields_of::<RetrySpec>()),
             "throttle" => Some(fields_of::<ThrottleSpec>()),
             "hedge" => Some(fields_of::<HedgeSpec>()),
-            "objective" => Some(fields_of::<super::ObjectiveSpec>()),
+            "objective" => Some(fields_of::<super::spec::ObjectiveSpec>()),
             _ => None,
         };
         match nested {
