@@ -117,6 +117,8 @@ mod future;
 mod grpc;
 mod json;
 mod layer;
+mod model;
+mod openapi;
 mod params;
 mod path;
 mod service;

@@ -9,8 +9,8 @@ use http::header::{COOKIE, HeaderName};
 use jsonschema::Validator;
 use serde_json::Value;
 
-use super::spec::escape;
 use super::violation::Collector;
+use super::violation::escape;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ParamIn {

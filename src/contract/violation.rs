@@ -92,6 +92,11 @@ impl Collector {
     }
 }
 
+/// RFC 6901 escaping of one pointer segment.
+pub(crate) fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
