@@ -14,15 +14,16 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use super::Direction;
-use super::config::{Mode, ResponseViolations};
+use super::config::Mode;
 use super::grpc::{FirstFrame, FrameChecker, MessageCheck, first_frame};
-use super::model::BodyKind;
+use super::model::{BodyKind, Media};
+use super::response::{broken_response, finish_response};
 use super::service::{Next, OperationRef, Shared};
 use super::violation::Collector;
 use crate::core::grpc::Code;
 use crate::core::labels;
-use crate::core::{Origin, Rejection, RejectionKind, ResponseBody, telemetry};
 use crate::core::{Overflow, RequestBody};
+use crate::core::{Rejection, ResponseBody};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -31,7 +32,7 @@ pub(crate) enum ReadPlan {
     /// Read it as `kind` says and validate it against the operation's media type `media`.
     Body {
         operation: OperationRef,
-        media: usize,
+        media: Arc<Media>,
         kind: BodyKind,
         enforce: bool,
     },
@@ -179,7 +180,7 @@ pin_project! {
             parts: Option<http::response::Parts>,
             body: Option<Pin<Box<RB>>>,
             reader: Reader,
-            media: usize,
+            media: Arc<Media>,
             violations: Option<Collector>,
         },
         Done,
@@ -306,8 +307,7 @@ where
             Ok(Read::Done) => {
                 let data = reader.take();
                 let trailers = reader.trailers.take();
-                shared
-                    .finish_body_request(operation, *media, *kind, *enforce, parts, data, trailers)
+                shared.finish_body_request(operation, media, *kind, *enforce, parts, data, trailers)
             }
         },
         ReadPlan::GrpcFirstMessage { path, check, max } => {
@@ -499,10 +499,6 @@ where
                     let response = match outcome {
                         Ok(Read::Done) => {
                             let data = reader.take();
-                            let media =
-                                check
-                                    .shared
-                                    .response_media(&check.operation, parts.status, *media);
                             media.check_json(&data, &mut violations);
                             let trailers = reader.trailers.take();
                             Response::from_parts(parts, ResponseBody::replay(data, trailers, None))
@@ -535,64 +531,4 @@ where
             }
         }
     }
-}
-
-/// The answer when the service's response body failed while the contract read it (both modes:
-/// there is no complete response to hand on, and the head has not been sent).
-fn broken_response<RB>(check: &ResponseCheck, status: StatusCode) -> Response<ResponseBody<RB>> {
-    let route = &*check.operation.template;
-    tracing::warn!(
-        target: "steadfast::contract",
-        route,
-        status = status.as_u16(),
-        "the response body failed before its end; answered 500 instead"
-    );
-    let rejection = Rejection::new(RejectionKind::InvalidResponse, Origin::Contract)
-        .with_detail("The service's response body failed before its end.");
-    telemetry::record_rejection(&rejection, route, labels::method(&check.operation.method));
-    rejection.to_http_response()
-}
-
-/// The response as it is, or (enforce mode, violations found) a `500` problem; the original is
-/// logged either way when it broke the contract.
-fn finish_response<RB>(
-    check: &ResponseCheck,
-    violations: Collector,
-    response: Response<ResponseBody<RB>>,
-) -> Response<ResponseBody<RB>> {
-    if violations.is_empty() {
-        return response;
-    }
-    let shared = &check.shared;
-    let route = &*check.operation.template;
-    let method = labels::method(&check.operation.method);
-    if let Some(hook) = &shared.config.on_response_violations {
-        hook(&ResponseViolations {
-            route,
-            method: &check.operation.method,
-            status: response.status(),
-            mode: check.mode,
-            violations: violations.listed(),
-            omitted: violations.omitted(),
-        });
-    }
-    if check.mode != Mode::Enforce {
-        shared.report(route, method, Direction::Response, &violations);
-        return response;
-    }
-    shared.count(route, method, Direction::Response, &violations);
-    tracing::error!(
-        target: "steadfast::contract",
-        route,
-        status = response.status().as_u16(),
-        headers = ?response.headers(),
-        violations = ?violations.listed(),
-        omitted = violations.omitted(),
-        "response broke the contract; answered 500 instead"
-    );
-    // The violations describe the service's internals: logged, not sent to the caller.
-    let rejection = Rejection::new(RejectionKind::InvalidResponse, Origin::Contract)
-        .with_detail("The service produced a response that breaks its contract.");
-    telemetry::record_rejection(&rejection, route, method);
-    rejection.to_http_response()
 }

@@ -121,6 +121,8 @@ mod model;
 mod openapi;
 mod params;
 mod path;
+mod request;
+mod response;
 mod service;
 mod spec;
 mod violation;

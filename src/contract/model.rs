@@ -22,7 +22,7 @@ pub(crate) struct Compiled {
 
 pub(crate) struct PathItem {
     pub(crate) template: Template,
-    pub(crate) operations: Vec<(Method, Operation)>,
+    pub(crate) operations: Vec<(Method, Arc<Operation>)>,
 }
 
 impl PathItem {
@@ -33,7 +33,7 @@ impl PathItem {
         }
     }
 
-    pub(crate) fn operation(&self, method: &Method) -> Option<&Operation> {
+    pub(crate) fn operation(&self, method: &Method) -> Option<&Arc<Operation>> {
         let found = self.operations.iter().find(|(m, _)| m == method);
         // A HEAD request is served by the GET handler in most routers.
         let found = found.or_else(|| {
@@ -59,7 +59,7 @@ pub(crate) struct Operation {
 
 pub(crate) struct BodySpec {
     pub(crate) required: bool,
-    pub(crate) media: Vec<Media>,
+    pub(crate) media: Vec<Arc<Media>>,
 }
 
 /// One documented media type, with its compiled schema if it has one that the layer can apply
@@ -251,8 +251,11 @@ pub(crate) fn is_json(media_type: &str) -> bool {
 }
 
 /// The media type among `media` that a `Content-Type` essence matches, the most specific
-/// first, with its index (by which a later step finds it again).
-pub(crate) fn find_media<'a>(media: &'a [Media], content_type: &str) -> Option<(usize, &'a Media)> {
+/// first; a later step holds on to it.
+pub(crate) fn find_media<'a>(
+    media: &'a [Arc<Media>],
+    content_type: &str,
+) -> Option<&'a Arc<Media>> {
     let specificity = |m: &Media| match m.range.as_str() {
         "*/*" => 0,
         r if r.ends_with("/*") => 1,
@@ -260,21 +263,20 @@ pub(crate) fn find_media<'a>(media: &'a [Media], content_type: &str) -> Option<(
     };
     media
         .iter()
-        .enumerate()
-        .filter(|(_, m)| m.matches(content_type))
-        .max_by_key(|(_, m)| specificity(m))
+        .filter(|m| m.matches(content_type))
+        .max_by_key(|m| specificity(m))
 }
 
 #[derive(Default)]
 pub(crate) struct ResponseSpecs {
-    pub(crate) exact: HashMap<u16, Vec<Media>>,
-    pub(crate) ranges: [Option<Vec<Media>>; 5],
-    pub(crate) default: Option<Vec<Media>>,
+    pub(crate) exact: HashMap<u16, Vec<Arc<Media>>>,
+    pub(crate) ranges: [Option<Vec<Arc<Media>>>; 5],
+    pub(crate) default: Option<Vec<Arc<Media>>>,
 }
 
 impl ResponseSpecs {
     /// The documented media types for `status`, or `None` if the status is not documented.
-    pub(crate) fn for_status(&self, status: u16) -> Option<&[Media]> {
+    pub(crate) fn for_status(&self, status: u16) -> Option<&[Arc<Media>]> {
         if let Some(media) = self.exact.get(&status) {
             return Some(media);
         }
@@ -303,7 +305,9 @@ mod tests {
     #[test]
     fn status_lookup_prefers_exact_then_range_then_default() {
         let mut specs = ResponseSpecs::default();
-        specs.exact.insert(201, vec![Media::json_any(None)]);
+        specs
+            .exact
+            .insert(201, vec![Arc::new(Media::json_any(None))]);
         specs.ranges[1] = Some(Vec::new());
         assert_eq!(specs.for_status(201).map(<[_]>::len), Some(1));
         assert_eq!(specs.for_status(204).map(<[_]>::len), Some(0));

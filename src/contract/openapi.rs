@@ -191,7 +191,7 @@ impl DocumentCompiler<'_> {
             })
     }
 
-    fn media(&self, content: Option<&Value>, pointer: &str) -> Result<Vec<Media>, SpecError> {
+    fn media(&self, content: Option<&Value>, pointer: &str) -> Result<Vec<Arc<Media>>, SpecError> {
         let Some(content) = content else {
             return Ok(Vec::new());
         };
@@ -221,7 +221,7 @@ impl DocumentCompiler<'_> {
                 }
                 _ => (None, Vec::new()),
             };
-            media.push(Media::new(range, schema, form_fields));
+            media.push(Arc::new(Media::new(range, schema, form_fields)));
         }
         Ok(media)
     }
@@ -441,7 +441,7 @@ pub(crate) fn compile_openapi(
             check_path_params(&path_item.template, &operation.params, &at)?;
             let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
                 .expect("the eight OpenAPI methods are valid HTTP methods");
-            path_item.operations.push((method, operation));
+            path_item.operations.push((method, Arc::new(operation)));
         }
     }
     Ok(())

@@ -186,7 +186,7 @@ impl ContractBuilder {
                 .entry(template.clone())
                 .or_insert_with(|| PathItem::new(template.clone()));
             item.operations.retain(|(m, _)| *m != method);
-            item.operations.push((method, operation));
+            item.operations.push((method, Arc::new(operation)));
         }
         let matcher = PathMatcher::new(routes.keys().cloned());
         let mut grpc = HashMap::new();
@@ -265,7 +265,10 @@ impl RouteSchemas {
         let body = match &self.request {
             Some(schema) => Some(BodySpec {
                 required: !self.request_optional,
-                media: vec![Media::json_any(Some(compile(schema, at("request"))?))],
+                media: vec![Arc::new(Media::json_any(Some(compile(
+                    schema,
+                    at("request"),
+                )?)))],
             }),
             None => None,
         };
@@ -275,10 +278,10 @@ impl RouteSchemas {
             let mut specs = ResponseSpecs::default();
             for (status, schema) in &self.responses {
                 let media = match schema {
-                    Some(schema) => vec![Media::json_any(Some(compile(
+                    Some(schema) => vec![Arc::new(Media::json_any(Some(compile(
                         schema,
                         at(&format!("responses/{status}")),
-                    )?))],
+                    )?)))],
                     None => Vec::new(),
                 };
                 specs.exact.insert(*status, media);
