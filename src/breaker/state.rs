@@ -126,34 +126,71 @@ impl Word {
 const TAG_SHIFT: u32 = 56;
 const VALUE_MASK: u64 = (1 << TAG_SHIFT) - 1;
 
+/// The generation bits a tag keeps.
+const TAG_MASK: u64 = 0xFF;
+
 fn tag(generation: u64) -> u64 {
-    (generation & 0xFF) << TAG_SHIFT
+    (generation & TAG_MASK) << TAG_SHIFT
 }
+
+const NANOS_PER_MICRO: u64 = 1_000;
 
 /// A breaker-clock instant (nanoseconds) as stored microseconds, rounded down: never wraps
 /// (see [`TAG_SHIFT`]).
 fn to_micros(nanos: u64) -> u64 {
-    nanos / 1000
+    nanos / NANOS_PER_MICRO
 }
 
 /// The same, rounded up: for an instant that must have passed (the end of an open wait).
 fn to_micros_up(nanos: u64) -> u64 {
-    nanos.div_ceil(1000)
+    nanos.div_ceil(NANOS_PER_MICRO)
 }
 
 /// Stored microseconds back to nanoseconds, saturating.
 fn from_micros(micros: u64) -> u64 {
-    micros.saturating_mul(1000)
+    micros.saturating_mul(NANOS_PER_MICRO)
 }
 
 fn tagged_value(word: u64, generation: u64) -> Option<u64> {
     (word & !VALUE_MASK == tag(generation)).then_some(word & VALUE_MASK)
 }
 
-// Probe tally (the low 48 bits of its word): completed | failures | slow, 16 bits each.
-const PROBE_COMPLETED: u64 = 1;
-const PROBE_FAILURE: u64 = 1 << 16;
-const PROBE_SLOW: u64 = 1 << 32;
+/// The half-open probes' tally, in the low 48 bits of its (tagged) word: completed, failures
+/// and slow calls, 16 bits each from the bottom. Half-open permits are at most
+/// [`MAX_PERMITS`] (16 bits), so no count can carry into the next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ProbeTally(u64);
+
+impl ProbeTally {
+    const COUNT_BITS: u32 = 16;
+    const COUNT_MASK: u64 = (1 << Self::COUNT_BITS) - 1;
+    const COMPLETED_SHIFT: u32 = 0;
+    const FAILURES_SHIFT: u32 = Self::COUNT_BITS;
+    const SLOW_SHIFT: u32 = 2 * Self::COUNT_BITS;
+
+    /// What one completed probe adds.
+    fn probe(failure: bool, slow: bool) -> u64 {
+        1 << Self::COMPLETED_SHIFT
+            | u64::from(failure) << Self::FAILURES_SHIFT
+            | u64::from(slow) << Self::SLOW_SHIFT
+    }
+
+    fn count(self, shift: u32) -> u32 {
+        ((self.0 >> shift) & Self::COUNT_MASK) as u32
+    }
+
+    fn completed(self) -> u32 {
+        self.count(Self::COMPLETED_SHIFT)
+    }
+
+    fn failures(self) -> u32 {
+        self.count(Self::FAILURES_SHIFT)
+    }
+
+    fn slow(self) -> u32 {
+        self.count(Self::SLOW_SHIFT)
+    }
+}
 
 /// The breaker's settings, resolved to nanoseconds.
 #[derive(Clone, Debug)]
@@ -498,9 +535,7 @@ impl Machine {
         now: u64,
         emit: &mut impl FnMut(Transition),
     ) {
-        let delta = PROBE_COMPLETED
-            + if failure { PROBE_FAILURE } else { 0 }
-            + if slow { PROBE_SLOW } else { 0 };
+        let delta = ProbeTally::probe(failure, slow);
         let mut seen = self.probes.load(Ordering::Acquire);
         let tally = loop {
             // A tally of another generation is stale: this probe starts the count.
@@ -512,16 +547,16 @@ impl Machine {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => break base + delta,
+                Ok(_) => break ProbeTally(base + delta),
                 Err(actual) => seen = actual,
             }
         };
-        let completed = tally & 0xFFFF;
-        if completed < u64::from(self.settings.half_open_permits) {
+        let completed = tally.completed();
+        if completed < self.settings.half_open_permits {
             return;
         }
-        let failure_rate = ((tally >> 16) & 0xFFFF) as f64 * 100.0 / completed as f64;
-        let slow_rate = ((tally >> 32) & 0xFFFF) as f64 * 100.0 / completed as f64;
+        let failure_rate = f64::from(tally.failures()) * 100.0 / f64::from(completed);
+        let slow_rate = f64::from(tally.slow()) * 100.0 / f64::from(completed);
         let failed = failure_rate >= self.settings.failure_rate_threshold
             || slow_rate >= self.settings.slow_call_rate_threshold;
         // The last probe decides, against whatever permits are in use now.
@@ -572,7 +607,8 @@ impl Machine {
         let backed_off = settings.open_nanos as f64 * settings.open_backoff.powi(exponent);
         let capped = backed_off.min(settings.open_max_nanos as f64);
         let jittered = if settings.open_jitter > 0.0 {
-            let unit = (splitmix64(generation) >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+            // [0, 1), the same for a generation (deterministic in tests), spread across trips.
+            let unit = fastrand::Rng::with_seed(generation).f64();
             capped * (1.0 + settings.open_jitter * (2.0 * unit - 1.0))
         } else {
             capped
@@ -684,16 +720,18 @@ impl Machine {
         if word.state != State::HalfOpen {
             return None;
         }
-        let tally = tagged_value(self.probes.load(Ordering::Acquire), word.generation).unwrap_or(0);
+        let tally = ProbeTally(
+            tagged_value(self.probes.load(Ordering::Acquire), word.generation).unwrap_or(0),
+        );
         // The word counts the places taken (a completed probe keeps its place, a cancelled
         // one gives it back); those not completed yet are in flight.
-        let completed = (tally & 0xFFFF) as u32;
+        let completed = tally.completed();
         Some(HalfOpenProgress {
             permits: self.settings.half_open_permits,
             in_flight: word.permits.saturating_sub(completed),
             completed,
-            failures: ((tally >> 16) & 0xFFFF) as u32,
-            slow: ((tally >> 32) & 0xFFFF) as u32,
+            failures: tally.failures(),
+            slow: tally.slow(),
         })
     }
 
@@ -750,11 +788,4 @@ impl Machine {
             _ => None,
         }
     }
-}
-
-fn splitmix64(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -20,9 +20,15 @@ pub enum Criticality {
     CriticalPlus = 3,
 }
 
+/// One value per criticality class, lowest class first (indexed by [`Criticality::ALL`]'s order).
+pub type PerClass<T> = [T; Criticality::COUNT];
+
 impl Criticality {
+    /// How many classes there are.
+    pub const COUNT: usize = 4;
+
     /// Every class, lowest first.
-    pub const ALL: [Criticality; 4] = [
+    pub const ALL: [Criticality; Criticality::COUNT] = [
         Criticality::Sheddable,
         Criticality::SheddablePlus,
         Criticality::Critical,

@@ -40,7 +40,7 @@ pub use classify::{
     Outcome, classify_fn,
 };
 pub use config_error::ConfigError;
-pub use criticality::{Criticality, UnknownCriticality};
+pub use criticality::{Criticality, PerClass, UnknownCriticality};
 pub use deadline::Deadline;
 #[cfg(feature = "axum")]
 pub use deadline::MissingDeadline;

@@ -1,5 +1,6 @@
 //! Load shedder settings, with their defaults and validation.
 
+use crate::core::PerClass;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -155,8 +156,8 @@ pub struct ShedConfig {
     pub(crate) default_criticality: Criticality,
     pub(crate) criticality_header: Option<HeaderName>,
     pub(crate) max_header_criticality: Criticality,
-    pub(crate) shares: [f64; 4],
-    pub(crate) admit_below: [f64; 4],
+    pub(crate) shares: PerClass<f64>,
+    pub(crate) admit_below: PerClass<f64>,
     pub(crate) grpc_code: Code,
     pub(crate) retry_after: Duration,
     pub(crate) queue: Option<QueueConfig>,
@@ -172,7 +173,7 @@ impl Default for ShedConfig {
             default_criticality: Criticality::Critical,
             criticality_header: None,
             max_header_criticality: Criticality::Critical,
-            shares: [0.0; 4],
+            shares: [0.0; Criticality::COUNT],
             // Sheddable, sheddable-plus, critical, critical-plus.
             admit_below: [0.9, 0.95, 1.0, 1.0],
             grpc_code: Code::Unavailable,

@@ -5,6 +5,7 @@
 //! [`shed`](super) explain the algorithm and every constant.
 
 use super::config::Knee;
+use crate::core::{Criticality, PerClass};
 
 /// The windows over which a falling limit is compared with latency: when the limit fell below
 /// [`FELL`] of what it was and latency stayed above [`FLAT`] of what it was (above the knee it
@@ -72,7 +73,7 @@ pub(crate) struct WindowStats {
     pub(crate) inflight_end: u64,
     pub(crate) peak: u64,
     /// Requests by class (completed or rejected), lowest class first.
-    pub(crate) demand: [u64; 4],
+    pub(crate) demand: PerClass<u64>,
     /// Requests admitted after the current probe began that completed, and their latencies.
     pub(crate) probe_samples: u64,
     pub(crate) probe_rtt_sum: u64,
@@ -87,7 +88,7 @@ pub(crate) struct Step {
     /// When the probe in progress began (requests admitted since then are its samples).
     pub(crate) probe_since: Option<u64>,
     /// Slots kept for each class's recent demand, lowest class first.
-    pub(crate) reserves: [u32; 4],
+    pub(crate) reserves: PerClass<u32>,
     /// The window's average latency and the no-load latency, in nanoseconds.
     pub(crate) rtt: f64,
     pub(crate) base: f64,
@@ -131,7 +132,7 @@ pub(crate) struct KneeState {
     backoff: u32,
     /// Whether a probe has confirmed the no-load latency since it last changed.
     confirmed: bool,
-    reserves: [f64; 4],
+    reserves: PerClass<f64>,
 }
 
 impl KneeState {
@@ -154,7 +155,7 @@ impl KneeState {
             next_probe: 0,
             backoff: 0,
             confirmed: false,
-            reserves: [0.0; 4],
+            reserves: [0.0; Criticality::COUNT],
         }
     }
 

@@ -5,6 +5,7 @@
 //! closes it computes the next limit; the algorithm's own state is touched only there, one
 //! window after another.
 
+use crate::core::PerClass;
 use std::sync::Mutex;
 
 use super::config::{Aimd, Gradient2, LimitAlgorithm};
@@ -90,7 +91,7 @@ pub(crate) struct LimitUpdate {
     /// AIMD).
     pub(crate) long_rtt_nanos: Option<f64>,
     /// The knee's room for each class's recent demand.
-    pub(crate) reserves: Option<[u32; 4]>,
+    pub(crate) reserves: Option<PerClass<u32>>,
 }
 
 /// One completed (or cancelled) request, as the limit sees it.
@@ -129,7 +130,7 @@ pub(crate) struct Adaptive {
     /// when the window began, and the requests of a probe (admitted after `probe_since - 1`;
     /// 0 when there is no probe).
     rejected: AtomicU64,
-    demand: [AtomicU64; 4],
+    demand: PerClass<AtomicU64>,
     inflight_start: AtomicU64,
     probe_since: AtomicU64,
     probe_samples: AtomicU64,

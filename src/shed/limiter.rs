@@ -1,5 +1,6 @@
 //! The limiter: lock-free admission by class against the current limit.
 
+use crate::core::PerClass;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -17,13 +18,17 @@ use crate::core::clock::{self, Instant};
 use crate::core::sync::{AtomicU64, Ordering};
 use crate::core::telemetry;
 
+/// The bits of one class's lane in the counts and reserves words (four lanes, lowest class in
+/// the lowest bits).
+const LANE_BITS: u32 = 16;
+
 /// The most requests of one class that may be in flight at once (15 of its 16 bits: the top
 /// bit of the word marks a retired limiter).
-pub(crate) const MAX_PER_CLASS: u32 = 0x7FFF;
+pub(crate) const MAX_PER_CLASS: u32 = (1 << (LANE_BITS - 1)) - 1;
 
 /// Set in the counts word of a limiter replaced by a reload: it admits nobody new (its
 /// successor does, counting what this one still has in flight), only drains.
-const RETIRED: u64 = 1 << 63;
+const RETIRED: u64 = 1 << (Criticality::COUNT as u32 * LANE_BITS - 1);
 
 /// What an attempt to take a slot came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,8 +62,8 @@ pub(crate) struct Admission {
     /// Slots kept for each class's recent demand, 16 bits each like `counts`: a class is
     /// admitted only while the classes above it still have room for theirs.
     reserves: AtomicU64,
-    shares: [f64; 4],
-    admit_below: [f64; 4],
+    shares: PerClass<f64>,
+    admit_below: PerClass<f64>,
 }
 
 /// The room the classes above `class` need beyond what they hold now.
@@ -69,12 +74,18 @@ fn room_above(counts: u64, reserves: u64, class: Criticality) -> u64 {
         .sum()
 }
 
+/// The shift of `class`'s lane.
+fn lane_shift(class: Criticality) -> u32 {
+    LANE_BITS * class.index() as u32
+}
+
+/// One request of `class`, as a counts word adds it.
 fn unit(class: Criticality) -> u64 {
-    1 << (16 * class.index())
+    1 << lane_shift(class)
 }
 
 fn count_of(counts: u64, class: Criticality) -> u64 {
-    (counts >> (16 * class.index())) & u64::from(MAX_PER_CLASS)
+    (counts >> lane_shift(class)) & u64::from(MAX_PER_CLASS)
 }
 
 fn total_of(counts: u64) -> u64 {
@@ -86,7 +97,7 @@ fn total_of(counts: u64) -> u64 {
 }
 
 impl Admission {
-    pub(crate) fn new(limit: u32, shares: [f64; 4], admit_below: [f64; 4]) -> Self {
+    pub(crate) fn new(limit: u32, shares: PerClass<f64>, admit_below: PerClass<f64>) -> Self {
         Self {
             limit: AtomicU64::new(u64::from(limit)),
             counts: AtomicU64::new(0),
@@ -111,7 +122,7 @@ impl Admission {
     }
 
     /// Keeps room for each class's recent demand (slots, lowest class first).
-    pub(crate) fn set_reserves(&self, reserves: [u32; 4]) {
+    pub(crate) fn set_reserves(&self, reserves: PerClass<u32>) {
         let packed = Criticality::ALL.into_iter().fold(0, |packed, class| {
             packed | (u64::from(reserves[class.index()].min(MAX_PER_CLASS)) * unit(class))
         });
@@ -226,7 +237,7 @@ struct LimiterMetrics {
     queue_length: Gauge,
     queue_wait: Histogram,
     /// By class, then by reason.
-    rejected: [[Counter; 4]; 4],
+    rejected: [[Counter; ShedReason::COUNT]; Criticality::COUNT],
 }
 
 /// Why the shedder rejected a request.
@@ -243,7 +254,8 @@ pub(crate) enum ShedReason {
 }
 
 impl ShedReason {
-    const ALL: [ShedReason; 4] = [
+    const COUNT: usize = 4;
+    const ALL: [ShedReason; ShedReason::COUNT] = [
         ShedReason::Limit,
         ShedReason::QueueFull,
         ShedReason::QueueTimeout,
@@ -281,7 +293,7 @@ pub struct LimiterSnapshot {
     /// Requests in flight.
     pub in_flight: u64,
     /// Requests in flight by class, lowest class first (see [`Criticality::ALL`]).
-    pub in_flight_by_class: [u64; 4],
+    pub in_flight_by_class: PerClass<u64>,
     /// Requests waiting in the queue.
     pub queued: u64,
 }

@@ -18,7 +18,11 @@ fn model(test: impl Fn() + Sync + Send + 'static) {
 #[test]
 fn admission_never_exceeds_the_limit() {
     model(|| {
-        let admission = Arc::new(Admission::new(1, [0.0; 4], [1.0; 4]));
+        let admission = Arc::new(Admission::new(
+            1,
+            [0.0; Criticality::COUNT],
+            [1.0; Criticality::COUNT],
+        ));
         let admitted = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..2)
             .map(|_| {
@@ -44,7 +48,11 @@ fn admission_never_exceeds_the_limit() {
 #[test]
 fn releases_racing_admissions_leave_counts_consistent() {
     model(|| {
-        let admission = Arc::new(Admission::new(1, [0.0; 4], [1.0; 4]));
+        let admission = Arc::new(Admission::new(
+            1,
+            [0.0; Criticality::COUNT],
+            [1.0; Criticality::COUNT],
+        ));
         assert!(
             admission
                 .try_acquire(Criticality::Critical, 0)
@@ -68,8 +76,16 @@ fn a_retired_limiter_and_its_successor_never_pass_the_new_limit_together() {
     // A reload replaces a limiter while requests race to it: the old one is retired first, and
     // the new one counts what the old still has in flight.
     model(|| {
-        let old = Arc::new(Admission::new(1, [0.0; 4], [1.0; 4]));
-        let new = Arc::new(Admission::new(1, [0.0; 4], [1.0; 4]));
+        let old = Arc::new(Admission::new(
+            1,
+            [0.0; Criticality::COUNT],
+            [1.0; Criticality::COUNT],
+        ));
+        let new = Arc::new(Admission::new(
+            1,
+            [0.0; Criticality::COUNT],
+            [1.0; Criticality::COUNT],
+        ));
         let racer = {
             let old = old.clone();
             thread::spawn(move || old.try_acquire(Criticality::Critical, 0))

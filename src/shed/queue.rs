@@ -7,6 +7,7 @@
 //! CoDel: if the queue has not been empty within the last `interval`, only `target_wait`,
 //! otherwise `max_wait`; and never past the request's own deadline.
 
+use crate::core::PerClass;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -52,7 +53,7 @@ pub(crate) struct Queue {
     config: QueueConfig,
     /// Live waiters; read without the lock, so a release with nobody waiting takes no lock.
     waiting: AtomicU64,
-    lanes: Mutex<[VecDeque<SlotSender>; 4]>,
+    lanes: Mutex<PerClass<VecDeque<SlotSender>>>,
     /// When the queue was last empty, in nanoseconds on the limiter's clock.
     last_empty: AtomicU64,
 }
