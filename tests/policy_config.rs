@@ -351,3 +351,124 @@ async fn dependency_policies_come_from_the_file_and_their_mistakes_name_the_key(
         assert_eq!(error.path(), path, "{text}: {error}");
     }
 }
+
+/// Every timeout setting code can make has a key: the cap, the caller's headers and their
+/// form, the answer to an unreadable one, the timeout status, publishing the `Deadline`; and
+/// the shedder's queue. A route inherits them key by key.
+#[test]
+fn deadline_and_queue_settings_come_from_the_file() {
+    use http::{HeaderName, StatusCode};
+    use steadfast::policy::Policy;
+    use steadfast::shed::{QueueConfig, ShedConfig};
+    use steadfast::timeout::{DeadlineFormat, OnInvalidDeadline, TimeoutConfig};
+
+    let file = PolicyFile::parse(
+        r#"
+        [defaults]
+        timeout = "2s"
+        deadline.cap = "5s"
+        deadline.http_header = "x-envoy-expected-rq-timeout-ms"
+        deadline.on_invalid = "reject"
+        shed.queue.max_wait = "50ms"
+
+        [routes."/a"]
+        deadline.http_format = "grpc_timeout"
+        deadline.grpc_timeout = false
+        deadline.timeout_status = 503
+        deadline.publish = false
+        shed.queue.max_len = 10
+        "#,
+    )
+    .unwrap();
+    let policies = file.policies();
+    let header = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+    let defaults = TimeoutConfig::new(Duration::from_secs(2))
+        .cap(Duration::from_secs(5))
+        .http_deadline_header(header.clone(), DeadlineFormat::Millis)
+        .on_invalid_deadline(OnInvalidDeadline::Reject);
+    let queue = QueueConfig {
+        max_wait: Duration::from_millis(50),
+        ..QueueConfig::default()
+    };
+    assert_eq!(
+        policies.for_route(&Method::GET, "/elsewhere"),
+        &Policy::new()
+            .timeout_config(defaults.clone())
+            .shed(ShedConfig::new().queue(queue))
+    );
+    let route = TimeoutConfig::new(Duration::from_secs(2))
+        .cap(Duration::from_secs(5))
+        .http_deadline_header(header, DeadlineFormat::GrpcTimeout)
+        .on_invalid_deadline(OnInvalidDeadline::Reject)
+        .honor_grpc_timeout(false)
+        .timeout_status(StatusCode::SERVICE_UNAVAILABLE)
+        .publish_deadline(false);
+    assert_eq!(
+        policies.for_route(&Method::GET, "/a"),
+        &Policy::new()
+            .timeout_config(route)
+            .shed(ShedConfig::new().queue(QueueConfig {
+                max_len: 10,
+                ..queue
+            }))
+    );
+    // No key: no queue, as in code.
+    let plain = PolicyFile::parse("[defaults]\ntimeout = \"2s\"\n").unwrap();
+    assert_eq!(
+        plain.policies().for_route(&Method::GET, "/a"),
+        &Policy::new().timeout(Duration::from_secs(2))
+    );
+}
+
+#[test]
+fn deadline_and_queue_mistakes_name_their_key() {
+    for (text, path, reason) in [
+        (
+            "[defaults]\ndeadline.http_format = \"millis\"\n",
+            "defaults.deadline.http_format",
+            "needs deadline.http_header",
+        ),
+        (
+            "[defaults]\ndeadline.http_header = \"x-t\"\ndeadline.http_format = \"seconds\"\n",
+            "defaults.deadline.http_format",
+            "`seconds` is not",
+        ),
+        (
+            "[defaults]\ndeadline.http_header = \"bad header\"\n",
+            "defaults.deadline.http_header",
+            "not a header name",
+        ),
+        (
+            "[defaults]\ndeadline.on_invalid = \"drop\"\n",
+            "defaults.deadline.on_invalid",
+            "`drop` is not",
+        ),
+        (
+            "[defaults]\ndeadline.timeout_status = 200\n",
+            "defaults.deadline.timeout_status",
+            "4xx or 5xx",
+        ),
+        (
+            "[defaults]\ndeadline.cap = \"0s\"\n",
+            "defaults.deadline.cap",
+            "longer than zero",
+        ),
+        (
+            "[routes.\"/a\"]\nshed.queue.max_len = 0\n",
+            "routes.\"/a\".shed.queue.max_len",
+            "at least 1",
+        ),
+        (
+            "[routes.\"/a\"]\nshed.queue.max_wait = \"2h\"\n",
+            "routes.\"/a\".shed.queue.max_wait",
+            "at most an hour",
+        ),
+        (
+            "[defaults.shed.queue]\ntarget_wait = \"1s\"\n",
+            "defaults.shed.queue.target_wait",
+            "not be longer than queue.max_wait",
+        ),
+    ] {
+        fails(text, path, reason);
+    }
+}

@@ -29,6 +29,41 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "The budget of each request; a caller's `grpc-timeout` may shorten it.",
     ),
     key(
+        "deadline.cap",
+        "none",
+        "An upper bound on the budget, whatever else says (`TimeoutConfig::cap`).",
+    ),
+    key(
+        "deadline.grpc_timeout",
+        "true",
+        "Whether a caller's `grpc-timeout` header may shorten the budget.",
+    ),
+    key(
+        "deadline.http_header",
+        "none",
+        "An HTTP request header carrying the caller's time left, which may shorten the budget (e.g. `x-envoy-expected-rq-timeout-ms`).",
+    ),
+    key(
+        "deadline.http_format",
+        "\"millis\"",
+        "That header's form: `millis` (whole milliseconds, `250`) or `grpc_timeout` (`250m`).",
+    ),
+    key(
+        "deadline.on_invalid",
+        "\"ignore\"",
+        "A deadline header that cannot be read: `ignore` it (serve within the budget) or `reject` the request (400).",
+    ),
+    key(
+        "deadline.timeout_status",
+        "504",
+        "The status of a timed-out request (a 4xx or 5xx).",
+    ),
+    key(
+        "deadline.publish",
+        "true",
+        "Whether the request's `Deadline` is put in its extensions for handlers and outbound calls.",
+    ),
+    key(
         "criticality",
         "\"critical\"",
         "The class of the route's requests unless they carry one: `critical_plus`, `critical`, `sheddable_plus`, `sheddable`.",
@@ -117,6 +152,31 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "shed.criticality_header",
         "none",
         "A request header that may lower (never raise) a request's class.",
+    ),
+    key(
+        "shed.queue.enabled",
+        "false",
+        "Whether requests over the limit wait in a queue (adaptive LIFO with CoDel's standing-queue rule) instead of being shed at once; on when any queue key is set.",
+    ),
+    key(
+        "shed.queue.max_len",
+        "100",
+        "The most requests waiting at once.",
+    ),
+    key(
+        "shed.queue.max_wait",
+        "\"100ms\"",
+        "How long a request may wait while the queue keeps draining.",
+    ),
+    key(
+        "shed.queue.target_wait",
+        "\"5ms\"",
+        "How long a request may wait once a standing queue has formed.",
+    ),
+    key(
+        "shed.queue.interval",
+        "\"100ms\"",
+        "A queue not empty for this long is a standing queue.",
     ),
     key(
         "fault.delay",

@@ -364,8 +364,22 @@ mod tests {
                         .map(|f| format!("breaker.{f}")),
                 ),
                 "shed" => {
-                    accepted.extend(fields_of::<ShedSpec>().iter().map(|f| format!("shed.{f}")))
+                    for f in fields_of::<ShedSpec>() {
+                        match *f {
+                            "queue" => accepted.extend(
+                                fields_of::<QueueSpec>()
+                                    .iter()
+                                    .map(|q| format!("shed.queue.{q}")),
+                            ),
+                            f => accepted.push(format!("shed.{f}")),
+                        }
+                    }
                 }
+                "deadline" => accepted.extend(
+                    fields_of::<DeadlineSpec>()
+                        .iter()
+                        .map(|f| format!("deadline.{f}")),
+                ),
                 "fault" => accepted.extend(
                     fields_of::<FaultSpec>()
                         .iter()

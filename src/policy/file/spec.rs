@@ -11,7 +11,8 @@ use serde::Deserialize;
 use super::dependencies;
 use crate::breaker::{BreakerConfig, SlidingWindow};
 use crate::policy::spec::{AlertSettings, Objective, Policy, PolicyError};
-use crate::shed::{Aimd, Criticality, Gradient2, Knee, LimitAlgorithm, ShedConfig};
+use crate::shed::{Aimd, Criticality, Gradient2, Knee, LimitAlgorithm, QueueConfig, ShedConfig};
+use crate::timeout::{DeadlineFormat, OnInvalidDeadline, TimeoutConfig};
 
 /// A duration written as a string: `"250ms"`, `"2s"`, `"1m 30s"`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -118,6 +119,8 @@ impl ObjectiveSpec {
 #[serde(deny_unknown_fields)]
 pub(super) struct PolicySpec {
     timeout: Option<Dur>,
+    #[serde(default)]
+    deadline: DeadlineSpec,
     criticality: Option<String>,
     #[serde(default)]
     breaker: BreakerSpec,
@@ -129,6 +132,93 @@ pub(super) struct PolicySpec {
     contract: ContractSpec,
     #[serde(default)]
     objective: ObjectiveSpec,
+}
+
+/// How the route reads its callers' deadlines and answers when time runs out (the rest of the
+/// timeout settings; `timeout` is the budget).
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeadlineSpec {
+    cap: Option<Dur>,
+    grpc_timeout: Option<bool>,
+    http_header: Option<String>,
+    http_format: Option<String>,
+    on_invalid: Option<String>,
+    timeout_status: Option<u16>,
+    publish: Option<bool>,
+}
+
+impl DeadlineSpec {
+    /// The timeout settings: the budget `timeout` (the default one when unset) and these keys.
+    pub(super) fn build(&self, budget: Option<Duration>) -> Result<TimeoutConfig, KeyError> {
+        let mut config = match budget {
+            Some(budget) => TimeoutConfig::new(budget),
+            None => Policy::new().timeout_settings().clone(),
+        };
+        if let Some(Dur(cap)) = self.cap {
+            config = config.cap(cap);
+        }
+        if let Some(honor) = self.grpc_timeout {
+            config = config.honor_grpc_timeout(honor);
+        }
+        let format = match self.http_format.as_deref() {
+            None | Some("millis") => DeadlineFormat::Millis,
+            Some("grpc_timeout") => DeadlineFormat::GrpcTimeout,
+            Some(other) => {
+                return Err((
+                    "deadline.http_format",
+                    format!("`{other}` is not millis or grpc_timeout"),
+                ));
+            }
+        };
+        match &self.http_header {
+            Some(header) => {
+                let name = http::HeaderName::try_from(header.as_str()).map_err(|_| {
+                    (
+                        "deadline.http_header",
+                        format!("`{header}` is not a header name"),
+                    )
+                })?;
+                config = config.http_deadline_header(name, format);
+            }
+            None if self.http_format.is_some() => {
+                return Err(("deadline.http_format", "needs deadline.http_header".into()));
+            }
+            None => {}
+        }
+        match self.on_invalid.as_deref() {
+            None => {}
+            Some("ignore") => config = config.on_invalid_deadline(OnInvalidDeadline::Ignore),
+            Some("reject") => config = config.on_invalid_deadline(OnInvalidDeadline::Reject),
+            Some(other) => {
+                return Err((
+                    "deadline.on_invalid",
+                    format!("`{other}` is not ignore or reject"),
+                ));
+            }
+        }
+        if let Some(status) = self.timeout_status {
+            let status = http::StatusCode::from_u16(status).map_err(|_| {
+                (
+                    "deadline.timeout_status",
+                    format!("{status} is not an HTTP status"),
+                )
+            })?;
+            config = config.timeout_status(status);
+        }
+        if let Some(publish) = self.publish {
+            config = config.publish_deadline(publish);
+        }
+        config.validate().map_err(|error| {
+            let key = match error.key() {
+                "budget" => "timeout",
+                "cap" => "deadline.cap",
+                _ => "deadline.timeout_status",
+            };
+            (key, error.reason().to_owned())
+        })?;
+        Ok(config)
+    }
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -205,6 +295,38 @@ pub(super) struct ShedSpec {
     max_limit: Option<u32>,
     retry_after: Option<Dur>,
     criticality_header: Option<String>,
+    #[serde(default)]
+    queue: QueueSpec,
+}
+
+/// The shedder's queue: off unless asked for (`enabled`, or any of its keys).
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct QueueSpec {
+    enabled: Option<bool>,
+    max_len: Option<usize>,
+    max_wait: Option<Dur>,
+    target_wait: Option<Dur>,
+    interval: Option<Dur>,
+}
+
+impl QueueSpec {
+    fn build(&self) -> Option<QueueConfig> {
+        let asked = self.max_len.is_some()
+            || self.max_wait.is_some()
+            || self.target_wait.is_some()
+            || self.interval.is_some();
+        if !self.enabled.unwrap_or(asked) {
+            return None;
+        }
+        let base = QueueConfig::default();
+        Some(QueueConfig {
+            max_len: self.max_len.unwrap_or(base.max_len),
+            max_wait: self.max_wait.map_or(base.max_wait, |Dur(d)| d),
+            target_wait: self.target_wait.map_or(base.target_wait, |Dur(d)| d),
+            interval: self.interval.map_or(base.interval, |Dur(d)| d),
+        })
+    }
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -234,6 +356,19 @@ macro_rules! merge {
 impl PolicySpec {
     pub(super) fn over(mut self, defaults: &PolicySpec) -> PolicySpec {
         merge!(self, defaults, [timeout, criticality]);
+        merge!(
+            self.deadline,
+            defaults.deadline,
+            [
+                cap,
+                grpc_timeout,
+                http_header,
+                http_format,
+                on_invalid,
+                timeout_status,
+                publish
+            ]
+        );
         // A route that picks its own kind of window does not inherit the other kind.
         let own_window =
             self.breaker.window_calls.is_some() || self.breaker.window_duration.is_some();
@@ -272,6 +407,11 @@ impl PolicySpec {
             ]
         );
         merge!(
+            self.shed.queue,
+            defaults.shed.queue,
+            [enabled, max_len, max_wait, target_wait, interval]
+        );
+        merge!(
             self.fault,
             defaults.fault,
             [delay, delay_percent, abort_status, abort_percent, header]
@@ -287,9 +427,11 @@ impl PolicySpec {
     pub(super) fn build(&self, at: &str) -> Result<Policy, PolicyError> {
         let err = |key: &str, reason: String| PolicyError::new(format!("{at}.{key}"), reason);
         let mut policy = Policy::new().objective(self.objective.build());
-        if let Some(Dur(budget)) = self.timeout {
-            policy = policy.timeout(budget);
-        }
+        let timeout = self
+            .deadline
+            .build(self.timeout.map(|Dur(budget)| budget))
+            .map_err(|(key, reason)| err(key, reason))?;
+        policy = policy.timeout_config(timeout);
         policy.breaker = self
             .breaker
             .build()
@@ -442,6 +584,22 @@ impl ShedSpec {
                 )
             })?;
             config = config.criticality_header(name, Criticality::Critical);
+        }
+        if let Some(queue) = self.queue.build() {
+            config = config.queue(queue);
+        }
+        // The queue's keys are named here; the other settings where the policies are checked.
+        if let Err(error) = config.validate() {
+            let key = match error.key() {
+                "queue.max_len" => Some("shed.queue.max_len"),
+                "queue.max_wait" => Some("shed.queue.max_wait"),
+                "queue.target_wait" => Some("shed.queue.target_wait"),
+                "queue.interval" => Some("shed.queue.interval"),
+                _ => None,
+            };
+            if let Some(key) = key {
+                return Err((key, error.reason().to_owned()));
+            }
         }
         Ok(Some(config))
     }
