@@ -7,7 +7,7 @@ mod common;
 
 use common::{bare, current_thread, one_thread, two_threads, two_workers};
 use criterion::{Criterion, criterion_group, criterion_main};
-use steadfast::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer, SlidingWindow};
+use steadfast::breaker::{BreakerConfig, BreakerHandle, BreakerLayer, SlidingWindow};
 use tower::Layer;
 
 fn config() -> BreakerConfig {
@@ -17,12 +17,12 @@ fn config() -> BreakerConfig {
         .failure_rate_threshold(50.0)
 }
 
-fn steadfast_shared() -> CircuitBreakerLayer {
-    CircuitBreakerLayer::shared(BreakerHandle::new(config().name("bench")).unwrap())
+fn steadfast_shared() -> BreakerLayer {
+    BreakerLayer::shared(BreakerHandle::new(config().name("bench")).unwrap())
 }
 
-fn steadfast_per_route() -> CircuitBreakerLayer {
-    CircuitBreakerLayer::new(config()).unwrap()
+fn steadfast_per_route() -> BreakerLayer {
+    BreakerLayer::new(config()).unwrap()
 }
 
 fn tower_resilience() -> tower_resilience_circuitbreaker::CircuitBreakerLayer {

@@ -8,10 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::{bare, current_thread};
-use steadfast::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
+use steadfast::breaker::{BreakerConfig, BreakerHandle, BreakerLayer};
 use steadfast::observe::ObserveLayer;
 use steadfast::policy::{Policies, PolicyLayer};
-use steadfast::shed::{ShedConfig, ShedLayer};
+use steadfast::shed::{ShedConfig, ShedHandle, ShedLayer};
 use steadfast::timeout::TimeoutLayer;
 use tower::{Layer, ServiceBuilder};
 
@@ -90,20 +90,20 @@ fn main() {
         ),
         "breaker" => {
             let breaker = BreakerHandle::new(BreakerConfig::new().name("guard")).unwrap();
-            run!(CircuitBreakerLayer::shared(breaker).layer(bare()))
+            run!(BreakerLayer::shared(breaker).layer(bare()))
         }
-        "shed" => run!(
-            ShedLayer::shared(ShedConfig::fixed(1000))
-                .unwrap()
-                .layer(bare())
-        ),
+        "shed" => {
+            run!(ShedLayer::shared(ShedHandle::new(ShedConfig::fixed(1000)).unwrap()).layer(bare()))
+        }
         "observe" => run!(ObserveLayer::new().layer(bare())),
         "stack" => {
             let breaker = BreakerHandle::new(BreakerConfig::new().name("guard")).unwrap();
             let stack = ServiceBuilder::new()
                 .layer(ObserveLayer::new())
-                .layer(CircuitBreakerLayer::shared(breaker))
-                .layer(ShedLayer::shared(ShedConfig::fixed(1000)).unwrap())
+                .layer(BreakerLayer::shared(breaker))
+                .layer(ShedLayer::shared(
+                    ShedHandle::new(ShedConfig::fixed(1000)).unwrap(),
+                ))
                 .layer(TimeoutLayer::new(Duration::from_secs(30)).unwrap())
                 .service(bare());
             run!(stack)

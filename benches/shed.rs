@@ -10,25 +10,27 @@ mod common;
 
 use common::{bare, current_thread, one_thread, two_threads, two_workers};
 use criterion::{Criterion, criterion_group, criterion_main};
-use steadfast::shed::{ShedConfig, ShedLayer};
+use steadfast::shed::{ShedConfig, ShedHandle, ShedLayer};
 use tower::{Layer, ServiceBuilder};
 
 fn fixed() -> ShedLayer {
-    ShedLayer::shared(ShedConfig::fixed(1000)).unwrap()
+    ShedLayer::shared(ShedHandle::new(ShedConfig::fixed(1000)).unwrap())
 }
 
 /// The default: the knee limit.
 fn adaptive() -> ShedLayer {
-    ShedLayer::shared(ShedConfig::new()).unwrap()
+    ShedLayer::shared(ShedHandle::new(ShedConfig::new()).unwrap())
 }
 
 fn gradient2() -> ShedLayer {
     ShedLayer::shared(
-        ShedConfig::new().algorithm(steadfast::shed::LimitAlgorithm::Gradient2(
-            Default::default(),
-        )),
+        ShedHandle::new(
+            ShedConfig::new().algorithm(steadfast::shed::LimitAlgorithm::Gradient2(
+                Default::default(),
+            )),
+        )
+        .unwrap(),
     )
-    .unwrap()
 }
 
 fn per_route() -> ShedLayer {

@@ -42,7 +42,7 @@ fn compare(c: &mut Criterion, group_name: &str, request: fn() -> Request<()>) {
     });
     group.bench_function("steadfast-unpublished", |b| {
         let config = steadfast::timeout::TimeoutConfig::new(BUDGET).publish_deadline(false);
-        let layer = steadfast::timeout::TimeoutLayer::from_config(config).unwrap();
+        let layer = steadfast::timeout::TimeoutLayer::new(config).unwrap();
         b.iter_custom(|n| one_thread_with(&runtime, layer.layer(bare()), request, n))
     });
     group.bench_function("tower", |b| {

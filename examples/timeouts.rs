@@ -32,7 +32,7 @@ type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 async fn main() -> Result<(), Box<dyn Error>> {
     // The dependency reads the caller's deadline from an HTTP header.
     let inventory = Router::new().route("/stock", get(stock)).layer(
-        TimeoutLayer::from_config(
+        TimeoutLayer::new(
             TimeoutConfig::new(Duration::from_secs(1))
                 .http_deadline_header(DEADLINE_HEADER, DeadlineFormat::Millis),
         )

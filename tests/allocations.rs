@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response};
-use steadfast::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer, SlidingWindow};
+use steadfast::breaker::{BreakerConfig, BreakerHandle, BreakerLayer, SlidingWindow};
 use steadfast::core::RequestBody;
 use steadfast::policy::{Policies, Policy, PolicyBody, PolicyLayer};
 use steadfast::timeout::{TimeoutConfig, TimeoutLayer};
@@ -114,22 +114,21 @@ where
 async fn hot_paths_do_not_allocate() {
     WATCHED.set(true);
     let config = BreakerConfig::new().sliding_window(SlidingWindow::count(100));
-    let shared =
-        CircuitBreakerLayer::shared(BreakerHandle::new(config.clone().name("alloc")).unwrap());
+    let shared = BreakerLayer::shared(BreakerHandle::new(config.clone().name("alloc")).unwrap());
     assert_eq!(
         allocations_per_1000_calls(shared.layer(bare())).await,
         0,
         "shared breaker, closed"
     );
 
-    let per_route = CircuitBreakerLayer::new(config.clone()).unwrap();
+    let per_route = BreakerLayer::new(config.clone()).unwrap();
     assert_eq!(
         allocations_per_1000_calls(per_route.layer(bare())).await,
         0,
         "per-route breaker, closed"
     );
 
-    let time_window = CircuitBreakerLayer::new(
+    let time_window = BreakerLayer::new(
         config
             .sliding_window(SlidingWindow::time(Duration::from_secs(10)))
             .slow_call_duration(Duration::from_secs(1)),
@@ -141,10 +140,9 @@ async fn hot_paths_do_not_allocate() {
         "time window with slow calls"
     );
 
-    let unpublished = TimeoutLayer::from_config(
-        TimeoutConfig::new(Duration::from_secs(1)).publish_deadline(false),
-    )
-    .unwrap();
+    let unpublished =
+        TimeoutLayer::new(TimeoutConfig::new(Duration::from_secs(1)).publish_deadline(false))
+            .unwrap();
     assert_eq!(
         allocations_per_1000_calls(unpublished.layer(bare())).await,
         0,

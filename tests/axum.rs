@@ -151,9 +151,7 @@ async fn route_layer_labels_rejections_with_the_route_template() {
 
 mod breaker {
     use super::*;
-    use steadfast::breaker::{
-        BreakerConfig, BreakerHandle, CircuitBreakerLayer, SlidingWindow, State,
-    };
+    use steadfast::breaker::{BreakerConfig, BreakerHandle, BreakerLayer, SlidingWindow, State};
 
     async fn broken() -> StatusCode {
         StatusCode::INTERNAL_SERVER_ERROR
@@ -186,7 +184,7 @@ mod breaker {
         let app = Router::new()
             .route("/orders/{id}", get(broken))
             .route("/health", get(healthy))
-            .layer(CircuitBreakerLayer::new(config()).unwrap());
+            .layer(BreakerLayer::new(config()).unwrap());
 
         for id in 0..3 {
             assert_eq!(status(&app, &format!("/orders/{id}")).await, 500);
@@ -230,7 +228,7 @@ mod breaker {
         let app = Router::new()
             .route("/a", get(broken))
             .route("/b", get(healthy))
-            .layer(CircuitBreakerLayer::shared(handle.clone()));
+            .layer(BreakerLayer::shared(handle.clone()));
         for _ in 0..3 {
             status(&app, "/a").await;
         }
@@ -241,11 +239,11 @@ mod breaker {
 
 #[tokio::test]
 async fn a_route_breaker_outlives_connections_on_a_real_server() {
-    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    use steadfast::breaker::{BreakerConfig, BreakerLayer, SlidingWindow};
     async fn broken() -> StatusCode {
         StatusCode::BAD_GATEWAY
     }
-    let layer = CircuitBreakerLayer::new(
+    let layer = BreakerLayer::new(
         BreakerConfig::new()
             .sliding_window(SlidingWindow::count(4))
             .minimum_calls(2),

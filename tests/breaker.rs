@@ -9,7 +9,7 @@ use futures::poll;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use steadfast::breaker::{
-    BreakerConfig, BreakerHandle, CircuitBreakerLayer, SlidingWindow, State, TransitionReason,
+    BreakerConfig, BreakerHandle, BreakerLayer, SlidingWindow, State, TransitionReason,
 };
 use steadfast::core::{Origin, Rejection, RejectionKind};
 use steadfast::timeout::TimeoutLayer;
@@ -89,14 +89,9 @@ fn config() -> BreakerConfig {
         .name("dependency")
 }
 
-type Breaker<S> = steadfast::breaker::CircuitBreaker<S>;
-
-fn breaker<S>(config: BreakerConfig, inner: S) -> (Breaker<S>, BreakerHandle) {
+fn breaker<S>(config: BreakerConfig, inner: S) -> (steadfast::breaker::Breaker<S>, BreakerHandle) {
     let handle = BreakerHandle::new(config).unwrap();
-    (
-        CircuitBreakerLayer::shared(handle.clone()).layer(inner),
-        handle,
-    )
+    (BreakerLayer::shared(handle.clone()).layer(inner), handle)
 }
 
 async fn status<S, B>(service: &mut S, request: Request<String>) -> StatusCode
@@ -400,7 +395,7 @@ async fn timeouts_count_as_failures() {
         .unwrap()
         .layer(script.service());
     let handle = BreakerHandle::new(config()).unwrap();
-    let mut service = CircuitBreakerLayer::shared(handle.clone()).layer(inner);
+    let mut service = BreakerLayer::shared(handle.clone()).layer(inner);
     for _ in 0..4 {
         let response = service
             .ready()
@@ -521,7 +516,7 @@ async fn typed_errors_for_plain_services() {
         }
     });
     let handle = BreakerHandle::new(config()).unwrap();
-    let mut service = CircuitBreakerLayer::shared(handle.clone())
+    let mut service = BreakerLayer::shared(handle.clone())
         .typed_errors()
         .layer(failing);
     for _ in 0..4 {
@@ -537,8 +532,7 @@ async fn typed_errors_for_plain_services() {
 
 #[test]
 fn invalid_settings_are_errors_not_panics() {
-    let error =
-        CircuitBreakerLayer::new(BreakerConfig::new().failure_rate_threshold(0.0)).unwrap_err();
+    let error = BreakerLayer::new(BreakerConfig::new().failure_rate_threshold(0.0)).unwrap_err();
     assert_eq!(error.key(), "failure_rate_threshold");
     assert!(BreakerHandle::new(BreakerConfig::new().half_open_permits(0)).is_err());
 }
@@ -565,7 +559,7 @@ mod keyed {
             *response.status_mut() = StatusCode::from_u16(status).unwrap();
             Ok::<_, Infallible>(response)
         });
-        let layer = CircuitBreakerLayer::keyed(config(), BreakerKey::Authority, 16).unwrap();
+        let layer = BreakerLayer::keyed(config(), BreakerKey::Authority, 16).unwrap();
         let mut client = layer.layer(failing_host);
         for _ in 0..4 {
             status(&mut client, to("down.internal")).await;
@@ -595,7 +589,7 @@ mod keyed {
     #[tokio::test(start_paused = true)]
     async fn keys_beyond_the_bound_share_one_overflow_breaker() {
         let script = Script::new();
-        let layer = CircuitBreakerLayer::keyed(
+        let layer = BreakerLayer::keyed(
             config(),
             BreakerKey::Header(http::HeaderName::from_static("x-tenant")),
             3,

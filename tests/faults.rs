@@ -36,13 +36,13 @@ fn a_zero_budget_or_cap_is_a_configuration_error_not_a_504_for_every_request() {
             "timeout_status",
         ),
     ] {
-        let error = TimeoutLayer::from_config(config.clone()).expect_err("refused");
+        let error = TimeoutLayer::new(config.clone()).expect_err("refused");
         assert_eq!(error.key(), key, "{error}");
         let policies = Policies::new(Policy::new().timeout_config(config));
         let error = Policies::validate(&policies).expect_err("the policy is refused too");
         assert!(error.to_string().contains(key), "{error}");
     }
-    assert!(TimeoutLayer::from_config(TimeoutConfig::caller_deadline(second)).is_ok());
+    assert!(TimeoutLayer::new(TimeoutConfig::caller_deadline(second)).is_ok());
 }
 
 #[cfg(feature = "axum")]
@@ -189,7 +189,7 @@ mod junk_paths {
     use axum::routing::get;
     use http::{Request, StatusCode};
     use metrics_util::debugging::DebuggingRecorder;
-    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    use steadfast::breaker::{BreakerConfig, BreakerLayer, SlidingWindow};
     use steadfast::policy::{Policies, Policy, PolicyLayer, Strict};
     use tower::ServiceExt;
 
@@ -219,7 +219,7 @@ mod junk_paths {
             .sliding_window(SlidingWindow::count(10))
             .minimum_calls(4)
             .open_duration(Duration::from_secs(60));
-        let layer = CircuitBreakerLayer::new(breaker).unwrap();
+        let layer = BreakerLayer::new(breaker).unwrap();
         let app = Router::new()
             .route("/healthy", get(|| async { "ok" }))
             .route(
@@ -303,7 +303,7 @@ mod panics_and_broken_bodies {
     use http::{Request, Response, StatusCode};
     use http_body::Frame;
     use http_body_util::{BodyExt, StreamBody};
-    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow, State};
+    use steadfast::breaker::{BreakerConfig, BreakerLayer, SlidingWindow, State};
     use steadfast::core::{Rejection, RejectionKind};
     use steadfast::policy::{Policies, Policy, PolicyLayer};
     use tower::{BoxError, ServiceExt};
@@ -364,7 +364,7 @@ mod panics_and_broken_bodies {
 
     #[tokio::test(start_paused = true)]
     async fn a_body_that_fails_after_a_successful_head_counts_as_a_failure() {
-        let layer = CircuitBreakerLayer::new(breaker().name("dependency")).unwrap();
+        let layer = BreakerLayer::new(breaker().name("dependency")).unwrap();
         let service = layer.layer(tower::service_fn(|_request: Request<Body>| async {
             let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
                 Ok(Frame::data(Bytes::from_static(b"partial"))),
@@ -395,7 +395,7 @@ mod endless_durations {
     use std::time::Duration;
 
     use http::{Request, Response};
-    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    use steadfast::breaker::{BreakerConfig, BreakerLayer, SlidingWindow};
     use steadfast::core::ConfigError;
     use steadfast::fault::{FaultConfig, FaultLayer};
     use steadfast::shed::{QueueConfig, ShedConfig, ShedLayer};
@@ -445,12 +445,12 @@ mod endless_durations {
         let max = Duration::MAX;
         answers(TimeoutLayer::new(max), "timeout budget").await;
         answers(
-            TimeoutLayer::from_config(TimeoutConfig::new(Duration::from_secs(1)).cap(max)),
+            TimeoutLayer::new(TimeoutConfig::new(Duration::from_secs(1)).cap(max)),
             "timeout cap",
         )
         .await;
         answers(
-            TimeoutLayer::from_config(TimeoutConfig::caller_deadline(max)),
+            TimeoutLayer::new(TimeoutConfig::caller_deadline(max)),
             "caller deadline",
         )
         .await;
@@ -470,7 +470,7 @@ mod endless_durations {
                 BreakerConfig::new().sliding_window(SlidingWindow::time(max)),
             ),
         ] {
-            let layer = CircuitBreakerLayer::new(config);
+            let layer = BreakerLayer::new(config);
             if let Ok(layer) = &layer {
                 // Trip it too: the open wait is computed from the setting.
                 for (_, handle) in layer.breakers() {

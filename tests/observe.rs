@@ -404,7 +404,7 @@ async fn an_http_request_dropped_unanswered_is_not_measured() {
 /// every metric any layer emits is in the catalogue.
 #[tokio::test(start_paused = true)]
 async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
-    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    use steadfast::breaker::{BreakerConfig, BreakerLayer, SlidingWindow};
     use steadfast::shed::{QueueConfig, ShedConfig, ShedLayer};
     use steadfast::timeout::{OnInvalidDeadline, TimeoutConfig};
 
@@ -412,7 +412,7 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    let breaker = CircuitBreakerLayer::new(
+    let breaker = BreakerLayer::new(
         BreakerConfig::new()
             .sliding_window(SlidingWindow::count(4))
             .minimum_calls(2)
@@ -436,7 +436,7 @@ async fn every_rejection_is_named_and_every_emitted_metric_is_catalogued() {
             }),
     )
     .unwrap();
-    let timeout = TimeoutLayer::from_config(
+    let timeout = TimeoutLayer::new(
         TimeoutConfig::new(Duration::from_millis(100))
             .on_invalid_deadline(OnInvalidDeadline::Reject),
     )

@@ -52,7 +52,7 @@ proptest! {
             .on_invalid_deadline(if reject { OnInvalidDeadline::Reject } else { OnInvalidDeadline::Ignore });
         let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
         let record = seen.clone();
-        let service = TimeoutLayer::from_config(config).unwrap().layer(tower::service_fn(
+        let service = TimeoutLayer::new(config).unwrap().layer(tower::service_fn(
             move |request: Request<()>| {
                 let left = request.extensions().get::<Deadline>().map(|d| d.remaining());
                 *record.lock().unwrap() = left;

@@ -10,7 +10,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use steadfast::core::grpc::Code;
 use steadfast::core::{Origin, Rejection, RejectionKind};
-use steadfast::shed::{Aimd, Criticality, Gradient2, LimitAlgorithm, Shed, ShedConfig, ShedLayer};
+use steadfast::shed::{
+    Aimd, Criticality, Gradient2, LimitAlgorithm, Shed, ShedConfig, ShedHandle, ShedLayer,
+};
 use tower::{Layer, Service, ServiceExt};
 
 /// An inner service answering `status` after `delay`, both set by the test.
@@ -74,11 +76,11 @@ fn started<F: std::future::Future + Unpin>(call: &mut F) -> bool {
 }
 
 fn shed<S>(config: ShedConfig, inner: S) -> (Service_<S>, ShedLayer) {
-    let layer = ShedLayer::shared(config).unwrap();
+    let layer = ShedLayer::shared(ShedHandle::new(config).unwrap());
     (layer.layer(inner), layer)
 }
 
-fn snapshot(layer: &ShedLayer) -> steadfast::shed::LimiterSnapshot {
+fn snapshot(layer: &ShedLayer) -> steadfast::shed::ShedSnapshot {
     layer.limiters()[0].1.snapshot()
 }
 
@@ -666,7 +668,7 @@ async fn an_endless_queue_wait_is_refused_and_a_long_one_neither_panics_nor_leak
             }
             _ => queue.interval = Duration::MAX,
         }
-        let error = ShedLayer::shared(ShedConfig::fixed(1).queue(queue)).expect_err("refused");
+        let error = ShedHandle::new(ShedConfig::fixed(1).queue(queue)).expect_err("refused");
         assert!(error.to_string().contains("queue."), "{error}");
     }
 

@@ -76,7 +76,7 @@ async fn problem(response: Response<ResponseBody<String>>) -> serde_json::Value 
 }
 
 fn layer(config: TimeoutConfig) -> TimeoutLayer {
-    TimeoutLayer::from_config(config).unwrap()
+    TimeoutLayer::new(config).unwrap()
 }
 
 #[tokio::test(start_paused = true)]

@@ -228,8 +228,8 @@ async fn a_spent_deadline_fails_fast_on_a_tonic_channel_without_sending() {
 
 #[tokio::test]
 async fn a_breaker_per_grpc_method_behind_a_tonic_server() {
-    use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
-    let breakers = CircuitBreakerLayer::new(
+    use steadfast::breaker::{BreakerConfig, BreakerLayer, SlidingWindow};
+    let breakers = BreakerLayer::new(
         BreakerConfig::new()
             .sliding_window(SlidingWindow::count(4))
             .minimum_calls(3),

@@ -150,7 +150,7 @@ impl<Res, E, C> BreakerReply<Res, E, C> for TypedErrors {
 }
 
 pin_project! {
-    /// The response future of [`CircuitBreaker`](super::CircuitBreaker).
+    /// The response future of [`Breaker`](super::Breaker).
     pub struct ResponseFuture<F, C, M> {
         #[pin]
         state: State<F>,

@@ -17,7 +17,7 @@ use crate::core::telemetry;
 /// A circuit breaker, shared by every service and handle cloned from it.
 ///
 /// The layer makes one per route by default; make one yourself to share it across routes or
-/// clients ([`CircuitBreakerLayer::shared`](super::CircuitBreakerLayer::shared)), or to watch and
+/// clients ([`BreakerLayer::shared`](super::BreakerLayer::shared)), or to watch and
 /// steer it from an admin endpoint:
 ///
 /// ```
@@ -62,6 +62,7 @@ struct CallMetrics {
 
 /// A state change, as broadcast to [`BreakerHandle::subscribe`]rs.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct BreakerEvent {
     /// The breaker's name.
     pub breaker: SharedString,
@@ -244,7 +245,7 @@ impl BreakerHandle {
     }
 
     /// Asks permission for one call, outside any Tower service (Resilience4j's
-    /// `tryAcquirePermission`): the [`CircuitBreaker`](super::CircuitBreaker) service itself
+    /// `tryAcquirePermission`): the [`Breaker`](super::Breaker) service itself
     /// goes through this.
     ///
     /// Record how the call went on the permit it returns; a permit dropped unrecorded gives

@@ -9,7 +9,7 @@ use tower::Layer;
 
 use super::config::{BreakerConfig, ConfigError};
 use super::handle::BreakerHandle;
-use super::service::CircuitBreaker;
+use super::service::Breaker;
 use crate::core::keyed::{KeyCache, Keyed};
 use crate::core::{DefaultClassifier, ErrorsAsFailures, ProtocolResponses, TypedErrors};
 
@@ -24,7 +24,7 @@ pub(crate) type Source = crate::core::keyed::Source<BreakerHandle>;
 /// The breaker a service instance used last, by key.
 pub(crate) type RouteCache = KeyCache<BreakerHandle>;
 
-/// Applies [`CircuitBreaker`] to a service.
+/// Applies [`Breaker`] to a service.
 ///
 /// [`new`](Self::new) keeps one breaker per route, whichever service instance serves it (Axum
 /// rebuilds route services per connection, so a breaker per instance would forget): Axum's
@@ -32,13 +32,13 @@ pub(crate) type RouteCache = KeyCache<BreakerHandle>;
 /// by upstream, header or a function instead; [`shared`](Self::shared) puts one breaker in
 /// front of everything. Keys are bounded ([`DEFAULT_MAX_BREAKERS`]); beyond the bound, new keys
 /// share one `overflow` breaker.
-pub struct CircuitBreakerLayer<C = DefaultClassifier, M = ProtocolResponses> {
+pub struct BreakerLayer<C = DefaultClassifier, M = ProtocolResponses> {
     source: Source,
     classifier: C,
     _mode: PhantomData<fn() -> M>,
 }
 
-impl CircuitBreakerLayer {
+impl BreakerLayer {
     /// One breaker per route, each with these settings.
     pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
         Self::keyed(config, BreakerKey::Route, DEFAULT_MAX_BREAKERS)
@@ -78,27 +78,23 @@ impl CircuitBreakerLayer {
     }
 }
 
-impl CircuitBreakerLayer {
+impl BreakerLayer {
     /// Wraps `inner`, sharing `cache` with the other services made this way.
-    pub(crate) fn layer_with_cache<S>(
-        &self,
-        inner: S,
-        cache: Arc<RouteCache>,
-    ) -> CircuitBreaker<S> {
-        CircuitBreaker::with_cache(inner, self.source.clone(), cache, self.classifier)
+    pub(crate) fn layer_with_cache<S>(&self, inner: S, cache: Arc<RouteCache>) -> Breaker<S> {
+        Breaker::with_cache(inner, self.source.clone(), cache, self.classifier)
     }
 }
 
-impl Default for CircuitBreakerLayer {
+impl Default for BreakerLayer {
     fn default() -> Self {
         Self::new(BreakerConfig::default()).expect("the default settings are valid")
     }
 }
 
-impl<C, M> CircuitBreakerLayer<C, M> {
+impl<C, M> BreakerLayer<C, M> {
     /// Decide success and failure with this classifier instead of [`DefaultClassifier`].
-    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2, M> {
-        CircuitBreakerLayer {
+    pub fn classifier<C2>(self, classifier: C2) -> BreakerLayer<C2, M> {
+        BreakerLayer {
             source: self.source,
             classifier,
             _mode: PhantomData,
@@ -108,8 +104,8 @@ impl<C, M> CircuitBreakerLayer<C, M> {
     /// Answer rejections with [`crate::Error::Rejected`], for services whose requests are not
     /// HTTP (and so have no key: a keyed layer uses its `default` breaker). Responses count as
     /// successes and errors as failures unless another classifier is set.
-    pub fn typed_errors(self) -> CircuitBreakerLayer<ErrorsAsFailures, TypedErrors> {
-        CircuitBreakerLayer {
+    pub fn typed_errors(self) -> BreakerLayer<ErrorsAsFailures, TypedErrors> {
+        BreakerLayer {
             source: self.source,
             classifier: ErrorsAsFailures,
             _mode: PhantomData,
@@ -123,15 +119,15 @@ impl<C, M> CircuitBreakerLayer<C, M> {
     }
 }
 
-impl<S, C: Clone, M> Layer<S> for CircuitBreakerLayer<C, M> {
-    type Service = CircuitBreaker<S, C, M>;
+impl<S, C: Clone, M> Layer<S> for BreakerLayer<C, M> {
+    type Service = Breaker<S, C, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreaker::with(inner, self.source.clone(), self.classifier.clone())
+        Breaker::with(inner, self.source.clone(), self.classifier.clone())
     }
 }
 
-impl<C: Clone, M> Clone for CircuitBreakerLayer<C, M> {
+impl<C: Clone, M> Clone for BreakerLayer<C, M> {
     fn clone(&self) -> Self {
         Self {
             source: self.source.clone(),
@@ -141,9 +137,9 @@ impl<C: Clone, M> Clone for CircuitBreakerLayer<C, M> {
     }
 }
 
-impl<C, M> fmt::Debug for CircuitBreakerLayer<C, M> {
+impl<C, M> fmt::Debug for BreakerLayer<C, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitBreakerLayer")
+        f.debug_struct("BreakerLayer")
             .field("breakers", &self.breakers())
             .finish()
     }

@@ -1,6 +1,6 @@
 //! Circuit breaking: fail fast on a failing route or dependency, recover by itself.
 //!
-//! A [`CircuitBreaker`] watches the outcomes of the calls it lets through (classified once, in
+//! A [`Breaker`] watches the outcomes of the calls it lets through (classified once, in
 //! [`crate::core::classify`]: 5xx, gRPC server errors, inner errors and timeouts are failures;
 //! other steadfast layers' rejections are not counted). When the failure rate (or the slow-call
 //! rate) of its sliding window reaches a threshold, it **opens**: calls are answered at once
@@ -12,7 +12,7 @@
 //! ```
 //! use std::time::Duration;
 //! use axum::{Router, routing::get, http::StatusCode};
-//! use steadfast::breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+//! use steadfast::breaker::{BreakerConfig, BreakerLayer, SlidingWindow};
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
@@ -20,7 +20,7 @@
 //!     StatusCode::BAD_GATEWAY
 //! }
 //!
-//! let breaker = CircuitBreakerLayer::new(
+//! let breaker = BreakerLayer::new(
 //!     BreakerConfig::new()
 //!         .sliding_window(SlidingWindow::count(10))
 //!         .minimum_calls(5)
@@ -69,7 +69,7 @@
 //! Outside a Tower service, [`BreakerHandle::try_acquire`] asks permission for one call and
 //! returns a [`BreakerPermit`] to record the outcome on ([`success`](BreakerPermit::success),
 //! [`failure_after`](BreakerPermit::failure_after), …) or a [`NotPermitted`] that says the state
-//! and how long to wait. The [`CircuitBreaker`] service goes through the same permit, so both
+//! and how long to wait. The [`Breaker`] service goes through the same permit, so both
 //! paths behave alike: a permit dropped unrecorded is a cancelled call.
 //!
 //! # gRPC
@@ -101,7 +101,19 @@ pub use crate::core::keyed::KeyFn;
 pub use config::{BreakerConfig, ConfigError, SlidingWindow};
 pub use future::{BreakerBody, BreakerReply, EndOfCall, ResponseFuture};
 pub use handle::{BreakerEvent, BreakerHandle, BreakerPermit, BreakerSnapshot, NotPermitted};
-pub use layer::{BreakerKey, CircuitBreakerLayer, DEFAULT_MAX_BREAKERS};
-pub use service::CircuitBreaker;
+pub use layer::{BreakerKey, BreakerLayer, DEFAULT_MAX_BREAKERS};
+pub use service::Breaker;
 pub use state::{HalfOpenProgress, State, Transition, TransitionReason};
 pub use window::WindowSnapshot;
+
+/// The old name of [`BreakerLayer`].
+#[deprecated(note = "renamed `BreakerLayer`, like every capability's `XLayer`")]
+pub type CircuitBreakerLayer<
+    C = crate::core::DefaultClassifier,
+    M = crate::core::ProtocolResponses,
+> = BreakerLayer<C, M>;
+
+/// The old name of [`Breaker`].
+#[deprecated(note = "renamed `Breaker`, like every capability's `X<S>`")]
+pub type CircuitBreaker<S, C = crate::core::DefaultClassifier, M = crate::core::ProtocolResponses> =
+    Breaker<S, C, M>;

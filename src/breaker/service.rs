@@ -21,7 +21,7 @@ use crate::core::{
 };
 
 /// Fails fast while its breaker is open; see the [module docs](super).
-pub struct CircuitBreaker<S, C = DefaultClassifier, M = ProtocolResponses> {
+pub struct Breaker<S, C = DefaultClassifier, M = ProtocolResponses> {
     inner: S,
     source: Source,
     cache: Arc<RouteCache>,
@@ -29,7 +29,7 @@ pub struct CircuitBreaker<S, C = DefaultClassifier, M = ProtocolResponses> {
     _mode: PhantomData<fn() -> M>,
 }
 
-impl<S, C, M> CircuitBreaker<S, C, M> {
+impl<S, C, M> Breaker<S, C, M> {
     pub(crate) fn with(inner: S, source: Source, classifier: C) -> Self {
         Self::with_cache(inner, source, Arc::default(), classifier)
     }
@@ -55,13 +55,18 @@ impl<S, C, M> CircuitBreaker<S, C, M> {
         &self.inner
     }
 
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
     }
 }
 
-impl<S: Clone, C: Clone, M> Clone for CircuitBreaker<S, C, M> {
+impl<S: Clone, C: Clone, M> Clone for Breaker<S, C, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -73,9 +78,9 @@ impl<S: Clone, C: Clone, M> Clone for CircuitBreaker<S, C, M> {
     }
 }
 
-impl<S: fmt::Debug, C, M> fmt::Debug for CircuitBreaker<S, C, M> {
+impl<S: fmt::Debug, C, M> fmt::Debug for Breaker<S, C, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitBreaker")
+        f.debug_struct("Breaker")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
@@ -91,7 +96,7 @@ fn open_rejection(refusal: Refusal) -> Rejection {
     }
 }
 
-impl<S, C: Clone, M> CircuitBreaker<S, C, M> {
+impl<S, C: Clone, M> Breaker<S, C, M> {
     /// Admits the call through `breaker`, or answers for the inner service.
     fn admit<F>(
         &mut self,
@@ -121,7 +126,7 @@ impl<S, C: Clone, M> CircuitBreaker<S, C, M> {
     }
 }
 
-impl<S, C, B, ResBody> Service<Request<B>> for CircuitBreaker<S, C, ProtocolResponses>
+impl<S, C, B, ResBody> Service<Request<B>> for Breaker<S, C, ProtocolResponses>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     C: Classify<Response<ResBody>, S::Error> + Clone,
@@ -145,7 +150,7 @@ where
 }
 
 /// For any request type: rejections are [`Error::Rejected`].
-impl<S, C, Req> Service<Req> for CircuitBreaker<S, C, TypedErrors>
+impl<S, C, Req> Service<Req> for Breaker<S, C, TypedErrors>
 where
     S: Service<Req>,
     C: Classify<S::Response, S::Error> + Clone,

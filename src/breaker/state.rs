@@ -18,6 +18,7 @@ use crate::core::sync::{AtomicU64, Ordering};
 
 /// The state of a circuit breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum State {
     /// Calls pass and are measured; the breaker trips when the window's rates cross a threshold.
     Closed,
@@ -208,6 +209,7 @@ pub(crate) struct Settings {
 
 /// A change of state, for events and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transition {
     /// The state left.
     pub from: State,

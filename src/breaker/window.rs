@@ -18,6 +18,7 @@ use crate::core::sync::{AtomicU64, Ordering};
 
 /// The figures of a window: how many calls it holds and how they went.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WindowSnapshot {
     /// Calls recorded in the window.
     pub calls: u64,

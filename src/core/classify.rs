@@ -38,6 +38,7 @@ impl Outcome {
 
 /// Why a call counts as failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FailureReason {
     /// An HTTP status classified as a failure (5xx by default).
     HttpStatus(StatusCode),

@@ -37,6 +37,11 @@ impl<S> CatchPanic<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
 }
 
 impl<S, B, RB> Service<Request<B>> for CatchPanic<S>

@@ -249,6 +249,7 @@ pub struct Rejection {
 /// `/body/items/0/name` for a place in a JSON body, `/query/limit`, `/path/id` and
 /// `/header/x-tenant` for parameters, `/status` and `/content-type` for the response head.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Violation {
     pointer: String,
     keyword: Cow<'static, str>,

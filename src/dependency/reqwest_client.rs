@@ -48,6 +48,11 @@ impl ReqwestClient {
         &self.client
     }
 
+    /// The client, mutably.
+    pub fn get_mut(&mut self) -> &mut reqwest::Client {
+        &mut self.client
+    }
+
     /// Unwraps the client.
     pub fn into_inner(self) -> reqwest::Client {
         self.client

@@ -11,8 +11,9 @@ use super::service::Observe;
 use crate::core::keyed::{Key, Keyed};
 use crate::core::route::UNMATCHED_ROUTE;
 
-/// The most distinct route labels by default; beyond, routes are labelled `overflow`.
-pub const DEFAULT_MAX_ROUTES: usize = 1000;
+/// The most distinct route labels by default (1,024, the bound of every keyed layer); beyond,
+/// routes are labelled `overflow`.
+pub const DEFAULT_MAX_ROUTES: usize = crate::core::keyed::DEFAULT_MAX_KEYS;
 
 /// What every service of one layer shares: the bounded route labels and the metric handles.
 pub(crate) struct Shared {

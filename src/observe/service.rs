@@ -46,6 +46,11 @@ impl<S> Observe<S> {
         &self.inner
     }
 
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner

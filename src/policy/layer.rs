@@ -11,23 +11,23 @@ use tower::Layer;
 use super::guard::Strict;
 use super::service::PolicyService;
 use super::spec::{Policies, Policy, PolicyError, RouteMatch};
-use crate::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer};
+use crate::breaker::{BreakerConfig, BreakerHandle, BreakerLayer};
 use crate::core::Criticality;
 use crate::core::keyed::KeyCache;
 use crate::core::map::RouteNode;
 use crate::fault::FaultLayer;
 use crate::observe::{ObserveCache, ObserveLayer};
-use crate::shed::{LimiterHandle, ShedLayer};
+use crate::shed::{ShedHandle, ShedLayer};
 use crate::timeout::TimeoutConfig;
 
 /// The layers one policy applies, with the state they keep between requests.
 pub(crate) struct Entry {
     policy: Policy,
     pub(crate) timeout: Arc<TimeoutConfig>,
-    pub(crate) breaker: CircuitBreakerLayer,
+    pub(crate) breaker: BreakerLayer,
     pub(crate) breaker_cache: Arc<KeyCache<BreakerHandle>>,
     pub(crate) shed: ShedLayer,
-    pub(crate) shed_cache: Arc<KeyCache<LimiterHandle>>,
+    pub(crate) shed_cache: Arc<KeyCache<ShedHandle>>,
     pub(crate) fault: FaultLayer,
     /// The observer's route cache for this policy's requests.
     pub(crate) observe_cache: ObserveCache,
@@ -39,11 +39,11 @@ pub(crate) struct Entry {
 }
 
 /// A breaker that lets everything through and counts nothing: a route without a breaker.
-fn no_breaker() -> CircuitBreakerLayer {
+fn no_breaker() -> BreakerLayer {
     let handle = BreakerHandle::new(BreakerConfig::new().name("disabled"))
         .expect("the default settings are valid");
     handle.disable();
-    CircuitBreakerLayer::shared(handle)
+    BreakerLayer::shared(handle)
 }
 
 /// A route without shedding: admits everything, counts nothing.
@@ -62,9 +62,10 @@ impl Entry {
             None => {
                 let layer = match (&policy.breaker, shared_name) {
                     (None, _) => no_breaker(),
-                    (Some(config), None) => CircuitBreakerLayer::new(config.clone())
-                        .expect("validated before compiling"),
-                    (Some(config), Some(name)) => CircuitBreakerLayer::shared(
+                    (Some(config), None) => {
+                        BreakerLayer::new(config.clone()).expect("validated before compiling")
+                    }
+                    (Some(config), Some(name)) => BreakerLayer::shared(
                         BreakerHandle::new(config.clone().name(name))
                             .expect("validated before compiling"),
                     ),
@@ -80,8 +81,10 @@ impl Entry {
                     (Some(config), None) => {
                         ShedLayer::new(config.clone()).expect("validated before compiling")
                     }
-                    (Some(config), Some(name)) => ShedLayer::shared(config.clone().name(name))
-                        .expect("validated before compiling"),
+                    (Some(config), Some(name)) => ShedLayer::shared(
+                        ShedHandle::new(config.clone().name(name))
+                            .expect("validated before compiling"),
+                    ),
                 };
                 // Requests in flight on the old limiters count against the new limits.
                 if let Some(old) = old {
@@ -530,7 +533,7 @@ impl PolicyHandle {
     /// Every limiter of the policies in force, by name (explicit routes under their template,
     /// the defaults' per-route limiters under the route they were made for): to watch what is in
     /// flight and queued, say in a health endpoint or a test that nothing leaked.
-    pub fn limiters(&self) -> Vec<(String, LimiterHandle)> {
+    pub fn limiters(&self) -> Vec<(String, ShedHandle)> {
         let compiled = self.current.load();
         let mut all = compiled.defaults.shed.limiters();
         for entries in compiled.routes.values() {

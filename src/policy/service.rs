@@ -17,7 +17,7 @@ use super::layer::Compiled;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::breaker::{BreakerBody, CircuitBreaker};
+use crate::breaker::{Breaker, BreakerBody};
 use crate::core::labels;
 use crate::core::map::{self, RouteNode};
 use crate::core::{
@@ -43,7 +43,7 @@ type Checked<S> = Handoff<CatchPanic<S>>;
 /// and innermost the catching of the service's panics (a panic is answered `500`/`INTERNAL`
 /// and counted as a failure by every layer around it). Private: [`PolicyFuture`] and
 /// [`PolicyBody`] are what users see, the same whatever the features.
-type Stack<S> = Observe<Guard<CircuitBreaker<Timeout<Shed<Fault<Checked<S>>>>>>>;
+type Stack<S> = Observe<Guard<Breaker<Timeout<Shed<Fault<Checked<S>>>>>>>;
 
 /// The response body of [`Stack`] around a service answering `RB`.
 #[cfg(feature = "contract")]

@@ -12,7 +12,7 @@ use tokio::time::Sleep;
 use tower::Service;
 
 use super::layer::RequestSettings;
-use super::limiter::{LimiterHandle, ShedReason, Slot, Waiting};
+use super::limiter::{ShedHandle, ShedReason, Slot, Waiting};
 use crate::core::Criticality;
 use crate::core::grpc::Code;
 use crate::core::telemetry;
@@ -42,7 +42,7 @@ pin_project! {
         // Boxed: only a request that waits pays for the room a waiter needs.
         Queued { queued: Pin<Box<Queued<S, Req>>> },
         Running { #[pin] inner: F, slot: Option<Slot> },
-        Rejected { rejection: Option<Rejection>, limiter: LimiterHandle },
+        Rejected { rejection: Option<Rejection>, limiter: ShedHandle },
     }
 }
 
@@ -100,7 +100,7 @@ impl<F, S, Req, C, M> ResponseFuture<F, S, Req, C, M> {
 
     pub(crate) fn rejected(
         rejection: Rejection,
-        limiter: LimiterHandle,
+        limiter: ShedHandle,
         classifier: C,
         protocol: (Protocol, &'static str),
         class: Criticality,
@@ -155,7 +155,7 @@ pub(crate) fn signals_overload(outcome: Outcome) -> bool {
 /// What a queued request turns into.
 enum Next<F> {
     Run(F, Slot),
-    Reject(Rejection, LimiterHandle),
+    Reject(Rejection, ShedHandle),
 }
 
 impl<F, S, Req, C, M, Res, E> Future for ResponseFuture<F, S, Req, C, M>

@@ -11,7 +11,7 @@ use metrics::SharedString;
 use tower::Layer;
 
 use super::config::ShedConfig;
-use super::limiter::LimiterHandle;
+use super::limiter::ShedHandle;
 use super::service::Shed;
 use crate::core::Criticality;
 use crate::core::grpc::Code;
@@ -31,7 +31,7 @@ pub(crate) struct RequestSettings {
 }
 
 impl RequestSettings {
-    fn of(config: &ShedConfig) -> Self {
+    pub(crate) fn of(config: &ShedConfig) -> Self {
         Self {
             default_criticality: config.default_criticality,
             criticality_header: config.criticality_header.clone(),
@@ -63,7 +63,7 @@ impl RequestSettings {
 /// behind a tonic server), whichever service instance serves it; [`shared`](Self::shared) puts
 /// every route the layer wraps in one pool.
 pub struct ShedLayer<C = DefaultClassifier, M = ProtocolResponses> {
-    source: Source<LimiterHandle>,
+    source: Source<ShedHandle>,
     /// The limiters of the layer this one replaced, by key, until each has a successor.
     previous: Arc<Previous>,
     settings: Arc<RequestSettings>,
@@ -92,7 +92,7 @@ impl ShedLayer {
                 Some(prefix) => format!("{prefix}:{key}"),
                 None => key.to_owned(),
             };
-            let limiter = LimiterHandle::from_valid(&config, Some(SharedString::from(name)));
+            let limiter = ShedHandle::from_valid(&config, Some(SharedString::from(name)));
             if let Some(old) = replaced.take(key) {
                 limiter.succeed(&old);
             }
@@ -103,16 +103,14 @@ impl ShedLayer {
         Ok(layer)
     }
 
-    /// One limiter for every service the layer wraps: a pool shared across routes.
-    pub fn shared(config: ShedConfig) -> Result<Self, ConfigError> {
-        let limiter = LimiterHandle::new(&config)?;
-        Ok(Self::with(
-            Source::Shared(limiter),
-            Arc::new(RequestSettings::of(&config)),
-        ))
+    /// One limiter for every service the layer wraps, and for every layer given the same
+    /// handle: a pool shared across routes.
+    pub fn shared(limiter: ShedHandle) -> Self {
+        let settings = limiter.settings().clone();
+        Self::with(Source::Shared(limiter), settings)
     }
 
-    fn with(source: Source<LimiterHandle>, settings: Arc<RequestSettings>) -> Self {
+    fn with(source: Source<ShedHandle>, settings: Arc<RequestSettings>) -> Self {
         Self {
             source,
             previous: Arc::default(),
@@ -126,10 +124,10 @@ impl ShedLayer {
 /// The limiters of a replaced keyed layer, handed to the new layer's limiter for the same key
 /// when it is made. Taken once each: the old limiters are not kept beyond that.
 #[derive(Default)]
-struct Previous(std::sync::Mutex<HashMap<String, LimiterHandle>>);
+struct Previous(std::sync::Mutex<HashMap<String, ShedHandle>>);
 
 impl Previous {
-    fn take(&self, key: &str) -> Option<LimiterHandle> {
+    fn take(&self, key: &str) -> Option<ShedHandle> {
         let mut map = self
             .0
             .lock()
@@ -145,7 +143,7 @@ impl ShedLayer {
     /// A shedding layer that admits everything and counts nothing: a route with shedding off.
     pub(crate) fn unlimited() -> Self {
         Self::with(
-            Source::Shared(LimiterHandle::unlimited()),
+            Source::Shared(ShedHandle::unlimited()),
             Arc::new(RequestSettings::of(&ShedConfig::new())),
         )
     }
@@ -175,7 +173,7 @@ impl ShedLayer {
     pub(crate) fn layer_with_cache<S>(
         &self,
         inner: S,
-        cache: Arc<crate::core::keyed::KeyCache<LimiterHandle>>,
+        cache: Arc<crate::core::keyed::KeyCache<ShedHandle>>,
     ) -> Shed<S> {
         Shed::with_cache(
             inner,
@@ -211,7 +209,7 @@ impl<C, M> ShedLayer<C, M> {
     }
 
     /// The limiters made so far, by key.
-    pub fn limiters(&self) -> Vec<(String, LimiterHandle)> {
+    pub fn limiters(&self) -> Vec<(String, ShedHandle)> {
         self.source
             .all(|limiter| limiter.name().unwrap_or("shared").to_owned())
     }

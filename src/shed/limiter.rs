@@ -1,5 +1,6 @@
 //! The limiter: lock-free admission by class against the current limit.
 
+use super::layer::RequestSettings;
 use crate::core::PerClass;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -203,12 +204,14 @@ impl Admission {
 /// The layer makes one per route; make one yourself to share a pool across routes
 /// ([`ShedLayer::shared`](super::ShedLayer::shared)) or to watch it.
 #[derive(Clone)]
-pub struct LimiterHandle {
+pub struct ShedHandle {
     inner: Arc<Inner>,
 }
 
 struct Inner {
     admission: Admission,
+    /// How the requests it admits or sheds are read and answered (a shared layer's settings).
+    settings: Arc<RequestSettings>,
     /// A limiter that admits everyone and counts nothing: a route with shedding off.
     unlimited: bool,
     /// The limiter this one replaced (a reload changed the settings), while requests it admitted
@@ -217,7 +220,7 @@ struct Inner {
     /// Whether `predecessor` may be set: read first, so that the common case loads nothing.
     has_predecessor: std::sync::atomic::AtomicBool,
     /// The limiter that replaced this one: it admits the requests that still find this one.
-    successor: OnceLock<LimiterHandle>,
+    successor: OnceLock<ShedHandle>,
     adaptive: Option<Adaptive>,
     queue: Option<Queue>,
     /// Whether requests' service times are measured (an adaptive limit or a queue needs them).
@@ -287,7 +290,8 @@ impl ShedReason {
 
 /// What a limiter knows right now.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LimiterSnapshot {
+#[non_exhaustive]
+pub struct ShedSnapshot {
     /// The current concurrency limit.
     pub limit: u64,
     /// Requests in flight.
@@ -298,14 +302,23 @@ pub struct LimiterSnapshot {
     pub queued: u64,
 }
 
-impl LimiterHandle {
-    /// A limiter with these settings.
-    pub fn new(config: &ShedConfig) -> Result<Self, crate::core::ConfigError> {
+impl ShedHandle {
+    /// A limiter with these settings, for [`ShedLayer::shared`](super::ShedLayer::shared).
+    ///
+    /// # Errors
+    ///
+    /// The first setting [`ShedConfig::validate`] refuses.
+    pub fn new(config: ShedConfig) -> Result<Self, crate::core::ConfigError> {
         config.validate()?;
         Ok(Self::from_valid(
-            config,
+            &config,
             config.name.clone().map(SharedString::from),
         ))
+    }
+
+    /// How the requests this limiter admits are read and answered.
+    pub(crate) fn settings(&self) -> &Arc<RequestSettings> {
+        &self.inner.settings
     }
 
     pub(crate) fn from_valid(config: &ShedConfig, name: Option<SharedString>) -> Self {
@@ -320,6 +333,7 @@ impl LimiterHandle {
                     config.shares,
                     config.admit_below,
                 ),
+                settings: Arc::new(RequestSettings::of(config)),
                 unlimited: false,
                 predecessor: arc_swap::ArcSwapOption::empty(),
                 has_predecessor: std::sync::atomic::AtomicBool::new(false),
@@ -352,7 +366,7 @@ impl LimiterHandle {
     /// Makes this new limiter take over from `old` (a reload changed the settings): `old`
     /// admits nobody new, and what it still has in flight counts against this one's limit until
     /// it has drained, so that the two together never pass the new limit.
-    pub(crate) fn succeed(&self, old: &LimiterHandle) {
+    pub(crate) fn succeed(&self, old: &ShedHandle) {
         if Arc::ptr_eq(&self.inner, &old.inner) || old.inner.unlimited || self.inner.unlimited {
             return;
         }
@@ -403,9 +417,9 @@ impl LimiterHandle {
     }
 
     /// The limit and what is in flight.
-    pub fn snapshot(&self) -> LimiterSnapshot {
+    pub fn snapshot(&self) -> ShedSnapshot {
         let admission = &self.inner.admission;
-        LimiterSnapshot {
+        ShedSnapshot {
             limit: admission.limit(),
             in_flight: admission.in_flight(),
             in_flight_by_class: Criticality::ALL.map(|class| admission.in_flight_of(class)),
@@ -448,7 +462,7 @@ impl LimiterHandle {
     }
 
     /// Takes a slot, or gives the handle back when the limiter is full.
-    pub(crate) fn acquire(self, class: Criticality) -> Result<Slot, LimiterHandle> {
+    pub(crate) fn acquire(self, class: Criticality) -> Result<Slot, ShedHandle> {
         if self.inner.unlimited {
             return Ok(Slot {
                 limiter: self,
@@ -659,9 +673,9 @@ impl LimiterHandle {
     }
 }
 
-impl fmt::Debug for LimiterHandle {
+impl fmt::Debug for ShedHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimiterHandle")
+        f.debug_struct("ShedHandle")
             .field("name", &self.name())
             .field("snapshot", &self.snapshot())
             .finish()
@@ -672,7 +686,7 @@ impl fmt::Debug for LimiterHandle {
 /// finished (a cancelled request frees its slot); a finished request also feeds its latency to an
 /// adaptive limit.
 pub(crate) struct Slot {
-    limiter: LimiterHandle,
+    limiter: ShedHandle,
     class: Criticality,
     in_flight: u64,
     started: Option<Instant>,
@@ -711,14 +725,14 @@ impl Drop for Slot {
 
 /// A request waiting in the queue. Dropped (served, timed out or cancelled), it leaves the queue.
 pub(crate) struct Waiting {
-    limiter: LimiterHandle,
+    limiter: ShedHandle,
     pub(crate) receiver: oneshot::Receiver<Slot>,
     pub(crate) until: Instant,
     since: Instant,
 }
 
 impl Waiting {
-    pub(crate) fn limiter(&self) -> &LimiterHandle {
+    pub(crate) fn limiter(&self) -> &ShedHandle {
         &self.limiter
     }
 }

@@ -132,6 +132,14 @@ pub use crate::core::{Criticality, UnknownCriticality};
 pub use config::{Aimd, Gradient2, Knee, LimitAlgorithm, ShedConfig};
 pub use future::ResponseFuture;
 pub use layer::ShedLayer;
-pub use limiter::{LimiterHandle, LimiterSnapshot};
+pub use limiter::{ShedHandle, ShedSnapshot};
 pub use queue::QueueConfig;
 pub use service::Shed;
+
+/// The old name of [`ShedHandle`].
+#[deprecated(note = "renamed `ShedHandle`, like every capability's `XHandle`")]
+pub type LimiterHandle = ShedHandle;
+
+/// The old name of [`ShedSnapshot`].
+#[deprecated(note = "renamed `ShedSnapshot`, like every capability's `XSnapshot`")]
+pub type LimiterSnapshot = ShedSnapshot;

@@ -11,7 +11,7 @@ use tower::Service;
 
 use super::future::{ResponseFuture, shed_rejection};
 use super::layer::RequestSettings;
-use super::limiter::LimiterHandle;
+use super::limiter::ShedHandle;
 use crate::core::Criticality;
 use crate::core::keyed::{KeyCache, Source};
 use crate::core::labels;
@@ -24,8 +24,8 @@ use crate::core::{
 /// [module docs](super).
 pub struct Shed<S, C = DefaultClassifier, M = ProtocolResponses> {
     inner: S,
-    source: Source<LimiterHandle>,
-    cache: Arc<KeyCache<LimiterHandle>>,
+    source: Source<ShedHandle>,
+    cache: Arc<KeyCache<ShedHandle>>,
     settings: Arc<RequestSettings>,
     classifier: C,
     _mode: PhantomData<fn() -> M>,
@@ -34,7 +34,7 @@ pub struct Shed<S, C = DefaultClassifier, M = ProtocolResponses> {
 impl<S, C, M> Shed<S, C, M> {
     pub(crate) fn with(
         inner: S,
-        source: Source<LimiterHandle>,
+        source: Source<ShedHandle>,
         settings: Arc<RequestSettings>,
         classifier: C,
     ) -> Self {
@@ -44,8 +44,8 @@ impl<S, C, M> Shed<S, C, M> {
     /// With a cache shared with other services (the policy layer builds one per request).
     pub(crate) fn with_cache(
         inner: S,
-        source: Source<LimiterHandle>,
-        cache: Arc<KeyCache<LimiterHandle>>,
+        source: Source<ShedHandle>,
+        cache: Arc<KeyCache<ShedHandle>>,
         settings: Arc<RequestSettings>,
         classifier: C,
     ) -> Self {
@@ -62,6 +62,11 @@ impl<S, C, M> Shed<S, C, M> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 
     /// Unwraps the inner service.
@@ -97,7 +102,7 @@ impl<S: Clone, C: Clone, M> Shed<S, C, M> {
     /// admitted at once.
     fn admit<Req>(
         &mut self,
-        limiter: LimiterHandle,
+        limiter: ShedHandle,
         class: Criticality,
         protocol: impl FnOnce(&Req) -> (Protocol, &'static str),
         deadline: Option<Deadline>,

@@ -88,6 +88,13 @@ pub struct TimeoutConfig {
     publish_deadline: bool,
 }
 
+/// A budget is a timeout configuration with every other setting at its default.
+impl From<Duration> for TimeoutConfig {
+    fn from(budget: Duration) -> Self {
+        TimeoutConfig::new(budget)
+    }
+}
+
 impl TimeoutConfig {
     /// The service's own budget for each request.
     ///

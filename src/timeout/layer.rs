@@ -3,7 +3,6 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tower::Layer;
 
@@ -22,26 +21,38 @@ pub struct TimeoutLayer<M = ProtocolResponses> {
 }
 
 impl TimeoutLayer {
-    /// A layer with the given budget per request and default settings (see [`TimeoutConfig`]).
+    /// A layer with these settings: a [`TimeoutConfig`], or just a budget (a `Duration`, with
+    /// the other settings at their defaults), as every layer's `new(config)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::{TimeoutConfig, TimeoutLayer};
+    ///
+    /// let budget = TimeoutLayer::new(Duration::from_millis(300))?;
+    /// let capped = TimeoutLayer::new(TimeoutConfig::caller_deadline(Duration::from_secs(5)))?;
+    /// # Ok::<(), steadfast::core::ConfigError>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] if the budget is zero (see [`TimeoutConfig::validate`]).
-    pub fn new(budget: Duration) -> Result<Self, ConfigError> {
-        Self::from_config(TimeoutConfig::new(budget))
-    }
-
-    /// A layer with the given settings.
-    ///
-    /// # Errors
-    ///
-    /// The first [`ConfigError`] of [`TimeoutConfig::validate`].
-    pub fn from_config(config: TimeoutConfig) -> Result<Self, ConfigError> {
+    /// The first [`ConfigError`] of [`TimeoutConfig::validate`] (a zero budget, say).
+    pub fn new(config: impl Into<TimeoutConfig>) -> Result<Self, ConfigError> {
+        let config = config.into();
         config.validate()?;
         Ok(Self {
             config: Arc::new(config),
             _mode: PhantomData,
         })
+    }
+
+    /// A layer with the given settings: the same as [`new`](Self::new).
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`] of [`TimeoutConfig::validate`].
+    #[deprecated(note = "`TimeoutLayer::new` takes a `TimeoutConfig` (or a budget)")]
+    pub fn from_config(config: TimeoutConfig) -> Result<Self, ConfigError> {
+        Self::new(config)
     }
 }
 

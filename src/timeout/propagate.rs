@@ -148,6 +148,11 @@ impl<S, M> PropagateDeadline<S, M> {
         &self.inner
     }
 
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
