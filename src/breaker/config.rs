@@ -175,6 +175,10 @@ impl BreakerConfig {
     }
 
     /// Checks every setting; the error names the first one at fault.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first setting at fault and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let percent = |key, value: f64| {
             if value > 0.0 && value <= 100.0 {

@@ -95,7 +95,11 @@ pub struct BreakerSnapshot {
 }
 
 impl BreakerHandle {
-    /// A breaker with these settings.
+    /// A breaker with these settings, for [`BreakerLayer::shared`](super::BreakerLayer::shared).
+    ///
+    /// # Errors
+    ///
+    /// The first setting [`BreakerConfig::validate`] refuses.
     pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let name = config.name.clone().map(SharedString::from);
@@ -250,6 +254,11 @@ impl BreakerHandle {
     ///
     /// Record how the call went on the permit it returns; a permit dropped unrecorded gives
     /// its place back and counts for nothing (a cancelled call).
+    ///
+    /// # Errors
+    ///
+    /// [`NotPermitted`] while the breaker is open (or half-open with every probe taken), with
+    /// how long to wait.
     ///
     /// ```
     /// use std::time::Duration;

@@ -40,11 +40,19 @@ pub struct BreakerLayer<C = DefaultClassifier, M = ProtocolResponses> {
 
 impl BreakerLayer {
     /// One breaker per route, each with these settings.
+    ///
+    /// # Errors
+    ///
+    /// The first setting [`BreakerConfig::validate`] refuses.
     pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
         Self::keyed(config, BreakerKey::Route, DEFAULT_MAX_BREAKERS)
     }
 
     /// One breaker per key, each with these settings, at most `max_breakers` of them.
+    ///
+    /// # Errors
+    ///
+    /// The first setting [`BreakerConfig::validate`] refuses, or `max_breakers` of zero.
     pub fn keyed(
         config: BreakerConfig,
         key: BreakerKey,

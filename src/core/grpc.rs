@@ -212,6 +212,10 @@ const MAX_TIMEOUT_DIGITS: usize = 8;
 ///
 /// Nothing else is accepted: no sign, no spaces, no empty value. Any byte string is safe to pass.
 ///
+/// # Errors
+///
+/// A [`TimeoutParseError`] saying what is wrong with the value.
+///
 /// ```
 /// use std::time::Duration;
 /// use steadfast::core::grpc::parse_timeout;

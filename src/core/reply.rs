@@ -38,9 +38,17 @@ pub trait Reply<Res, E> {
     type Error;
 
     /// What the inner service produced, passed on.
+    ///
+    /// # Errors
+    ///
+    /// The inner service's error, in this mode's error type.
     fn forward(result: Result<Res, E>) -> Result<Self::Response, Self::Error>;
 
     /// A rejection, answered in this mode.
+    ///
+    /// # Errors
+    ///
+    /// The rejection itself, in modes that answer rejections as errors.
     fn reject(protocol: Protocol, rejection: Rejection) -> Result<Self::Response, Self::Error>;
 }
 

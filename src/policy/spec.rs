@@ -436,17 +436,23 @@ impl RouteMatch {
 
     /// As the policy file writes it: `/checkout` or `POST /checkout`; a gRPC method is its
     /// path, `/package.Service/Method`.
-    pub fn parse(key: &str) -> Result<Self, String> {
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] at `routes."<key>"`: an unknown method, or a template that does not
+    /// start with `/`.
+    pub fn parse(key: &str) -> Result<Self, PolicyError> {
+        let refused = |reason: String| PolicyError::new(format!("routes.{key:?}"), reason);
         let (method, template) = match key.split_once(' ') {
             Some((method, template)) => {
                 let method = Method::from_bytes(method.as_bytes())
-                    .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+                    .map_err(|_| refused(format!("`{method}` is not an HTTP method")))?;
                 (Some(method), template.trim())
             }
             None => (None, key),
         };
         if !template.starts_with('/') {
-            return Err("a route template starts with `/`".into());
+            return Err(refused("a route template starts with `/`".into()));
         }
         Ok(Self {
             method,

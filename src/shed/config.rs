@@ -274,6 +274,10 @@ impl ShedConfig {
     }
 
     /// Checks every setting; the error names the first one at fault.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first setting at fault and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bounds = |min: u32, initial: u32, max: u32| {
             if max > MAX_PER_CLASS {

@@ -73,12 +73,20 @@ pub struct ShedLayer<C = DefaultClassifier, M = ProtocolResponses> {
 
 impl ShedLayer {
     /// One limiter per route, each with these settings.
+    ///
+    /// # Errors
+    ///
+    /// The first setting [`ShedConfig::validate`] refuses.
     pub fn new(config: ShedConfig) -> Result<Self, ConfigError> {
         Self::keyed(config, Key::Route, DEFAULT_MAX_KEYS)
     }
 
     /// One limiter per key, each with these settings, at most `max_limiters` of them (beyond,
     /// new keys share one `overflow` limiter).
+    ///
+    /// # Errors
+    ///
+    /// The first setting [`ShedConfig::validate`] refuses, or `max_limiters` of zero.
     pub fn keyed(config: ShedConfig, key: Key, max_limiters: usize) -> Result<Self, ConfigError> {
         config.validate()?;
         if max_limiters == 0 {

@@ -83,7 +83,7 @@ impl PolicyFile {
         let mut policies = Policies::new(spec.defaults.build("defaults")?);
         for (key, route_spec) in &spec.routes {
             let at = format!("routes.\"{key}\"");
-            let route = RouteMatch::parse(key).map_err(|reason| PolicyError::new(&at, reason))?;
+            let route = RouteMatch::parse(key)?;
             let policy = route_spec.clone().over(&spec.defaults).build(&at)?;
             policies.set(route, policy);
         }
