@@ -1,4 +1,7 @@
 //! The breaker itself, behind a cloneable handle: state, figures, control and events.
+//!
+//! Long on purpose: the breaker's whole public surface (state, figures, control, events), each
+//! documented with an example.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};

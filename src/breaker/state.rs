@@ -12,6 +12,9 @@
 //!
 //! All times are nanoseconds on the breaker's own clock (from its creation), passed in by the
 //! caller, so the machine runs the same under paused tokio time and under `loom`.
+//!
+//! Long on purpose: the state word, the tagged timestamps and every transition form one
+//! compare-and-swap protocol, checked as a whole by the loom models.
 
 use super::window::{Record, Window, WindowSnapshot};
 use crate::core::sync::{AtomicU64, Ordering};

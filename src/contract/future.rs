@@ -1,5 +1,8 @@
 //! The response future: read the request body if it must be checked, call the inner service,
 //! read the response body if it must be checked.
+//!
+//! Long on purpose: one future's state machine (read the request body, call, read the response
+//! body); its states share the readers.
 
 use std::fmt;
 use std::future::Future;

@@ -14,6 +14,8 @@
 //! is not recorded (and counted in [`crate::map::MapSnapshot::dropped_edges`]). Each edge keeps counters and a
 //! fixed latency histogram (104 buckets, a quarter octave wide: a percentile is read to within
 //! 25 %). Nodes and edges, once made, live as long as the process.
+//!
+//! Long because of its bounded edge store's unit tests and the attribution helpers' docs.
 
 use std::cell::Cell;
 use std::fmt;

@@ -1,4 +1,7 @@
 //! The rejection model: what a steadfast layer answers instead of calling the inner service.
+//!
+//! Long because of the rejection kinds' table (status, gRPC code, problem title each) and its
+//! unit tests.
 
 use std::borrow::Cow;
 use std::fmt;

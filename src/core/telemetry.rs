@@ -3,6 +3,8 @@
 //! [`CATALOGUE`] lists each metric with its kind, unit, labels and meaning; a test keeps the
 //! README's table and this list in step. Layers record through the functions here, never with
 //! their own names.
+//!
+//! Long because it is the catalogue: one documented constant per metric.
 
 use super::rejection::Rejection;
 

@@ -1,4 +1,6 @@
 //! Hedging: a second attempt when the first is slower than the dependency usually is.
+//!
+//! Long because of its unit tests (about a sixth of the file).
 
 use std::fmt;
 use std::future::Future;

@@ -1,4 +1,7 @@
 //! The dependency layer: retries around guarded attempts.
+//!
+//! Long on purpose: the per-attempt pipeline (deadline, throttle, breaker, cap, attempt
+//! timeout, measurement) is one future's states and the layer that builds it.
 
 use std::cell::Cell;
 use std::fmt;

@@ -1,4 +1,6 @@
 //! Prometheus recording and alerting rules, generated from the policies and the catalogue.
+//!
+//! Long on purpose: every generated rule group, in the order the file is written out.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;

@@ -1,4 +1,7 @@
 //! The policy layer and its reload handle: policies compiled into per-route layer state.
+//!
+//! Long on purpose: compiling policies into per-route layer state and reloading them are one
+//! piece (a reload recompiles against what is in force).
 
 use std::collections::HashMap;
 use std::fmt;

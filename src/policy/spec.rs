@@ -1,4 +1,6 @@
 //! Policies: what each route gets, built in code (or read from a file by [`super::file`]).
+//!
+//! Long because of its unit tests and the builder's documented setters, one per setting.
 
 use std::fmt;
 use std::time::Duration;

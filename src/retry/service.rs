@@ -1,4 +1,8 @@
 //! The retry layer, its service and its response future.
+//!
+//! Long on purpose: the layer, the service and the retry future's state machine (backoff,
+//! budget, replayed body, pushback) stay together; the states only read well next to each
+//! other.
 
 use std::fmt;
 use std::future::Future;

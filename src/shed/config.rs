@@ -1,4 +1,6 @@
 //! Load shedder settings, with their defaults and validation.
+//!
+//! Long because of its documented defaults table and unit tests.
 
 use crate::core::PerClass;
 use std::time::Duration;

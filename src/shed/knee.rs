@@ -3,6 +3,8 @@
 //! Pure arithmetic over plain numbers, so that it can be tested on its own (the unit tests and
 //! property tests below) and run by whichever thread closes a window. The module docs of
 //! [`shed`](super) explain the algorithm and every constant.
+//!
+//! Long because of its unit tests (about a third of the file).
 
 use super::config::Knee;
 use crate::core::{Criticality, PerClass};

@@ -4,6 +4,8 @@
 //! Once the window is long enough and holds enough samples, the thread whose compare-and-swap
 //! closes it computes the next limit; the algorithm's own state is touched only there, one
 //! window after another.
+//!
+//! Long because of its unit tests (about a third of the file).
 
 use crate::core::PerClass;
 use std::sync::Mutex;

@@ -1,4 +1,7 @@
 //! The limiter: lock-free admission by class against the current limit.
+//!
+//! Long on purpose: the lock-free admission, the queue hand-off and the limiter's metrics all
+//! work on one counts word whose layout stays private to this file.
 
 use super::layer::RequestSettings;
 use crate::core::PerClass;

@@ -1,5 +1,8 @@
 //! The policy file as serde reads it, and its conversion into policies: one `*Spec` struct
 //! per table, unknown keys refused, each `build` naming the key a refusal is about.
+//!
+//! Long on purpose: one serde struct per table of the file and the `build` that turns it into
+//! settings, in the file's order; they share `Dur` and the key-path errors.
 
 use std::collections::BTreeMap;
 #[cfg(feature = "contract")]
