@@ -1437,3 +1437,60 @@ async fn response_violations_reach_the_hook_in_both_modes_and_are_counted_by_key
         );
     }
 }
+
+/// Cookie parameters are read as RFC 6265 has them (the `cookie` crate): whitespace, quoted
+/// values, several `Cookie` headers, malformed pairs skipped.
+#[tokio::test]
+async fn cookie_parameters_are_read_as_browsers_send_them() {
+    const DOC: &str = r#"{
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": {"/cart": {"get": {
+            "parameters": [
+                {"name": "session", "in": "cookie", "required": true,
+                 "schema": {"type": "string", "pattern": "^[a-f0-9]{8}$"}},
+                {"name": "items", "in": "cookie", "schema": {"type": "integer", "maximum": 9}}
+            ],
+            "responses": {"200": {"description": "ok"}}
+        }}}
+    }"#;
+    let svc = service(
+        DOC,
+        ContractConfig::default(),
+        fixed(|| Response::new(Full::new(Bytes::new()))),
+        Seen::default(),
+    );
+    let send = |cookies: &'static [&'static str]| {
+        let svc = svc.clone();
+        async move {
+            let mut request = Request::get("/cart");
+            for cookie in cookies {
+                request = request.header("cookie", *cookie);
+            }
+            svc.oneshot(request.body(Full::new(Bytes::new())).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    for cookies in [
+        &["session=0123abcd"][..],
+        &["theme=dark;  session=0123abcd ; items=3"],
+        &["session=\"0123abcd\""],
+        &["theme=dark", "session=0123abcd"],
+        &["junk; session=0123abcd"],
+    ] {
+        assert_eq!(send(cookies).await.status(), StatusCode::OK, "{cookies:?}");
+    }
+    expect_violations(
+        send(&["theme=dark"]).await,
+        StatusCode::BAD_REQUEST,
+        &[("/cookie/session", "required")],
+    )
+    .await;
+    expect_violations(
+        send(&["session=0123abcd; items=12"]).await,
+        StatusCode::BAD_REQUEST,
+        &[("/cookie/items", "maximum")],
+    )
+    .await;
+}

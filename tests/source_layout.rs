@@ -21,7 +21,11 @@ fn visit(dir: &Path, long: &mut Vec<String>) {
                 .collect::<Vec<_>>()
                 .join(" ");
             if !(header.contains("Long on purpose") || header.contains("Long because")) {
-                long.push(format!("{} ({} lines)", path.display(), text.lines().count()));
+                long.push(format!(
+                    "{} ({} lines)",
+                    path.display(),
+                    text.lines().count()
+                ));
             }
         }
     }
@@ -30,6 +34,12 @@ fn visit(dir: &Path, long: &mut Vec<String>) {
 #[test]
 fn every_long_source_file_says_why() {
     let mut long = Vec::new();
-    visit(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut long);
-    assert!(long.is_empty(), "long files without a reason at their top: {long:?}");
+    visit(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut long,
+    );
+    assert!(
+        long.is_empty(),
+        "long files without a reason at their top: {long:?}"
+    );
 }

@@ -108,7 +108,7 @@ impl Media {
         schema: Option<Validator>,
         form_fields: Vec<(String, Shape)>,
     ) -> Self {
-        let range = essence(range).to_ascii_lowercase();
+        let range = media_type(range);
         let json = is_json(&range);
         Self {
             range,
@@ -236,9 +236,20 @@ impl Media {
     }
 }
 
-/// The media type of a `Content-Type` value, without its parameters.
-pub(crate) fn essence(content_type: &str) -> &str {
-    content_type.split(';').next().unwrap_or("").trim()
+/// The media type of a `Content-Type` value (or a media range), lowercased, without its
+/// parameters: `mime`'s reading (RFC 9110 syntax, quoted parameters included); a value it
+/// cannot read is taken up to its first `;`, as browsers do, so a sloppy header still finds
+/// its documented media type.
+pub(crate) fn media_type(content_type: &str) -> String {
+    match content_type.parse::<mime::Mime>() {
+        Ok(parsed) => parsed.essence_str().to_ascii_lowercase(),
+        Err(_) => content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    }
 }
 
 /// `application/json`, `application/problem+json`, `text/json`...
@@ -301,6 +312,25 @@ pub(crate) fn schema_error(error: &jsonschema::ValidationError<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_types_are_read_without_their_parameters() {
+        for (header, media) in [
+            ("application/json", "application/json"),
+            ("Application/JSON; charset=UTF-8", "application/json"),
+            (
+                "multipart/form-data; boundary=\"a;b\"",
+                "multipart/form-data",
+            ),
+            ("text/*", "text/*"),
+            ("*/*", "*/*"),
+            // Not a media type by the grammar: read up to its first `;`.
+            ("application/json;;", "application/json"),
+            ("  ", ""),
+        ] {
+            assert_eq!(media_type(header), media, "{header}");
+        }
+    }
 
     #[test]
     fn status_lookup_prefers_exact_then_range_then_default() {

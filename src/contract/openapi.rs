@@ -11,7 +11,9 @@ use super::formats::{FormatDialect, Formats};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
-use super::model::{BodySpec, FORM, Media, Operation, PathItem, ResponseSpecs, essence, is_json};
+use super::model::{
+    BodySpec, FORM, Media, Operation, PathItem, ResponseSpecs, is_json, media_type,
+};
 use super::params::{Param, ParamIn, Shape};
 use super::path::Template;
 use super::spec::SpecError;
@@ -201,7 +203,7 @@ impl DocumentCompiler<'_> {
         let mut media = Vec::with_capacity(content.len());
         for (range, object) in content {
             let at = format!("{pointer}/{}", escape(range));
-            let lower = essence(range).to_ascii_lowercase();
+            let lower = media_type(range);
             // Only media types whose bodies the layer reads: JSON, text, forms, and ranges
             // that take them in (`*/*`, `text/*`, `application/*`).
             let readable = is_json(&lower)

@@ -251,7 +251,7 @@ pub(crate) fn check_all(
     violations: &mut Collector,
 ) {
     let mut query_pairs: Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> = None;
-    let mut cookies: Option<Vec<(&str, &str)>> = None;
+    let mut cookies: Option<Vec<(String, String)>> = None;
     for param in params {
         let raw: Option<Vec<Cow<'_, str>>> = match param.location {
             ParamIn::Path => path_captures
@@ -302,19 +302,22 @@ pub(crate) fn check_all(
                 Some(values)
             }
             ParamIn::Cookie => {
+                // RFC 6265 `Cookie` headers, read by the `cookie` crate: pairs split on `;`,
+                // whitespace and a value's surrounding quotes dropped, malformed pairs skipped.
                 let jar = cookies.get_or_insert_with(|| {
                     headers
                         .get_all(COOKIE)
                         .iter()
                         .filter_map(|value| value.to_str().ok())
-                        .flat_map(|value| value.split(';'))
-                        .filter_map(|pair| pair.trim().split_once('='))
+                        .flat_map(cookie::Cookie::split_parse)
+                        .filter_map(Result::ok)
+                        .map(|c| (c.name().to_owned(), c.value_trimmed().to_owned()))
                         .collect()
                 });
                 Some(
                     jar.iter()
                         .filter(|(key, _)| *key == param.name)
-                        .map(|(_, value)| Cow::Borrowed(*value))
+                        .map(|(_, value)| Cow::Borrowed(value.as_str()))
                         .collect(),
                 )
             }

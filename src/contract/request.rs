@@ -12,7 +12,7 @@ use tower::Service;
 use super::config::{Mode, Undocumented};
 use super::future::{OverflowCheck, ReadPlan, ResponseCheck, ResponseFuture};
 use super::grpc::FrameChecker;
-use super::model::{BodyKind, Media, essence, find_media};
+use super::model::{BodyKind, Media, find_media, media_type};
 use super::params;
 use super::service::{BoxError, Next, OperationRef, Shared};
 use super::violation::Collector;
@@ -149,7 +149,7 @@ impl Shared {
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .map(|value| essence(value).to_ascii_lowercase());
+            .map(media_type);
         let media = content_type
             .as_deref()
             .and_then(|content_type| find_media(&spec.media, content_type));

@@ -9,7 +9,7 @@ use http::{HeaderMap, Response, StatusCode};
 
 use super::config::Mode;
 use super::future::ResponseCheck;
-use super::model::{Media, essence, find_media};
+use super::model::{Media, find_media, media_type};
 use super::service::{OperationRef, Shared};
 use super::violation::Collector;
 use super::{Direction, ResponseViolations};
@@ -38,7 +38,7 @@ impl Shared {
         let content_type = headers
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .map(|value| essence(value).to_ascii_lowercase());
+            .map(media_type);
         if media.is_empty() {
             if content_type.is_some() && !body_is_empty {
                 violations.push(

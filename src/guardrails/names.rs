@@ -65,16 +65,11 @@ pub(crate) fn alternatives(literals: &[&str]) -> String {
     quoted(&escaped.join("|"))
 }
 
-/// RE2 escaping of a literal.
+/// RE2 escaping of a literal: regex-syntax escapes the regex meta characters with a
+/// backslash, and RE2 (Prometheus's regex engine) reads a backslash before any punctuation as
+/// that character.
 fn regex_escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    regex_syntax::escape(text)
 }
 
 /// Escaping for a PromQL double-quoted string.
