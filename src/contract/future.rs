@@ -16,7 +16,6 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::Direction;
 use super::config::Mode;
 use super::grpc::{FirstFrame, FrameChecker, MessageCheck, first_frame};
 use super::model::{BodyKind, Media};
@@ -295,12 +294,7 @@ where
                     "maxBodySize",
                     format!("the body is larger than the {max} bytes allowed"),
                 );
-                shared.report(
-                    &operation.template,
-                    labels::method(&operation.method),
-                    Direction::Request,
-                    &violations,
-                );
+                shared.report_request(operation, &violations);
                 let prefix = reader.take();
                 Next::Call(Request::from_parts(
                     parts,

@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use tower::Service;
 
+use super::ValidatedJson;
 use super::config::{Mode, Undocumented};
 use super::future::{OverflowCheck, ReadPlan, ResponseCheck, ResponseFuture};
 use super::grpc::FrameChecker;
@@ -16,7 +17,6 @@ use super::model::{BodyKind, Media, find_media, media_type};
 use super::params;
 use super::service::{BoxError, Next, OperationRef, Shared};
 use super::violation::Collector;
-use super::{Direction, ValidatedJson};
 use crate::core::grpc::Code;
 use crate::core::labels;
 use crate::core::{
@@ -101,12 +101,7 @@ impl Shared {
                     violations,
                 ));
             }
-            self.report(
-                &at.template,
-                labels::method(&at.method),
-                Direction::Request,
-                &violations,
-            );
+            self.report_request(&at, &violations);
             violations = Collector::new(self.config.max_violations);
         }
 
@@ -135,12 +130,7 @@ impl Shared {
                         violations,
                     ));
                 }
-                self.report(
-                    &at.template,
-                    labels::method(&at.method),
-                    Direction::Request,
-                    &violations,
-                );
+                self.report_request(&at, &violations);
             }
             let (request, overflow) = pass_on(request);
             return ResponseFuture::call(service, request, response_check, overflow);
@@ -166,12 +156,7 @@ impl Shared {
                         violations,
                     ));
                 }
-                self.report(
-                    &at.template,
-                    labels::method(&at.method),
-                    Direction::Request,
-                    &violations,
-                );
+                self.report_request(&at, &violations);
                 let (request, overflow) = pass_on(request);
                 ResponseFuture::call(service, request, response_check, overflow)
             }
@@ -386,12 +371,7 @@ impl Shared {
             if enforce {
                 return Next::Answer(self.request_rejection(at, status, detail, violations));
             }
-            self.report(
-                &at.template,
-                labels::method(&at.method),
-                Direction::Request,
-                &violations,
-            );
+            self.report_request(at, &violations);
         }
         Next::Call(Request::from_parts(
             parts,

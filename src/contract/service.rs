@@ -260,6 +260,16 @@ impl Shared {
         telemetry::record_contract_violations(route, method, direction.as_str(), listed, omitted);
     }
 
+    /// Report mode for a request's violations: logged and counted on its operation.
+    pub(crate) fn report_request(&self, at: &OperationRef, violations: &Collector) {
+        self.report(
+            &at.template,
+            labels::method(&at.method),
+            Direction::Request,
+            violations,
+        );
+    }
+
     /// Report mode: the violations are logged and counted; the message goes on.
     pub(crate) fn report(
         &self,
