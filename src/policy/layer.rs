@@ -304,7 +304,7 @@ impl ContractSetup {
         from_file: Option<(crate::contract::Contract, crate::contract::ContractConfig)>,
     ) -> Result<Arc<ContractSetup>, PolicyError> {
         match (current.origin, from_file) {
-            (ContractOrigin::Code, Some(_)) => Err(PolicyError::new(
+            (ContractOrigin::Code, Some(_)) => Err(PolicyError::at(
                 "openapi",
                 "this layer's contract was set in code (PolicyLayer::with_contract); a reloaded \
                  file cannot replace it: remove [openapi] from the file, or build the layer from \
@@ -349,7 +349,7 @@ impl ContractSetup {
             }
         }
         crate::contract::ContractLayer::new(self.contract.clone(), config)
-            .map_err(|error| PolicyError::new(format!("contract.{}", error.key()), error.reason()))
+            .map_err(|error| PolicyError::at(format!("contract.{}", error.key()), error.reason()))
     }
 }
 

@@ -16,40 +16,10 @@ use crate::timeout::TimeoutConfig;
 /// The default budget of a request: Envoy's default route timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A setting that cannot work, named by its full key path: `routes."/checkout".timeout`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyError {
-    path: String,
-    reason: String,
-}
-
-impl PolicyError {
-    pub(crate) fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-
-    /// Where: the key path in the configuration file's terms (`defaults.breaker.minimum_calls`,
-    /// `routes."POST /orders".shed.min_limit`), or `file` for a file that cannot be read.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// What is wrong there.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid policy `{}`: {}", self.path, self.reason)
-    }
-}
-
-impl std::error::Error for PolicyError {}
+/// A policy that cannot work, at its key path in the configuration file's terms
+/// (`defaults.breaker.minimum_calls`, `routes."POST /orders".shed.min_limit`), or `file` for a
+/// file that cannot be read: the crate's one settings error, [`ConfigError`].
+pub type PolicyError = crate::core::ConfigError;
 
 /// The service level a route promises, for the alerts and dashboards that
 /// `steadfast::guardrails` generates from the policies.
@@ -92,7 +62,7 @@ impl Objective {
             if value > 0.0 && value < 100.0 {
                 Ok(())
             } else {
-                Err(PolicyError::new(
+                Err(PolicyError::at(
                     format!("{at}.objective.{key}"),
                     format!("{value} is not a percentage strictly between 0 and 100"),
                 ))
@@ -105,7 +75,7 @@ impl Objective {
             .iter()
             .any(|b| (b - threshold).abs() < 1e-9)
         {
-            return Err(PolicyError::new(
+            return Err(PolicyError::at(
                 format!("{at}.objective.latency_threshold"),
                 format!(
                     "{:?} is not a bucket boundary of the duration histograms ({})",
@@ -119,13 +89,13 @@ impl Objective {
             ));
         }
         if self.window < Duration::from_secs(3 * 24 * 3600) {
-            return Err(PolicyError::new(
+            return Err(PolicyError::at(
                 format!("{at}.objective.window"),
                 "at least 3 days: the slowest burn-rate alert looks back 3 days",
             ));
         }
         if !(self.min_request_rate >= 0.0 && self.min_request_rate.is_finite()) {
-            return Err(PolicyError::new(
+            return Err(PolicyError::at(
                 format!("{at}.objective.min_request_rate"),
                 "a rate of requests per second, 0 or more",
             ));
@@ -181,7 +151,7 @@ impl AlertSettings {
             ("timeout_percent", self.timeout_percent),
         ] {
             if !(value > 0.0 && value <= 100.0) {
-                return Err(PolicyError::new(
+                return Err(PolicyError::at(
                     format!("alerts.{key}"),
                     format!("{value} is not a percentage in (0, 100]"),
                 ));
@@ -193,7 +163,7 @@ impl AlertSettings {
             ("timeout_for", self.timeout_for),
         ] {
             if value < Duration::from_secs(1) {
-                return Err(PolicyError::new(format!("alerts.{key}"), "at least 1s"));
+                return Err(PolicyError::at(format!("alerts.{key}"), "at least 1s"));
             }
         }
         for label in &self.service_labels {
@@ -204,7 +174,7 @@ impl AlertSettings {
             // Labels the rules use themselves cannot also tell services apart.
             let taken = ["route", "dependency", "breaker", "le", "service_version"];
             if !valid || taken.contains(&label.as_str()) {
-                return Err(PolicyError::new(
+                return Err(PolicyError::at(
                     "alerts.service_labels",
                     format!(
                         "`{label}` is not a Prometheus label name free for this (letters, digits and `_`, not starting with a digit or `__`, not one of {})",
@@ -342,16 +312,16 @@ impl Policy {
     pub(crate) fn validate(&self, at: &str) -> Result<(), PolicyError> {
         let budget = self.timeout.budget();
         if budget.is_some_and(|budget| budget.is_zero()) {
-            return Err(PolicyError::new(
+            return Err(PolicyError::at(
                 format!("{at}.timeout"),
                 "must be longer than zero",
             ));
         }
         self.fault.validate().map_err(|error| {
-            PolicyError::new(format!("{at}.fault.{}", error.key()), error.reason())
+            PolicyError::at(format!("{at}.fault.{}", error.key()), error.reason())
         })?;
         self.timeout.validate().map_err(|error| {
-            PolicyError::new(format!("{at}.timeout.{}", error.key()), error.reason())
+            PolicyError::at(format!("{at}.timeout.{}", error.key()), error.reason())
         })?;
         if let Some(breaker) = &self.breaker {
             breaker.validate().map_err(|error| {
@@ -364,7 +334,7 @@ impl Policy {
             })?;
             if let (Some(budget), Some(slow)) = (budget, breaker.slow_call_duration) {
                 if slow >= budget {
-                    return Err(PolicyError::new(
+                    return Err(PolicyError::at(
                         format!("{at}.breaker.slow_call_duration"),
                         format!(
                             "{slow:?} is not shorter than the timeout of {budget:?}: calls time out before they count as slow"
@@ -377,7 +347,7 @@ impl Policy {
             {
                 let span = bucket * buckets;
                 if span < budget * 2 {
-                    return Err(PolicyError::new(
+                    return Err(PolicyError::at(
                         format!("{at}.breaker.window_duration"),
                         format!(
                             "{span:?} is shorter than twice the timeout of {budget:?}: calls that time out would leave the window before they are counted"
@@ -394,7 +364,7 @@ impl Policy {
         #[cfg(feature = "contract")]
         if let Some(rate) = self.contract.response_sample_rate {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(PolicyError::new(
+                return Err(PolicyError::at(
                     format!("{at}.contract.response_sample_rate"),
                     format!("{rate} is not between 0 and 1"),
                 ));
@@ -415,7 +385,7 @@ fn layer_error(at: &str, section: &str, error: &ConfigError, window: &str) -> Po
         ("breaker", "sliding_window") => window,
         (_, key) => key,
     };
-    PolicyError::new(format!("{at}.{section}.{key}"), error.reason())
+    PolicyError::at(format!("{at}.{section}.{key}"), error.reason())
 }
 
 /// Which requests a route policy is for: a route template, and optionally one method.
@@ -444,7 +414,7 @@ impl RouteMatch {
     /// A [`PolicyError`] at `routes."<key>"`: an unknown method, or a template that does not
     /// start with `/`.
     pub fn parse(key: &str) -> Result<Self, PolicyError> {
-        let refused = |reason: String| PolicyError::new(format!("routes.{key:?}"), reason);
+        let refused = |reason: String| PolicyError::at(format!("routes.{key:?}"), reason);
         let (method, template) = match key.split_once(' ') {
             Some((method, template)) => {
                 let method = Method::from_bytes(method.as_bytes())
@@ -560,7 +530,7 @@ impl Policies {
         self.defaults.validate("defaults")?;
         for (route, policy) in &self.routes {
             if !route.template.starts_with('/') {
-                return Err(PolicyError::new(
+                return Err(PolicyError::at(
                     format!("routes.\"{route}\""),
                     "a route template starts with `/`",
                 ));

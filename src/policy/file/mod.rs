@@ -64,7 +64,7 @@ impl PolicyFile {
     pub fn load(path: impl AsRef<Path>) -> Result<PolicyFile, PolicyError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|error| {
-            PolicyError::new("file", format!("cannot read {}: {error}", path.display()))
+            PolicyError::at("file", format!("cannot read {}: {error}", path.display()))
         })?;
         Self::parse_in(&text, path.parent().unwrap_or(Path::new(".")))
     }
@@ -95,7 +95,7 @@ impl PolicyFile {
         };
         #[cfg(not(feature = "contract"))]
         if spec.openapi.is_some() {
-            return Err(PolicyError::new(
+            return Err(PolicyError::at(
                 "openapi",
                 "contract validation needs steadfast's `contract` feature",
             ));
@@ -114,14 +114,14 @@ impl PolicyFile {
                     .bytes()
                     .all(|byte| byte.is_ascii_alphanumeric() || b"_-.".contains(&byte));
             if !valid {
-                return Err(PolicyError::new(
+                return Err(PolicyError::at(
                     &at,
                     "a dependency's name is 1 to 64 letters, digits, `_`, `-` or `.` (it becomes a metric label)",
                 ));
             }
             let config = dependency
                 .build(name)
-                .map_err(|(key, reason)| PolicyError::new(format!("{at}.{key}"), reason))?;
+                .map_err(|(key, reason)| PolicyError::at(format!("{at}.{key}"), reason))?;
             let objective = dependency.objective();
             objective.validate(&at)?;
             dependencies.insert(name.clone(), config);
@@ -163,13 +163,13 @@ impl PolicyFile {
         name: &str,
     ) -> Result<crate::dependency::DependencyLayer, PolicyError> {
         let config = self.dependencies.get(name).ok_or_else(|| {
-            PolicyError::new(
+            PolicyError::at(
                 format!("dependencies.{name}"),
                 "the policy file has no such dependency",
             )
         })?;
         crate::dependency::DependencyLayer::new(config.clone())
-            .map_err(|error| PolicyError::new(format!("dependencies.{name}"), error.to_string()))
+            .map_err(|error| PolicyError::at(format!("dependencies.{name}"), error.to_string()))
     }
 
     /// The layer for the dependency `name`: the file's policy if it has one, else the default
@@ -193,7 +193,7 @@ impl PolicyFile {
         crate::dependency::DependencyLayer::new(
             crate::dependency::DependencyConfig::new(name).undeclared(strict),
         )
-        .map_err(|error| PolicyError::new(format!("dependencies.{name}"), error.to_string()))
+        .map_err(|error| PolicyError::at(format!("dependencies.{name}"), error.to_string()))
     }
 
     /// The policies.
@@ -235,7 +235,7 @@ impl PolicyFile {
 /// The file as serde reads it, a refusal naming the key it is about: the path serde took to it
 /// (through tables, inline tables and arrays alike), and for an unknown key that key.
 fn read(text: &str) -> Result<FileSpec, PolicyError> {
-    let refused = |path: String, message: &str| PolicyError::new(path, message.trim().to_owned());
+    let refused = |path: String, message: &str| PolicyError::at(path, message.trim().to_owned());
     // Not TOML at all: no key to name, so the file and the place in it.
     let deserializer = toml::Deserializer::parse(text).map_err(|error| {
         let place = error.span().map_or_else(String::new, |span| {

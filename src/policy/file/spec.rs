@@ -428,7 +428,7 @@ impl PolicySpec {
     }
 
     pub(super) fn build(&self, at: &str) -> Result<Policy, PolicyError> {
-        let err = |key: &str, reason: String| PolicyError::new(format!("{at}.{key}"), reason);
+        let err = |key: &str, reason: String| PolicyError::at(format!("{at}.{key}"), reason);
         let mut policy = Policy::new().objective(self.objective.build());
         let timeout = self
             .deadline
@@ -650,16 +650,16 @@ impl OpenApiSpec {
         let document = self
             .document
             .as_ref()
-            .ok_or_else(|| PolicyError::new("openapi.document", "required in [openapi]"))?;
+            .ok_or_else(|| PolicyError::at("openapi.document", "required in [openapi]"))?;
         let path = base.join(document);
         let text = std::fs::read_to_string(&path).map_err(|error| {
-            PolicyError::new(
+            PolicyError::at(
                 "openapi.document",
                 format!("cannot read {}: {error}", path.display()),
             )
         })?;
         let contract = Contract::from_openapi(&text)
-            .map_err(|error| PolicyError::new("openapi.document", error.to_string()))?;
+            .map_err(|error| PolicyError::at("openapi.document", error.to_string()))?;
         let mut config = ContractConfig::default();
         if let Some(max) = self.max_body_bytes {
             config = config.max_body_bytes(max);
@@ -668,7 +668,7 @@ impl OpenApiSpec {
             None | Some("pass") => {}
             Some("reject") => config = config.undocumented(Undocumented::Reject),
             Some(other) => {
-                return Err(PolicyError::new(
+                return Err(PolicyError::at(
                     "openapi.undocumented",
                     format!("`{other}` is not pass or reject"),
                 ));
