@@ -472,3 +472,39 @@ fn deadline_and_queue_mistakes_name_their_key() {
         fails(text, path, reason);
     }
 }
+
+/// The breaker's backoff, jitter and half-open timing have keys too, for routes and
+/// dependencies alike.
+#[test]
+fn breaker_timing_comes_from_the_file() {
+    use steadfast::breaker::BreakerConfig;
+    use steadfast::policy::Policy;
+
+    let file = PolicyFile::parse(
+        r#"
+        [defaults.breaker]
+        open_backoff = 2.0
+        open_max = "1m"
+        open_jitter = 0.1
+        half_open_max_wait = "10s"
+        automatic_half_open = true
+        "#,
+    )
+    .unwrap();
+    let expected = BreakerConfig::new()
+        .open_backoff(2.0, Duration::from_secs(60))
+        .open_jitter(0.1)
+        .half_open_max_wait(Some(Duration::from_secs(10)))
+        .automatic_half_open(true);
+    assert_eq!(
+        file.policies().for_route(&Method::GET, "/a"),
+        &Policy::new().breaker(expected)
+    );
+    fails(
+        "[defaults.breaker]\nopen_jitter = 2.0\n",
+        "defaults.breaker.open_jitter",
+        "",
+    );
+    let dependency = PolicyFile::parse("[dependencies.db]\nbreaker.open_backoff = 2.0\n").unwrap();
+    assert!(dependency.dependency_layer("db").is_ok());
+}

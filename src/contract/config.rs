@@ -237,7 +237,12 @@ impl ContractConfig {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every setting; the error names the first one at fault.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first setting at fault and why.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let rate_ok = |rate: f64| (0.0..=1.0).contains(&rate);
         if !rate_ok(self.response_sample_rate) {
             return Err(ConfigError::new(

@@ -109,9 +109,34 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "How long the breaker stays open before probing.",
     ),
     key(
+        "breaker.open_backoff",
+        "1",
+        "Each consecutive trip multiplies the open duration by this factor (1: a fixed duration).",
+    ),
+    key(
+        "breaker.open_max",
+        "\"300s\"",
+        "The longest open duration the backoff reaches.",
+    ),
+    key(
+        "breaker.open_jitter",
+        "0",
+        "Spread each open duration by up to ± this fraction (0.1 = ±10 %), so that instances do not probe at once.",
+    ),
+    key(
         "breaker.half_open_permits",
         "10",
         "Probe calls let through while half-open.",
+    ),
+    key(
+        "breaker.half_open_max_wait",
+        "\"60s\"",
+        "A half-open breaker whose probes have not all completed within this long opens again.",
+    ),
+    key(
+        "breaker.automatic_half_open",
+        "false",
+        "Move from open to half-open by a timer instead of at the next call.",
     ),
     key(
         "shed.enabled",
@@ -340,9 +365,22 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "\"60s\"",
         "As for routes.",
     ),
+    key("dependency.breaker.open_backoff", "1", "As for routes."),
+    key("dependency.breaker.open_max", "\"300s\"", "As for routes."),
+    key("dependency.breaker.open_jitter", "0", "As for routes."),
     key(
         "dependency.breaker.half_open_permits",
         "10",
+        "As for routes.",
+    ),
+    key(
+        "dependency.breaker.half_open_max_wait",
+        "\"60s\"",
+        "As for routes.",
+    ),
+    key(
+        "dependency.breaker.automatic_half_open",
+        "false",
         "As for routes.",
     ),
     key(

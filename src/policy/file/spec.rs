@@ -284,7 +284,12 @@ pub(super) struct BreakerSpec {
     window_duration: Option<Dur>,
     minimum_calls: Option<u32>,
     open_duration: Option<Dur>,
+    open_backoff: Option<f64>,
+    open_max: Option<Dur>,
+    open_jitter: Option<f64>,
     half_open_permits: Option<u32>,
+    half_open_max_wait: Option<Dur>,
+    automatic_half_open: Option<bool>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -385,7 +390,12 @@ impl PolicySpec {
                 slow_call_duration,
                 minimum_calls,
                 open_duration,
-                half_open_permits
+                open_backoff,
+                open_max,
+                open_jitter,
+                half_open_permits,
+                half_open_max_wait,
+                automatic_half_open
             ]
         );
         if !own_window {
@@ -487,7 +497,12 @@ impl BreakerSpec {
             || self.window_duration.is_some()
             || self.minimum_calls.is_some()
             || self.open_duration.is_some()
-            || self.half_open_permits.is_some();
+            || self.open_backoff.is_some()
+            || self.open_max.is_some()
+            || self.open_jitter.is_some()
+            || self.half_open_permits.is_some()
+            || self.half_open_max_wait.is_some()
+            || self.automatic_half_open.is_some();
         if !self.enabled.unwrap_or(asked) {
             return Ok(None);
         }
@@ -518,8 +533,24 @@ impl BreakerSpec {
         if let Some(Dur(duration)) = self.open_duration {
             config = config.open_duration(duration);
         }
+        if self.open_backoff.is_some() || self.open_max.is_some() {
+            let base = BreakerConfig::new();
+            config = config.open_backoff(
+                self.open_backoff.unwrap_or(base.open_backoff),
+                self.open_max.map_or(base.open_max, |Dur(max)| max),
+            );
+        }
+        if let Some(fraction) = self.open_jitter {
+            config = config.open_jitter(fraction);
+        }
         if let Some(permits) = self.half_open_permits {
             config = config.half_open_permits(permits);
+        }
+        if let Some(Dur(wait)) = self.half_open_max_wait {
+            config = config.half_open_max_wait(Some(wait));
+        }
+        if let Some(automatic) = self.automatic_half_open {
+            config = config.automatic_half_open(automatic);
         }
         Ok(Some(config))
     }
