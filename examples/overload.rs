@@ -453,7 +453,6 @@ async fn overload(
     pools: &[Pool],
     only: Option<&str>,
 ) -> Result<Vec<(Pool, Vec<(Scenario, Vec<Run>)>)>, Box<dyn Error>> {
-    let client = client();
     let mut all = Vec::new();
     for &pool in pools {
         let capacity = pool.capacity();
@@ -474,6 +473,9 @@ async fn overload(
                 // adaptive limit's first windows), as a service runs before overload comes.
                 let addr = serve(scenario.app(pool)).await?;
                 let url = format!("http://{addr}/work");
+                // A fresh client per cell: its idle connections go with it, so that a full run
+                // never holds thousands of sockets to the servers of earlier cells.
+                let client = client();
                 let mixed = scenario == Scenario::SteadfastMixed;
                 let warm = (10.0 * pool.service_time().as_secs_f64()).max(1.0);
                 open_loop(&client, &url, capacity * 0.5, warm, mixed, pool.objective()).await;

@@ -44,6 +44,12 @@ const GROWTH: f64 = 1.25;
 const GROWTH_SLACK: f64 = 2.0;
 /// Latency within this multiple of the no-load latency: nothing queues.
 const NO_QUEUE: f64 = 1.1;
+/// Chance is this many standard errors: of a window's average latency (from its samples'
+/// spread), and of an in-flight count (the square root of it, as for arrivals at random).
+const NOISE: f64 = 2.0;
+/// Probes run only while requests' latencies vary by at most this fraction of their average
+/// (standard deviation over mean): a pool of fixed-time work, not random service times.
+const STEADY: f64 = 0.25;
 /// A backlog: what is in flight would take this many times the congested latency to complete
 /// at the measured throughput, and is more than [`BACKLOG_SLACK`] requests.
 const BACKLOG: f64 = 4.0;
@@ -57,6 +63,21 @@ const RESERVE_MARGIN: f64 = 1.25;
 /// A class's reserve falls by at most a tenth from one window to the next: it follows the
 /// peaks of its demand, which arrives in bunches.
 const RESERVE_DECAY: f64 = 0.9;
+/// In-flight must stay level (within [`LEVEL`], plus [`GROWTH_SLACK`]) over the last [`TREND`]
+/// readings, one a window but at most one per [`TREND_STEP`] (so over at least half a second),
+/// before a rise in latency may raise the no-load latency.
+const TREND: usize = 6;
+const TREND_STEP: u64 = 100_000_000;
+const LEVEL: f64 = 1.1;
+/// After an overload, the limit holds while the service is calm for this long (and at least
+/// [`CALM_WINDOWS`] windows) before it relaxes: load that hovers at capacity rejects in some
+/// windows and not in others, and must not see its limit doubled by the calm ones.
+const CALM: u64 = 1_000_000_000;
+const CALM_WINDOWS: u64 = 5;
+/// A congested streak's latency is taken as the highest over its first 300 ms; once the
+/// streak has lasted a second, latency still [`LEVEL`] above it is a queue creeping up.
+const SETTLE: u64 = 300_000_000;
+const CREEP: u64 = 1_000_000_000;
 
 /// What one window measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -68,6 +89,8 @@ pub(crate) struct WindowStats {
     /// Completed (or cancelled) requests, and the sum of their latencies in nanoseconds.
     pub(crate) samples: u64,
     pub(crate) rtt_sum: u64,
+    /// The sum of their squared latencies, in microseconds squared.
+    pub(crate) rtt_squares: u64,
     /// Requests rejected in the window.
     pub(crate) rejected: u64,
     /// Requests in flight when the window began and when it closed, and the most at once.
@@ -128,6 +151,8 @@ pub(crate) struct KneeState {
     congested: u32,
     streak_inflight: u64,
     streak_since: u64,
+    /// The highest latency over the streak's first [`SETTLE`].
+    streak_rtt: f64,
     probe: Option<Probe>,
     /// While the limit binds, when the next periodic probe is due.
     next_probe: u64,
@@ -135,6 +160,14 @@ pub(crate) struct KneeState {
     /// Whether a probe has confirmed the no-load latency since it last changed.
     confirmed: bool,
     reserves: PerClass<f64>,
+    /// In flight and latency at the last [`TREND`] readings, oldest first: a queue that grows
+    /// slowly (load just over capacity) shows here before latency leaves the tolerated range.
+    trend: [(u64, f64); TREND],
+    /// When the current run of calm windows (nothing rejected, latency tolerated) began, while
+    /// the limit is below its initial value.
+    calm_since: Option<u64>,
+    /// When [`trend`](Self::trend) last took a value.
+    trend_at: u64,
 }
 
 impl KneeState {
@@ -153,12 +186,25 @@ impl KneeState {
             congested: 0,
             streak_inflight: 0,
             streak_since: 0,
+            streak_rtt: 0.0,
             probe: None,
             next_probe: 0,
             backoff: 0,
             confirmed: false,
             reserves: [0.0; Criticality::COUNT],
+            trend: [(0, f64::INFINITY); TREND],
+            calm_since: None,
+            trend_at: 0,
         }
+    }
+
+    /// Whether in-flight and latency have stayed level over the last [`TREND`] readings: a
+    /// slower service shows one step up in latency, then a level; a queue keeps growing (in
+    /// a small pool, by latency alone).
+    fn level(&self, inflight: u64, rtt: f64, noise: f64) -> bool {
+        let (oldest, oldest_rtt) = self.trend[0];
+        inflight as f64 <= LEVEL * oldest as f64 + GROWTH_SLACK + NOISE * (oldest as f64).sqrt()
+            && rtt <= LEVEL * oldest_rtt + noise
     }
 
     /// Until a probe confirms the no-load latency, probes come five times as often.
@@ -244,6 +290,16 @@ impl KneeState {
     /// Takes one window's measurements; returns what to apply.
     pub(crate) fn on_window(&mut self, stats: &WindowStats) -> Step {
         let rtt = (stats.rtt_sum as f64 / stats.samples.max(1) as f64).max(1.0);
+        // How far the window's average may stray by chance: NOISE standard errors of it. Zero
+        // for a service whose latency does not vary; for random service times it keeps chance
+        // from reading as congestion, and from pulling the no-load latency down.
+        let (noise, spread) = {
+            let n = stats.samples.max(1) as f64;
+            let mean_micros = rtt / 1_000.0;
+            let variance = (stats.rtt_squares as f64 / n - mean_micros * mean_micros).max(0.0);
+            let deviation = variance.sqrt() * 1_000.0;
+            (NOISE * deviation / n.sqrt(), deviation / rtt)
+        };
         self.update_reserves(stats, rtt);
         if let Some(probe) = self.probe {
             self.continue_probe(probe, stats);
@@ -270,16 +326,16 @@ impl KneeState {
             && self.windows <= WARMUP_WINDOWS
             && stats.now.saturating_sub(self.first_request) < self.max_window;
         self.warming = warming;
-        if rtt < self.base {
-            // Down quickly, not at once: one window's average is noisy.
-            self.base += BASE_FALL * (rtt - self.base);
+        if rtt + noise < self.base {
+            // Down quickly, not at once, and only as far as chance could not explain.
+            self.base += BASE_FALL * (rtt + noise - self.base);
         }
         // In flight now, at the throughput just measured, takes far longer than the no-load
         // latency to complete: a backlog is building faster than latency can show (the
         // requests completing now were admitted before it began).
         let backlog = stats.inflight_end as f64
             > (BACKLOG * self.config.tolerance * self.base * throughput).max(BACKLOG_SLACK);
-        let congested = backlog || rtt > self.config.tolerance * self.base;
+        let congested = backlog || rtt - noise > self.config.tolerance * self.base;
         let limit = self.limit;
         let mut next = limit;
         if !congested {
@@ -295,11 +351,18 @@ impl KneeState {
                     next = next.max(limit + 1.0);
                 }
             } else {
-                // Healthy: let the limit relax, and follow the latency up slowly.
-                next = (limit * 2.0).max(2.0 * stats.peak as f64);
-                let settled =
-                    stats.inflight_end as f64 <= 1.1 * stats.inflight_start as f64 + GROWTH_SLACK;
-                if settled {
+                // Healthy: let the limit relax once calm has lasted (at once if the limit was
+                // never cut), and follow the latency up slowly while in-flight stays level.
+                let since = *self
+                    .calm_since
+                    .get_or_insert(stats.now.saturating_sub(stats.elapsed));
+                let calm = limit >= f64::from(self.config.initial)
+                    || stats.now.saturating_sub(since)
+                        >= CALM.max(CALM_WINDOWS.saturating_mul(self.window()));
+                if calm {
+                    next = (limit * 2.0).max(2.0 * stats.peak as f64);
+                }
+                if self.warming || self.level(stats.inflight_end, rtt, noise) {
                     self.base += self.drift() * (rtt - self.base);
                 }
             }
@@ -307,10 +370,21 @@ impl KneeState {
             if self.congested == 0 {
                 self.streak_inflight = stats.inflight_start;
                 self.streak_since = stats.now.saturating_sub(stats.elapsed);
+                self.streak_rtt = rtt;
             }
             self.congested += 1;
+            let lasted = stats.now.saturating_sub(self.streak_since);
+            if lasted <= SETTLE {
+                // A slower service's latency steps up within this; a queue's keeps climbing.
+                self.streak_rtt = self.streak_rtt.max(rtt);
+            }
             // A queue that drains within the interval is a burst, absorbed (CoDel's rule).
-            let standing = stats.now.saturating_sub(self.streak_since) >= STANDING;
+            let standing = lasted >= STANDING;
+            // Load just over capacity: a queue that builds too slowly for in-flight to show
+            // it at once, but whose latency is still climbing long after the streak began.
+            let creeping = lasted >= CREEP
+                && stats.inflight_end >= self.streak_inflight
+                && rtt > LEVEL * self.streak_rtt + noise;
             // While warming up, in-flight grows towards its level anyway and the no-load
             // latency is still settling: overload is in-flight far beyond what completes at
             // the latency measured (Little's law), a backlog that no ramp explains.
@@ -322,9 +396,12 @@ impl KneeState {
                     stats.inflight_end as f64 > WARM_BACKLOG * throughput * rtt + BACKLOG_SLACK
                 } else {
                     backlog
+                        || creeping
                         || (self.congested >= 2
                             && stats.inflight_end as f64
-                                > GROWTH * self.streak_inflight as f64 + GROWTH_SLACK)
+                                > GROWTH * self.streak_inflight as f64
+                                    + GROWTH_SLACK
+                                    + NOISE * (self.streak_inflight as f64).sqrt())
                 };
             if limiting || growing {
                 self.warming = false;
@@ -334,13 +411,21 @@ impl KneeState {
             } else {
                 // Latency rose with nothing queueing up: the service got slower (or is warming
                 // up), it is not overloaded; the limit holds, and the no-load latency follows
-                // once in-flight has settled.
-                let settled =
-                    stats.inflight_end as f64 <= 1.1 * stats.inflight_start as f64 + GROWTH_SLACK;
-                if settled {
+                // once in-flight and latency have settled. Not while a limit set by an overload
+                // holds: latency under it includes the queue it allows.
+                let cut = limit < f64::from(self.config.initial);
+                if self.warming || (!cut && self.level(stats.inflight_end, rtt, noise)) {
                     self.base += self.drift() * (rtt - self.base);
                 }
             }
+        }
+        if limiting || congested {
+            self.calm_since = None;
+        }
+        if stats.now.saturating_sub(self.trend_at) >= TREND_STEP {
+            self.trend.rotate_left(1);
+            self.trend[TREND - 1] = (stats.inflight_end, rtt);
+            self.trend_at = stats.now;
         }
         let next = self.clamp(next);
         let held = stats.inflight_end as f64 <= limit + 1.0;
@@ -379,7 +464,14 @@ impl KneeState {
             let probe_limit = self.clamp(self.limit / PROBE_DEPTH);
             // A small limit (a pool of 2 or 3) costs more to probe than a probe can learn there;
             // the initial limit was never set from a knee.
-            if probe_limit <= self.limit - 3.0 && self.limit < f64::from(self.config.initial) {
+            // Nor a service whose latency varies much from request to request: the first
+            // requests of a probe to complete are its fastest, which would read as a lower
+            // no-load latency.
+            let steady = spread <= STEADY;
+            if steady
+                && probe_limit <= self.limit - 3.0
+                && self.limit < f64::from(self.config.initial)
+            {
                 self.probe = Some(Probe {
                     since: stats.now,
                     limit: probe_limit,
@@ -594,6 +686,7 @@ mod tests {
                     elapsed: elapsed * MS,
                     samples,
                     rtt_sum: samples.saturating_mul(rtt * MS),
+                    rtt_squares: samples.saturating_mul(rtt * rtt * 1_000_000),
                     rejected,
                     inflight_start: start,
                     inflight_end: end,

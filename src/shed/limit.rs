@@ -82,6 +82,10 @@ pub(crate) fn long_rtt_next(
 
 /// The fewest samples in a knee window (unless it lasted the longest window).
 const KNEE_MIN_SAMPLES: u64 = 25;
+/// A knee window with fewer samples closes once it has lasted this many windows and holds at
+/// least [`KNEE_FEW_SAMPLES`].
+const KNEE_FEW_WINDOWS: u64 = 3;
+const KNEE_FEW_SAMPLES: u64 = 4;
 
 /// A new limit, and the latencies it was computed from.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -121,6 +125,8 @@ pub(crate) struct Adaptive {
     window_start: AtomicU64,
     samples: AtomicU64,
     rtt_sum: AtomicU64,
+    /// The knee's sum of squared latencies, in microseconds squared: how noisy the window is.
+    rtt_squares: AtomicU64,
     drops: AtomicU64,
     max_inflight: AtomicU64,
     /// The limit as a fraction (f64 bits): the algorithms work on it, admission on its rounding.
@@ -157,6 +163,7 @@ impl Adaptive {
             window_start: AtomicU64::new(0),
             samples: AtomicU64::new(0),
             rtt_sum: AtomicU64::new(0),
+            rtt_squares: AtomicU64::new(0),
             drops: AtomicU64::new(0),
             max_inflight: AtomicU64::new(0),
             estimate: AtomicU64::new(f64::from(algorithm.initial()).to_bits()),
@@ -239,6 +246,9 @@ impl Adaptive {
         self.max_inflight
             .fetch_max(done.inflight_then, Ordering::AcqRel);
         if self.knee.is_some() {
+            let micros = rtt_nanos / 1_000;
+            self.rtt_squares
+                .fetch_add(micros.saturating_mul(micros), Ordering::AcqRel);
             self.demand[done.class].fetch_add(1, Ordering::AcqRel);
             let probe = self.probe_since.load(Ordering::Acquire);
             if probe != 0 && done.started >= probe - 1 {
@@ -262,7 +272,12 @@ impl Adaptive {
             } else {
                 min_samples
             };
-            samples >= min_samples || (samples > 0 && elapsed >= self.max_window)
+            // A slow or small service completes few requests a window: after a few windows'
+            // time, a handful of samples is enough (its latency varies little between them,
+            // and waiting for more would let a backlog build unseen).
+            samples >= min_samples
+                || (samples >= KNEE_FEW_SAMPLES && elapsed >= KNEE_FEW_WINDOWS * window)
+                || (samples > 0 && elapsed >= self.max_window)
         } else {
             samples >= self.min_samples
         };
@@ -329,6 +344,7 @@ impl Adaptive {
             elapsed,
             samples,
             rtt_sum,
+            rtt_squares: self.rtt_squares.swap(0, Ordering::AcqRel),
             rejected: self.rejected.swap(0, Ordering::AcqRel),
             inflight_start: self
                 .inflight_start

@@ -50,18 +50,34 @@
 //! concurrency, plus one. Until the service shows overload, it holds nothing back (10 000).
 //!
 //! It works in windows of about one no-load latency (at least 20 ms, at most the shedder's
-//! `sample_window`, 1 s) holding at least 25 completed requests (10 for the first). Each window:
+//! `sample_window`, 1 s) holding at least 25 completed requests (10 for the first), or at least
+//! 4 once three windows' time has passed (a pool of two at 100 ms completes 20 a second: waiting
+//! for 25 would let a second's backlog build unseen). Each window:
 //!
+//! - **Noise.** The window's average latency is compared allowing for chance: two standard
+//!   errors of it (from the spread of its requests' latencies; zero for fixed-time work), and
+//!   in-flight counts allow two square roots of themselves (arrivals at random). Without this,
+//!   random service times read as congestion in half the windows and a healthy service at half
+//!   its capacity was shed.
 //! - **Healthy** (latency within `tolerance`, 1.5, of the no-load latency, nothing rejected): the
-//!   limit relaxes (doubles, and is at least twice the peak in flight); the no-load latency
-//!   follows latency up slowly (5% a window) and down fast (50%).
+//!   limit relaxes (doubles, and is at least twice the peak in flight) — at once if it was never
+//!   cut, else only after 1 s (and 5 windows) of calm, so that load hovering at capacity does
+//!   not see its limit doubled by the windows that happened to reject nothing. The no-load
+//!   latency follows latency up slowly (5% a window), and only while in-flight and latency have
+//!   stayed level (within 10%, plus chance) over the last six readings taken at least 100 ms
+//!   apart: a queue that builds slowly (load just over capacity) keeps both climbing, and a
+//!   no-load latency that followed it would never see the queue. It follows down fast (50%),
+//!   as far as chance cannot explain.
 //! - **Overload** is congestion that has lasted 50 ms (a burst that drains sooner is absorbed)
-//!   while in flight still rises, and either requests are rejected, or in-flight grew by 25% over
-//!   the congested windows, or a backlog stands (in flight would take 4 x 1.5 no-load latencies
-//!   to complete at the measured throughput). The limit is then set to 1.5 x throughput x
-//!   no-load latency + 1. The requests already admitted stay; the new limit applies to arrivals.
+//!   while in flight still rises, and either requests are rejected, or in-flight grew by 25%
+//!   (plus chance) over the congested windows, or a backlog stands (in flight would take 4 x 1.5
+//!   no-load latencies to complete at the measured throughput), or latency is still 10% above
+//!   the streak's first 300 ms a second after the streak began (a queue creeping up: a slower
+//!   service steps up once, then holds). The limit is then set to 1.5 x throughput x no-load
+//!   latency + 1. The requests already admitted stay; the new limit applies to arrivals.
 //! - **Congestion without overload** (latency up, nothing queueing up: the service got slower):
-//!   the limit holds and the no-load latency follows.
+//!   the limit holds and the no-load latency follows once level — but not while a limit set by
+//!   an overload holds, since latency under it includes the queue it allows.
 //! - **Below the knee** (the limit binds, latency fine): the limit grows to 1.5 x what completes,
 //!   and by one when nothing queues at all.
 //!
@@ -74,7 +90,10 @@
 //!   limit by three for as long as five requests admitted during it take to complete, and their
 //!   latency is the no-load latency. Probes come every 2 s until one confirms the value (within
 //!   10%), then every 10 s, doubling up to 160 s while they keep confirming. Limits under 6 are
-//!   not probed (a pool of two or three cannot be measured below its knee for less than it costs).
+//!   not probed (a pool of two or three cannot be measured below its knee for less than it costs),
+//!   nor services whose latencies vary by more than a quarter of their average (standard
+//!   deviation over mean): the first requests of a probe to complete are its fastest, and with
+//!   random service times they read as a far lower no-load latency.
 //!
 //! The first windows warm up (eight windows or one longest window): the first requests to
 //! complete are the fast ones, so latency reads low, and in-flight grows towards its level
