@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use steadfast::core::grpc::Code;
 use steadfast::core::{Origin, Rejection, RejectionKind};
 use steadfast::shed::{
-    Aimd, Criticality, Gradient2, LimitAlgorithm, Shed, ShedConfig, ShedHandle, ShedLayer,
+    Aimd, Criticality, Gradient2, Knee, LimitAlgorithm, Shed, ShedConfig, ShedHandle, ShedLayer,
 };
 use tower::{Layer, Service, ServiceExt};
 
@@ -178,6 +178,43 @@ async fn lower_classes_are_shed_first() {
     assert!(!admit(Criticality::SheddablePlus), "10 in flight");
     assert!(!admit(Criticality::Critical), "the limit is reached");
     assert_eq!(snapshot(&layer).in_flight_by_class, [9, 1, 0, 0]);
+}
+
+/// Under an adaptive limit a higher class is not kept out by lower classes' requests in flight
+/// (they may fill the limit, admitted before an overload was seen); a fixed limit bounds the
+/// total (`lower_classes_are_shed_first`).
+#[tokio::test(start_paused = true)]
+async fn under_an_adaptive_limit_lower_classes_in_flight_do_not_keep_a_higher_one_out() {
+    let script = Script::new(Duration::from_secs(1));
+    let knee = Knee {
+        initial: 10,
+        ..Knee::default()
+    };
+    let (service, layer) = shed(
+        ShedConfig::new().algorithm(LimitAlgorithm::Knee(knee)),
+        script.service(),
+    );
+    let mut held = Vec::new();
+    let mut admit = |class| {
+        let mut call = Box::pin(service.clone().oneshot(request(Some(class))));
+        let admitted = started(&mut call);
+        held.push(call);
+        admitted
+    };
+    let sheddable: Vec<bool> = (0..10).map(|_| admit(Criticality::Sheddable)).collect();
+    assert_eq!(sheddable.iter().filter(|admitted| **admitted).count(), 9);
+    // Critical requests count only critical ones (and those above): 10 of them.
+    let critical: Vec<bool> = (0..11).map(|_| admit(Criticality::Critical)).collect();
+    assert_eq!(critical.iter().filter(|admitted| **admitted).count(), 10);
+    assert!(
+        !admit(Criticality::Sheddable),
+        "the limit is still full for them"
+    );
+    assert!(
+        admit(Criticality::CriticalPlus),
+        "above critical: its own count is 0"
+    );
+    assert_eq!(snapshot(&layer).in_flight_by_class, [9, 0, 10, 1]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -473,10 +473,10 @@ async fn mixed_traffic_keeps_critical_requests_and_the_capacity() {
         let full = capacity(size, Duration::from_millis(ms));
         let critical_demand = 0.2 * factor * full;
         if critical_demand <= full {
-            // A pool of a few connections is served in whole requests: its limit of 4 or 13
-            // leaves critical traffic less room to bunch (measured: 97% to 98.5% at 4x; larger
-            // pools 98.7% to 99.8%).
-            let floor = if size >= 64 { 0.985 } else { 0.9 };
+            // A pool of two is served in whole requests: under its limit of 4, critical
+            // requests queued behind sheddable ones in the pool hold their slots longer
+            // (measured: 97.1% at 4x). Larger pools: 98.7% (256 at 4x) to 100%.
+            let floor = if size > 2 { 0.985 } else { 0.96 };
             assert!(
                 steady.critical_served >= floor,
                 "{size} x {ms} ms at {factor}x: {steady:?}"

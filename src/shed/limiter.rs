@@ -58,7 +58,8 @@ impl Acquired {
 /// admission is one compare-and-swap and release one subtraction. A class is admitted while the
 /// total is below its threshold (`admit_below` x limit), or, once past it, while the class holds
 /// less than its guaranteed share; the total never passes the limit except through guaranteed
-/// shares.
+/// shares, and, under an adaptive limit, through higher classes admitted past lower ones'
+/// requests (see [`Admission::by_rank`]).
 #[derive(Debug)]
 pub(crate) struct Admission {
     limit: AtomicU64,
@@ -68,6 +69,9 @@ pub(crate) struct Admission {
     reserves: AtomicU64,
     shares: PerClass<f64>,
     admit_below: PerClass<f64>,
+    /// Whether a class counts only its own and higher classes' requests in flight (adaptive
+    /// limits), rather than all of them (fixed limits).
+    by_rank: bool,
 }
 
 /// The room the classes above `class` need beyond what they hold now.
@@ -92,6 +96,15 @@ fn count_of(counts: u64, class: Criticality) -> u64 {
     (counts >> lane_shift(class)) & u64::from(MAX_PER_CLASS)
 }
 
+/// In flight of `class` and the classes above it.
+fn at_or_above(counts: u64, class: Criticality) -> u64 {
+    let counts = counts & !RETIRED;
+    Criticality::ALL[class.index()..]
+        .iter()
+        .map(|&class| count_of(counts, class))
+        .sum()
+}
+
 fn total_of(counts: u64) -> u64 {
     let counts = counts & !RETIRED;
     Criticality::ALL
@@ -108,7 +121,19 @@ impl Admission {
             reserves: AtomicU64::new(0),
             shares,
             admit_below,
+            by_rank: false,
         }
+    }
+
+    /// Requests of lower classes in flight no longer stand in the way of a higher class: used
+    /// with adaptive limits, which estimate the service's knee with headroom. A critical request
+    /// that arrives while sheddable ones fill the limit (admitted before the overload was seen,
+    /// or while critical demand was low) is admitted and waits behind them in the service
+    /// rather than being refused; each class's own total, with those above it, stays within the
+    /// limit. A fixed limit is the user's bound on the total, and keeps it.
+    pub(crate) fn by_rank(mut self) -> Self {
+        self.by_rank = true;
+        self
     }
 
     /// Whether `class` is admitted with `counts` in flight here and `draining` still in flight
@@ -116,7 +141,12 @@ impl Admission {
     fn admits(&self, counts: u64, draining: u64, class: Criticality, limit: f64) -> bool {
         let index = class.index();
         let share = (limit * self.shares[index]).ceil();
-        let mut needed = total_of(counts) + draining;
+        let in_flight = if self.by_rank {
+            at_or_above(counts, class)
+        } else {
+            total_of(counts)
+        };
+        let mut needed = in_flight + draining;
         if class != Criticality::CriticalPlus {
             needed += room_above(counts, self.reserves.load(Ordering::Acquire), class);
         }
@@ -331,11 +361,18 @@ impl ShedHandle {
         });
         let handle = Self {
             inner: Arc::new(Inner {
-                admission: Admission::new(
-                    config.algorithm.initial(),
-                    config.shares,
-                    config.admit_below,
-                ),
+                admission: {
+                    let admission = Admission::new(
+                        config.algorithm.initial(),
+                        config.shares,
+                        config.admit_below,
+                    );
+                    if adaptive.is_some() {
+                        admission.by_rank()
+                    } else {
+                        admission
+                    }
+                },
                 settings: Arc::new(RequestSettings::of(config)),
                 unlimited: false,
                 predecessor: arc_swap::ArcSwapOption::empty(),

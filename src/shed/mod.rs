@@ -108,7 +108,10 @@
 //! bunch), falling by at most a tenth a window. A class is admitted only while the room of the
 //! classes above it is free, so sheddable traffic uses what critical traffic leaves and gives it
 //! back as critical demand rises, with no fixed fractions to tune. The `admit_below` fractions
-//! still apply on top, rounded up.
+//! still apply on top, rounded up. Under an adaptive limit a class counts only its own and
+//! higher classes' requests in flight: sheddable requests admitted before an overload was seen
+//! (or while critical demand was low) never keep a critical one out — it is admitted and waits
+//! behind them in the service. A fixed limit is the user's bound on the total and keeps it.
 //!
 //! Cost: admission is the same compare-and-swap plus one atomic load; a completion adds a few
 //! atomic additions; a window's computation runs once per window on the thread that closes it.
