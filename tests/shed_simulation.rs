@@ -475,8 +475,8 @@ async fn mixed_traffic_keeps_critical_requests_and_the_capacity() {
         if critical_demand <= full {
             // A pool of two is served in whole requests: under its limit of 4, critical
             // requests queued behind sheddable ones in the pool hold their slots longer
-            // (measured: 97.1% at 4x). Larger pools: 98.7% (256 at 4x) to 100%.
-            let floor = if size > 2 { 0.985 } else { 0.96 };
+            // (measured: 97.1% at 4x). Larger pools: 99.35% (8 at 4x) to 100%.
+            let floor = if size > 2 { 0.99 } else { 0.96 };
             assert!(
                 steady.critical_served >= floor,
                 "{size} x {ms} ms at {factor}x: {steady:?}"

@@ -468,7 +468,13 @@ impl KneeState {
             // requests of a probe to complete are its fastest, which would read as a lower
             // no-load latency.
             let steady = spread <= STEADY;
+            // Nor while classes above the lowest one in demand need more room than the probe
+            // leaves: it would refuse their requests (and they, admitted past lower classes,
+            // would keep the probe from getting below the knee).
+            let lowest = stats.demand.iter().position(|&demand| demand > 0);
+            let above: f64 = lowest.map_or(0.0, |lowest| self.reserves[lowest + 1..].iter().sum());
             if steady
+                && above <= probe_limit
                 && probe_limit <= self.limit - 3.0
                 && self.limit < f64::from(self.config.initial)
             {

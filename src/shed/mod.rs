@@ -93,7 +93,8 @@
 //!   not probed (a pool of two or three cannot be measured below its knee for less than it costs),
 //!   nor services whose latencies vary by more than a quarter of their average (standard
 //!   deviation over mean): the first requests of a probe to complete are its fastest, and with
-//!   random service times they read as a far lower no-load latency.
+//!   random service times they read as a far lower no-load latency; nor while the classes above
+//!   the lowest one in demand need more room than the probe would leave (it would refuse them).
 //!
 //! The first windows warm up (eight windows or one longest window): the first requests to
 //! complete are the fast ones, so latency reads low, and in-flight grows towards its level
