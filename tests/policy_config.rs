@@ -420,6 +420,89 @@ fn deadline_and_queue_settings_come_from_the_file() {
     );
 }
 
+/// The shedder's window, its gRPC status and the per-class fractions have keys too; a route
+/// inherits them key by key (a class's fraction on its own).
+#[test]
+fn shed_window_code_and_class_fractions_come_from_the_file() {
+    use steadfast::core::grpc::Code;
+    use steadfast::policy::Policy;
+    use steadfast::shed::{Criticality, ShedConfig};
+
+    let file = PolicyFile::parse(
+        r#"
+        [defaults]
+        shed.sample_window = "500ms"
+        shed.admit_below.sheddable = 0.5
+        shed.guaranteed_share = { critical = 0.3 }
+
+        [routes."/a"]
+        shed.min_samples = 20
+        shed.grpc_code = "resource_exhausted"
+        shed.admit_below = { sheddable_plus = 0.8 }
+        shed.guaranteed_share.critical_plus = 0.2
+        "#,
+    )
+    .unwrap();
+    let policies = file.policies();
+    let defaults = ShedConfig::new()
+        .sample_window(Duration::from_millis(500), 10)
+        .admit_below(Criticality::Sheddable, 0.5)
+        .guaranteed_share(Criticality::Critical, 0.3);
+    assert_eq!(
+        policies.for_route(&Method::GET, "/elsewhere"),
+        &Policy::new().shed(defaults)
+    );
+    let route = ShedConfig::new()
+        .sample_window(Duration::from_millis(500), 20)
+        .grpc_code(Code::ResourceExhausted)
+        .admit_below(Criticality::Sheddable, 0.5)
+        .admit_below(Criticality::SheddablePlus, 0.8)
+        .guaranteed_share(Criticality::Critical, 0.3)
+        .guaranteed_share(Criticality::CriticalPlus, 0.2);
+    assert_eq!(
+        policies.for_route(&Method::GET, "/a"),
+        &Policy::new().shed(route)
+    );
+}
+
+#[test]
+fn shed_mistakes_name_their_key() {
+    for (text, path, reason) in [
+        (
+            "[defaults]\nshed.grpc_code = \"internal\"\n",
+            "defaults.shed.grpc_code",
+            "`internal` is not",
+        ),
+        (
+            "[routes.\"/a\"]\nshed.sample_window = \"0s\"\n",
+            "routes.\"/a\".shed.sample_window",
+            "longer than zero",
+        ),
+        (
+            "[defaults]\nshed.min_samples = 0\n",
+            "defaults.shed.min_samples",
+            "at least 1",
+        ),
+        (
+            "[defaults]\nshed.admit_below.sheddable = 1.5\n",
+            "defaults.shed.admit_below",
+            "",
+        ),
+        (
+            "[defaults]\nshed.guaranteed_share = { critical = 0.7, sheddable = 0.7 }\n",
+            "defaults.shed.guaranteed_share",
+            "at most 1",
+        ),
+        (
+            "[defaults]\nshed.admit_below.urgent = 0.5\n",
+            "defaults.shed.admit_below.urgent",
+            "unknown field",
+        ),
+    ] {
+        fails(text, path, reason);
+    }
+}
+
 #[test]
 fn deadline_and_queue_mistakes_name_their_key() {
     for (text, path, reason) in [

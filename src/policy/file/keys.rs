@@ -179,6 +179,61 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         "A request header that may lower (never raise) a request's class.",
     ),
     key(
+        "shed.sample_window",
+        "\"1s\"",
+        "The adaptive limit's window: gradient2 and aimd use it as is; knee sizes its windows from the service's latency and uses it as their longest.",
+    ),
+    key(
+        "shed.min_samples",
+        "10",
+        "Completed requests a window needs before the adaptive limit is reconsidered (knee: its first window; later ones need 25, or 4 after three windows' time).",
+    ),
+    key(
+        "shed.grpc_code",
+        "\"unavailable\"",
+        "The gRPC status of a shed call: `unavailable` (clients may retry it elsewhere) or `resource_exhausted`.",
+    ),
+    key(
+        "shed.admit_below.critical_plus",
+        "1.0",
+        "Admit critical-plus requests only while fewer than this fraction of the limit is in flight; likewise `critical` 1.0, `sheddable_plus` 0.95, `sheddable` 0.9 (lower classes are shed first).",
+    ),
+    key(
+        "shed.admit_below.critical",
+        "1.0",
+        "See `shed.admit_below.critical_plus`.",
+    ),
+    key(
+        "shed.admit_below.sheddable_plus",
+        "0.95",
+        "See `shed.admit_below.critical_plus`.",
+    ),
+    key(
+        "shed.admit_below.sheddable",
+        "0.9",
+        "See `shed.admit_below.critical_plus`.",
+    ),
+    key(
+        "shed.guaranteed_share.critical_plus",
+        "0",
+        "A fraction of the limit kept for critical-plus requests once the limit is reached (borrowed by others while idle); likewise `critical`, `sheddable_plus`, `sheddable`. Together at most 1.",
+    ),
+    key(
+        "shed.guaranteed_share.critical",
+        "0",
+        "See `shed.guaranteed_share.critical_plus`.",
+    ),
+    key(
+        "shed.guaranteed_share.sheddable_plus",
+        "0",
+        "See `shed.guaranteed_share.critical_plus`.",
+    ),
+    key(
+        "shed.guaranteed_share.sheddable",
+        "0",
+        "See `shed.guaranteed_share.critical_plus`.",
+    ),
+    key(
         "shed.queue.enabled",
         "false",
         "Whether requests over the limit wait in a queue (adaptive LIFO with CoDel's standing-queue rule) instead of being shed at once; on when any queue key is set.",

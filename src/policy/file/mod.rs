@@ -371,6 +371,11 @@ mod tests {
                                     .iter()
                                     .map(|q| format!("shed.queue.{q}")),
                             ),
+                            table @ ("admit_below" | "guaranteed_share") => accepted.extend(
+                                fields_of::<ClassFractions>()
+                                    .iter()
+                                    .map(|class| format!("shed.{table}.{class}")),
+                            ),
                             f => accepted.push(format!("shed.{f}")),
                         }
                     }

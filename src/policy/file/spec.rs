@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::dependencies;
 use crate::breaker::{BreakerConfig, SlidingWindow};
+use crate::core::grpc::Code;
 use crate::policy::spec::{AlertSettings, Objective, Policy, PolicyError};
 use crate::shed::{Aimd, Criticality, Gradient2, Knee, LimitAlgorithm, QueueConfig, ShedConfig};
 use crate::timeout::{DeadlineFormat, OnInvalidDeadline, TimeoutConfig};
@@ -303,8 +304,39 @@ pub(super) struct ShedSpec {
     max_limit: Option<u32>,
     retry_after: Option<Dur>,
     criticality_header: Option<String>,
+    sample_window: Option<Dur>,
+    min_samples: Option<u32>,
+    grpc_code: Option<String>,
+    #[serde(default)]
+    admit_below: ClassFractions,
+    #[serde(default)]
+    guaranteed_share: ClassFractions,
     #[serde(default)]
     queue: QueueSpec,
+}
+
+/// A fraction per criticality class (`shed.admit_below`, `shed.guaranteed_share`).
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClassFractions {
+    critical_plus: Option<f64>,
+    critical: Option<f64>,
+    sheddable_plus: Option<f64>,
+    sheddable: Option<f64>,
+}
+
+impl ClassFractions {
+    /// The classes given a fraction, with it.
+    fn given(&self) -> impl Iterator<Item = (Criticality, f64)> {
+        [
+            (Criticality::CriticalPlus, self.critical_plus),
+            (Criticality::Critical, self.critical),
+            (Criticality::SheddablePlus, self.sheddable_plus),
+            (Criticality::Sheddable, self.sheddable),
+        ]
+        .into_iter()
+        .filter_map(|(class, fraction)| Some((class, fraction?)))
+    }
 }
 
 /// The shedder's queue: off unless asked for (`enabled`, or any of its keys).
@@ -416,8 +448,21 @@ impl PolicySpec {
                 min_limit,
                 max_limit,
                 retry_after,
-                criticality_header
+                criticality_header,
+                sample_window,
+                min_samples,
+                grpc_code
             ]
+        );
+        merge!(
+            self.shed.admit_below,
+            defaults.shed.admit_below,
+            [critical_plus, critical, sheddable_plus, sheddable]
+        );
+        merge!(
+            self.shed.guaranteed_share,
+            defaults.shed.guaranteed_share,
+            [critical_plus, critical, sheddable_plus, sheddable]
         );
         merge!(
             self.shed.queue,
@@ -618,6 +663,31 @@ impl ShedSpec {
                 )
             })?;
             config = config.criticality_header(name, Criticality::Critical);
+        }
+        if self.sample_window.is_some() || self.min_samples.is_some() {
+            let base = ShedConfig::new();
+            config = config.sample_window(
+                self.sample_window.map_or(base.window, |Dur(d)| d),
+                self.min_samples.unwrap_or(base.min_samples),
+            );
+        }
+        if let Some(code) = &self.grpc_code {
+            config = config.grpc_code(match code.as_str() {
+                "unavailable" => Code::Unavailable,
+                "resource_exhausted" => Code::ResourceExhausted,
+                other => {
+                    return Err((
+                        "shed.grpc_code",
+                        format!("`{other}` is not unavailable or resource_exhausted"),
+                    ));
+                }
+            });
+        }
+        for (class, fraction) in self.admit_below.given() {
+            config = config.admit_below(class, fraction);
+        }
+        for (class, fraction) in self.guaranteed_share.given() {
+            config = config.guaranteed_share(class, fraction);
         }
         if let Some(queue) = self.queue.build() {
             config = config.queue(queue);
