@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use steadfast::observe::ObserveLayer;
+use steadfast::observe::{ObserveConfig, ObserveLayer};
 use steadfast::timeout::TimeoutLayer;
 use tower::{Layer, ServiceExt};
 
@@ -239,7 +239,9 @@ async fn grpc_calls_are_measured_by_method_and_status() {
         };
         Ok::<_, Infallible>(response)
     });
-    let observed = ObserveLayer::with_max_routes(3).layer(service);
+    let observed = ObserveLayer::with_config(ObserveConfig::new().max_routes(3))
+        .unwrap()
+        .layer(service);
     observed
         .clone()
         .oneshot(grpc("/pkg.Svc/Fail"))

@@ -10,7 +10,7 @@ use steadfast::breaker::{BreakerConfig, BreakerHandle, BreakerLayer};
 use steadfast::core::keyed::{DEFAULT_MAX_KEYS, Key};
 use steadfast::dependency::{DependencyConfig, DependencyHandle, DependencyLayer};
 use steadfast::fault::{FaultConfig, FaultLayer};
-use steadfast::observe::{DEFAULT_MAX_ROUTES, ObserveLayer};
+use steadfast::observe::{DEFAULT_MAX_ROUTES, ObserveConfig, ObserveLayer};
 use steadfast::retry::{RetryConfig, RetryHandle, RetryLayer};
 use steadfast::shed::{ShedConfig, ShedHandle, ShedLayer};
 use steadfast::timeout::{TimeoutConfig, TimeoutLayer};
@@ -90,6 +90,10 @@ fn bad_settings_are_refused_by_validate_and_by_the_constructors() {
     assert!(ShedHandle::new(shed).is_err());
     assert!(BreakerLayer::keyed(BreakerConfig::new(), Key::Route, 0).is_err());
     assert!(ShedLayer::keyed(ShedConfig::new(), Key::Route, 0).is_err());
+    let observe = ObserveConfig::new().max_routes(0);
+    assert!(observe.validate().is_err());
+    assert!(ObserveLayer::with_config(observe).is_err());
+    assert!(ObserveLayer::with_config(ObserveConfig::new().max_routes(1)).is_ok());
 }
 
 #[test]

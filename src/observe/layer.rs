@@ -8,6 +8,7 @@ use tower::Layer;
 
 use super::future::{ActiveGauges, RouteMetrics};
 use super::service::Observe;
+use crate::core::ConfigError;
 use crate::core::keyed::{Key, Keyed};
 use crate::core::route::UNMATCHED_ROUTE;
 
@@ -23,6 +24,51 @@ pub(crate) struct Shared {
     pub(crate) active: ActiveGauges,
 }
 
+/// The observer's settings.
+///
+/// | setting | default | meaning |
+/// |---|---|---|
+/// | [`max_routes`](Self::max_routes) | [`DEFAULT_MAX_ROUTES`] (1,024) | distinct route labels; beyond, `overflow` |
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObserveConfig {
+    max_routes: usize,
+}
+
+impl ObserveConfig {
+    /// The defaults above.
+    pub fn new() -> Self {
+        Self {
+            max_routes: DEFAULT_MAX_ROUTES,
+        }
+    }
+
+    /// At most `max_routes` distinct route labels (at least 1): a guard against unbounded
+    /// label sets, for example from callers probing unknown gRPC methods. Routes beyond share
+    /// the label `overflow`.
+    pub fn max_routes(mut self, max_routes: usize) -> Self {
+        self.max_routes = max_routes;
+        self
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming `max_routes` when it is 0.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_routes == 0 {
+            return Err(ConfigError::new("max_routes", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ObserveConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Applies [`Observe`] to a service.
 #[derive(Clone)]
 pub struct ObserveLayer {
@@ -30,17 +76,35 @@ pub struct ObserveLayer {
 }
 
 impl ObserveLayer {
-    /// Instrumentation with at most [`DEFAULT_MAX_ROUTES`] distinct route labels.
+    /// Instrumentation with the default [`ObserveConfig`].
     pub fn new() -> Self {
-        Self::with_max_routes(DEFAULT_MAX_ROUTES)
+        Self::from_valid(&ObserveConfig::new())
     }
 
-    /// Instrumentation with at most `max_routes` distinct route labels (at least 1): a guard
-    /// against unbounded label sets, for example from callers probing unknown gRPC methods.
+    /// Instrumentation with `config`.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of [`ObserveConfig::validate`].
+    pub fn with_config(config: ObserveConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::from_valid(&config))
+    }
+
+    /// Instrumentation with at most `max_routes` distinct route labels, clamped to at least 1.
+    #[deprecated(
+        note = "use `ObserveLayer::with_config(ObserveConfig::new().max_routes(n))`, \
+                         which refuses 0 instead of clamping it"
+    )]
     pub fn with_max_routes(max_routes: usize) -> Self {
+        Self::from_valid(&ObserveConfig::new().max_routes(max_routes.max(1)))
+    }
+
+    fn from_valid(config: &ObserveConfig) -> Self {
+        let max_routes = config.max_routes;
         // Help texts and units for the exporter (`# HELP` lines).
         crate::core::telemetry::describe();
-        let routes = Keyed::new(Key::Route, max_routes.max(1), |route| {
+        let routes = Keyed::new(Key::Route, max_routes, |route| {
             Arc::new(RouteMetrics::new(SharedString::from(route.to_owned())))
         });
         let unmatched = Arc::new(RouteMetrics::new(SharedString::const_str(UNMATCHED_ROUTE)));

@@ -58,7 +58,7 @@ mod service;
 mod span;
 
 pub use future::{EndOfCall, ObserveBody, ResponseFuture};
-pub use layer::{DEFAULT_MAX_ROUTES, ObserveLayer};
+pub use layer::{DEFAULT_MAX_ROUTES, ObserveConfig, ObserveLayer};
 pub use service::Observe;
 pub(crate) use service::ObserveCache;
 pub use span::{SPAN_NAME, current_span};
