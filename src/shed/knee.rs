@@ -340,14 +340,18 @@ impl KneeState {
         let mut next = limit;
         if !congested {
             self.congested = 0;
-            if limiting {
+            if limiting && (stats.peak as f64) + 1.0 < limit {
+                // Requests were refused, but in-flight never came near the limit: lower
+                // classes kept out to leave room for higher ones. The limit did not bind, and
+                // what is in flight says nothing about the knee: it holds.
+            } else if limiting {
                 // The limit binds and latency is fine: below the knee, or at it. Below, the
                 // service completes what it is given at its no-load latency, and the estimate
                 // grows by the headroom each window; at the knee it holds.
                 next = limit.max(self.knee_limit(throughput));
                 if rtt <= NO_QUEUE * self.base {
                     // Nothing queues at all: one more, in case what is in flight was held down
-                    // by something else (lower classes kept out, a probe just ended).
+                    // by something else (a probe just ended).
                     next = next.max(limit + 1.0);
                 }
             } else {

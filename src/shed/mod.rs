@@ -79,7 +79,9 @@
 //!   the limit holds and the no-load latency follows once level — but not while a limit set by
 //!   an overload holds, since latency under it includes the queue it allows.
 //! - **Below the knee** (the limit binds, latency fine): the limit grows to 1.5 x what completes,
-//!   and by one when nothing queues at all.
+//!   and by one when nothing queues at all. Rejections while in-flight stayed more than one
+//!   below the limit are lower classes kept out for higher ones: the limit did not bind, and
+//!   holds (growing it there let sheddable requests flood a small pool every other second).
 //!
 //! The no-load latency can be wrong in two ways, and both are checked:
 //! - *Too low* (the service became slower): latency then stays put while the limit falls. After
