@@ -243,8 +243,11 @@ impl Adaptive {
         if done.dropped {
             self.drops.fetch_add(1, Ordering::AcqRel);
         }
-        self.max_inflight
-            .fetch_max(done.inflight_then, Ordering::AcqRel);
+        // Most requests do not set a new peak: a load, and the read-modify-write only if so.
+        if done.inflight_then > self.max_inflight.load(Ordering::Acquire) {
+            self.max_inflight
+                .fetch_max(done.inflight_then, Ordering::AcqRel);
+        }
         if self.knee.is_some() {
             let micros = rtt_nanos / 1_000;
             self.rtt_squares
@@ -260,7 +263,7 @@ impl Adaptive {
         let start = self.window_start.load(Ordering::Acquire);
         let elapsed = done.now.saturating_sub(start);
         let window = self.window_nanos.load(Ordering::Acquire);
-        let samples = self.samples.load(Ordering::Acquire);
+        let samples = before + 1;
         // A window closes after its length once it has enough samples. The knee's windows hold
         // at least `KNEE_MIN_SAMPLES` (latency is noisy), or close with fewer after the longest
         // window, so that a slow, small service is still measured.

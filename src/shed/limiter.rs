@@ -669,14 +669,17 @@ impl ShedHandle {
         };
         let now = clock::now();
         let rtt = now.saturating_duration_since(started);
-        // An exponential average over about 20 requests: the expected service time.
-        let expected = self.inner.expected_rtt.load(Ordering::Acquire);
-        let updated = if expected == 0 {
-            nanos(rtt)
-        } else {
-            (expected * 19 + nanos(rtt)) / 20
-        };
-        self.inner.expected_rtt.store(updated, Ordering::Release);
+        // An exponential average over about 20 requests: the expected service time, which
+        // only the queue reads (a write to a shared line per request is not free).
+        if self.inner.queue.is_some() {
+            let expected = self.inner.expected_rtt.load(Ordering::Acquire);
+            let updated = if expected == 0 {
+                nanos(rtt)
+            } else {
+                (expected * 19 + nanos(rtt)) / 20
+            };
+            self.inner.expected_rtt.store(updated, Ordering::Release);
+        }
         if let Some(adaptive) = &self.inner.adaptive {
             let sampled = adaptive.sample(Completion {
                 now: self.nanos_since_base(now),
