@@ -114,6 +114,36 @@ pub(crate) struct Completion {
     pub(crate) class: usize,
 }
 
+/// Shards of a window's sums: a power of two, enough for the cores a service usually runs on.
+const SHARDS: usize = 8;
+
+/// One shard of a window's sums, on cache lines of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
+    samples: AtomicU64,
+    rtt_sum: AtomicU64,
+    /// The knee's sum of squared latencies, in microseconds squared: how noisy the window is.
+    rtt_squares: AtomicU64,
+    drops: AtomicU64,
+    /// The knee's measurements beyond the others': rejections and demand by class, and the
+    /// requests of a probe and their latencies.
+    rejected: AtomicU64,
+    demand: PerClass<AtomicU64>,
+    probe_samples: AtomicU64,
+    probe_rtt_sum: AtomicU64,
+}
+
+/// The calling thread's shard: threads take shards in turn as they first complete a request.
+fn shard_index() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|index| *index)
+}
+
 /// The sampling state of an adaptive limit.
 #[derive(Debug)]
 pub(crate) struct Adaptive {
@@ -123,26 +153,19 @@ pub(crate) struct Adaptive {
     max_window: u64,
     min_samples: u64,
     window_start: AtomicU64,
-    samples: AtomicU64,
-    rtt_sum: AtomicU64,
-    /// The knee's sum of squared latencies, in microseconds squared: how noisy the window is.
-    rtt_squares: AtomicU64,
-    drops: AtomicU64,
+    /// The window's sums, one set per shard (threads spread over them), so that completions on
+    /// different threads do not write the same cache line.
+    shards: [Shard; SHARDS],
     max_inflight: AtomicU64,
     /// The limit as a fraction (f64 bits): the algorithms work on it, admission on its rounding.
     estimate: AtomicU64,
     /// The long RTT (f64 bits) and how many windows it has seen.
     long_rtt: AtomicU64,
     windows: AtomicU64,
-    /// The knee's measurements beyond the others': rejections and demand by class, in-flight
-    /// when the window began, and the requests of a probe (admitted after `probe_since - 1`;
-    /// 0 when there is no probe).
-    rejected: AtomicU64,
-    demand: PerClass<AtomicU64>,
+    /// In-flight when the window began, and when the probe in progress began (its requests
+    /// are those admitted after `probe_since - 1`; 0 when there is no probe).
     inflight_start: AtomicU64,
     probe_since: AtomicU64,
-    probe_samples: AtomicU64,
-    probe_rtt_sum: AtomicU64,
     /// `windows + 1` when the limiter last went idle (0: not since the last window).
     idle_mark: AtomicU64,
     /// Locked only by the thread closing a window (or relaxing the limit), never waited for.
@@ -161,20 +184,13 @@ impl Adaptive {
             max_window: window_nanos,
             min_samples: u64::from(min_samples),
             window_start: AtomicU64::new(0),
-            samples: AtomicU64::new(0),
-            rtt_sum: AtomicU64::new(0),
-            rtt_squares: AtomicU64::new(0),
-            drops: AtomicU64::new(0),
+            shards: std::array::from_fn(|_| Shard::default()),
             max_inflight: AtomicU64::new(0),
             estimate: AtomicU64::new(f64::from(algorithm.initial()).to_bits()),
             long_rtt: AtomicU64::new(0f64.to_bits()),
             windows: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            demand: std::array::from_fn(|_| AtomicU64::new(0)),
             inflight_start: AtomicU64::new(0),
             probe_since: AtomicU64::new(0),
-            probe_samples: AtomicU64::new(0),
-            probe_rtt_sum: AtomicU64::new(0),
             idle_mark: AtomicU64::new(0),
             knee: knee.map(Mutex::new),
         }
@@ -182,8 +198,29 @@ impl Adaptive {
 
     /// A request of `class` was rejected.
     pub(crate) fn rejected(&self, class: usize) {
-        self.rejected.fetch_add(1, Ordering::AcqRel);
-        self.demand[class].fetch_add(1, Ordering::AcqRel);
+        let shard = self.shard();
+        shard.rejected.fetch_add(1, Ordering::AcqRel);
+        shard.demand[class].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The shard of the calling thread.
+    fn shard(&self) -> &Shard {
+        &self.shards[shard_index()]
+    }
+
+    /// The sum of one field over the shards, read (`take`: and reset) as the window closes.
+    fn total(&self, field: impl Fn(&Shard) -> &AtomicU64, take: bool) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| {
+                let value = field(shard);
+                if take {
+                    value.swap(0, Ordering::AcqRel)
+                } else {
+                    value.load(Ordering::Acquire)
+                }
+            })
+            .fold(0, u64::saturating_add)
     }
 
     /// Nothing is in flight any more.
@@ -229,19 +266,11 @@ impl Adaptive {
     /// Adds one completed request; returns the new limit when this sample closed a window.
     pub(crate) fn sample(&self, done: Completion) -> Option<LimitUpdate> {
         let rtt_nanos = done.now.saturating_sub(done.started);
-        let before = self.samples.fetch_add(1, Ordering::AcqRel);
-        if self.knee.is_some() && before == 0 && self.windows.load(Ordering::Acquire) == 0 {
-            // The first window starts with the first request, not with the limiter.
-            let _ = self.window_start.compare_exchange(
-                0,
-                done.started,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
-        }
-        self.rtt_sum.fetch_add(rtt_nanos, Ordering::AcqRel);
+        let shard = self.shard();
+        shard.samples.fetch_add(1, Ordering::AcqRel);
+        shard.rtt_sum.fetch_add(rtt_nanos, Ordering::AcqRel);
         if done.dropped {
-            self.drops.fetch_add(1, Ordering::AcqRel);
+            shard.drops.fetch_add(1, Ordering::AcqRel);
         }
         // Most requests do not set a new peak: a load, and the read-modify-write only if so.
         if done.inflight_then > self.max_inflight.load(Ordering::Acquire) {
@@ -250,20 +279,37 @@ impl Adaptive {
         }
         if self.knee.is_some() {
             let micros = rtt_nanos / 1_000;
-            self.rtt_squares
+            shard
+                .rtt_squares
                 .fetch_add(micros.saturating_mul(micros), Ordering::AcqRel);
-            self.demand[done.class].fetch_add(1, Ordering::AcqRel);
+            shard.demand[done.class].fetch_add(1, Ordering::AcqRel);
             let probe = self.probe_since.load(Ordering::Acquire);
             if probe != 0 && done.started >= probe - 1 {
-                self.probe_samples.fetch_add(1, Ordering::AcqRel);
-                self.probe_rtt_sum.fetch_add(rtt_nanos, Ordering::AcqRel);
+                shard.probe_samples.fetch_add(1, Ordering::AcqRel);
+                shard.probe_rtt_sum.fetch_add(rtt_nanos, Ordering::AcqRel);
             }
         }
 
-        let start = self.window_start.load(Ordering::Acquire);
+        let mut start = self.window_start.load(Ordering::Acquire);
+        if start == 0 && self.knee.is_some() && self.windows.load(Ordering::Acquire) == 0 {
+            // The first window starts with the first request, not with the limiter.
+            start = match self.window_start.compare_exchange(
+                0,
+                done.started,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => done.started,
+                Err(actual) => actual,
+            };
+        }
         let elapsed = done.now.saturating_sub(start);
         let window = self.window_nanos.load(Ordering::Acquire);
-        let samples = before + 1;
+        if elapsed < window {
+            return None;
+        }
+        // Summed over the shards only once the window has lasted its length.
+        let samples = self.total(|shard| &shard.samples, false);
         // A window closes after its length once it has enough samples. The knee's windows hold
         // at least `KNEE_MIN_SAMPLES` (latency is noisy), or close with fewer after the longest
         // window, so that a slow, small service is still measured.
@@ -284,7 +330,7 @@ impl Adaptive {
         } else {
             samples >= self.min_samples
         };
-        if elapsed < window || !enough {
+        if !enough {
             return None;
         }
         if self
@@ -294,9 +340,9 @@ impl Adaptive {
         {
             return None;
         }
-        let samples = self.samples.swap(0, Ordering::AcqRel);
-        let rtt_sum = self.rtt_sum.swap(0, Ordering::AcqRel);
-        let drops = self.drops.swap(0, Ordering::AcqRel);
+        let samples = self.total(|shard| &shard.samples, true);
+        let rtt_sum = self.total(|shard| &shard.rtt_sum, true);
+        let drops = self.total(|shard| &shard.drops, true);
         let max_inflight = self.max_inflight.swap(0, Ordering::AcqRel);
         if samples == 0 {
             return None;
@@ -347,16 +393,16 @@ impl Adaptive {
             elapsed,
             samples,
             rtt_sum,
-            rtt_squares: self.rtt_squares.swap(0, Ordering::AcqRel),
-            rejected: self.rejected.swap(0, Ordering::AcqRel),
+            rtt_squares: self.total(|shard| &shard.rtt_squares, true),
+            rejected: self.total(|shard| &shard.rejected, true),
             inflight_start: self
                 .inflight_start
                 .swap(done.inflight_now, Ordering::AcqRel),
             inflight_end: done.inflight_now,
             peak,
-            demand: std::array::from_fn(|class| self.demand[class].swap(0, Ordering::AcqRel)),
-            probe_samples: self.probe_samples.swap(0, Ordering::AcqRel),
-            probe_rtt_sum: self.probe_rtt_sum.swap(0, Ordering::AcqRel),
+            demand: std::array::from_fn(|class| self.total(|shard| &shard.demand[class], true)),
+            probe_samples: self.total(|shard| &shard.probe_samples, true),
+            probe_rtt_sum: self.total(|shard| &shard.probe_rtt_sum, true),
         };
         self.windows.fetch_add(1, Ordering::AcqRel);
         // Only the thread that closed the window gets here; a relax holding the lock at this
