@@ -117,7 +117,9 @@
 //! behind them in the service. A fixed limit is the user's bound on the total and keeps it.
 //!
 //! Cost: admission is the same compare-and-swap plus one atomic load; a completion adds a few
-//! atomic additions; a window's computation runs once per window on the thread that closes it.
+//! atomic additions to its thread's shard of the window's sums (eight shards on cache lines of
+//! their own, so that threads do not contend on them), summed once the window has lasted its
+//! length; a window's computation runs once per window on the thread that closes it.
 //! A cancelled request (its caller gave up, or a timeout outside the shedder) counts with the
 //! time it took, as a drop.
 //!
