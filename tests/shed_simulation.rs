@@ -358,6 +358,36 @@ async fn bursts_from_idle_are_absorbed() {
     }
 }
 
+/// Bursts that arrive over a few milliseconds, as they do through real connections, after
+/// quiet seconds: the window that spans the quiet is measured over the burst alone (over the
+/// whole window its throughput read as a trickle and the burst as a backlog standing for
+/// seconds, and the limit fell to 2 mid-burst).
+#[tokio::test(start_paused = true)]
+async fn bursts_arriving_over_milliseconds_after_quiet_seconds_are_absorbed() {
+    let pool = Pool::new(10_000, Duration::from_millis(2));
+    let app = pool.app();
+    for burst in 0..5 {
+        let mut requests = Vec::new();
+        for _ in 0..20 {
+            for _ in 0..10 {
+                let app = app.clone();
+                requests.push(tokio::spawn(async move {
+                    let request = Request::get("/work").body(Body::empty()).unwrap();
+                    app.oneshot(request).await.unwrap().status()
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let statuses = futures::future::join_all(requests).await;
+        let rejected = statuses
+            .iter()
+            .filter(|status| *status.as_ref().unwrap() != StatusCode::OK)
+            .count();
+        assert_eq!(rejected, 0, "burst {burst}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
 /// A cold start straight into 1x load, and a step from 0.5x to 4x that is served at 90% of
 /// capacity within 5 s.
 #[tokio::test(start_paused = true)]

@@ -86,6 +86,9 @@ pub(crate) struct WindowStats {
     pub(crate) now: u64,
     /// Its length, in nanoseconds.
     pub(crate) elapsed: u64,
+    /// The part of it since the latest busy spell began, if one began in it (else its length):
+    /// throughput and congestion are measured over it.
+    pub(crate) busy: u64,
     /// Completed (or cancelled) requests, and the sum of their latencies in nanoseconds.
     pub(crate) samples: u64,
     pub(crate) rtt_sum: u64,
@@ -306,7 +309,7 @@ impl KneeState {
             return self.step(rtt);
         }
         let limiting = stats.rejected > 0;
-        let throughput = stats.samples as f64 / stats.elapsed.max(1) as f64;
+        let throughput = stats.samples as f64 / stats.busy.max(1) as f64;
         if self.base == 0.0 {
             // The first window: a first guess at the no-load latency (high rather than low: a
             // high one costs latency until a probe corrects it, a low one would shed a
@@ -373,7 +376,7 @@ impl KneeState {
         } else {
             if self.congested == 0 {
                 self.streak_inflight = stats.inflight_start;
-                self.streak_since = stats.now.saturating_sub(stats.elapsed);
+                self.streak_since = stats.now.saturating_sub(stats.busy);
                 self.streak_rtt = rtt;
             }
             self.congested += 1;
@@ -541,6 +544,7 @@ mod tests {
         WindowStats {
             now: now * MS,
             elapsed: elapsed * MS,
+            busy: elapsed * MS,
             samples,
             rtt_sum: samples * rtt * MS,
             demand: [0, 0, samples, 0],
@@ -694,6 +698,7 @@ mod tests {
                 let step = knee.on_window(&WindowStats {
                     now,
                     elapsed: elapsed * MS,
+                    busy: elapsed * MS,
                     samples,
                     rtt_sum: samples.saturating_mul(rtt * MS),
                     rtt_squares: samples.saturating_mul(rtt * rtt * 1_000_000),

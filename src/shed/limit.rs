@@ -157,6 +157,9 @@ pub(crate) struct Adaptive {
     /// different threads do not write the same cache line.
     shards: [Shard; SHARDS],
     max_inflight: AtomicU64,
+    /// When the latest busy spell began: the admission of a request that found nothing in
+    /// flight (knee only).
+    busy_since: AtomicU64,
     /// The limit as a fraction (f64 bits): the algorithms work on it, admission on its rounding.
     estimate: AtomicU64,
     /// The long RTT (f64 bits) and how many windows it has seen.
@@ -186,6 +189,7 @@ impl Adaptive {
             window_start: AtomicU64::new(0),
             shards: std::array::from_fn(|_| Shard::default()),
             max_inflight: AtomicU64::new(0),
+            busy_since: AtomicU64::new(0),
             estimate: AtomicU64::new(f64::from(algorithm.initial()).to_bits()),
             long_rtt: AtomicU64::new(0f64.to_bits()),
             windows: AtomicU64::new(0),
@@ -221,6 +225,13 @@ impl Adaptive {
                 }
             })
             .fold(0, u64::saturating_add)
+    }
+
+    /// A request found nothing in flight when it was admitted at `started`: a busy spell began.
+    pub(crate) fn busy(&self, started: u64) {
+        if self.knee.is_some() {
+            self.busy_since.fetch_max(started, Ordering::AcqRel);
+        }
     }
 
     /// Nothing is in flight any more.
@@ -348,7 +359,16 @@ impl Adaptive {
             return None;
         }
         if let Some(knee) = &self.knee {
-            return self.close_knee(knee, done, elapsed, samples, rtt_sum, max_inflight);
+            // A window that spans an idle spell (a burst after a quiet second) is measured
+            // over the busy spell only: over the whole window its throughput reads far too
+            // low, and a burst in flight looks like a backlog that has stood for a second.
+            let busy_since = self.busy_since.load(Ordering::Acquire);
+            let busy = if busy_since > start {
+                elapsed.min(done.now.saturating_sub(busy_since).max(1))
+            } else {
+                elapsed
+            };
+            return self.close_knee(knee, done, (elapsed, busy), samples, rtt_sum, max_inflight);
         }
         let window = WindowSample {
             rtt_nanos: (rtt_sum as f64 / samples as f64).max(1.0),
@@ -383,7 +403,7 @@ impl Adaptive {
         &self,
         knee: &Mutex<KneeState>,
         done: Completion,
-        elapsed: u64,
+        (elapsed, busy): (u64, u64),
         samples: u64,
         rtt_sum: u64,
         peak: u64,
@@ -391,6 +411,7 @@ impl Adaptive {
         let stats = WindowStats {
             now: done.now,
             elapsed,
+            busy,
             samples,
             rtt_sum,
             rtt_squares: self.total(|shard| &shard.rtt_squares, true),

@@ -543,6 +543,11 @@ impl ShedHandle {
         match acquired {
             Acquired::Yes(in_flight) => {
                 let started = self.inner.measures.then(clock::now);
+                if let (1, Some(started), Some(adaptive)) =
+                    (in_flight, started, &self.inner.adaptive)
+                {
+                    adaptive.busy(self.nanos_since_base(started));
+                }
                 Ok(Slot {
                     limiter: self,
                     class,
