@@ -86,6 +86,9 @@ const KNEE_MIN_SAMPLES: u64 = 25;
 /// least [`KNEE_FEW_SAMPLES`].
 const KNEE_FEW_WINDOWS: u64 = 3;
 const KNEE_FEW_SAMPLES: u64 = 4;
+/// A knee window that lasted more than this many windows, and in which a busy spell began,
+/// spanned an idle spell.
+const KNEE_IDLE_WINDOWS: u64 = 5;
 
 /// A new limit, and the latencies it was computed from.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -359,11 +362,13 @@ impl Adaptive {
             return None;
         }
         if let Some(knee) = &self.knee {
-            // A window that spans an idle spell (a burst after a quiet second) is measured
-            // over the busy spell only: over the whole window its throughput reads far too
-            // low, and a burst in flight looks like a backlog that has stood for a second.
+            // A window stretched far past its length by an idle spell (a burst after a quiet
+            // second) is measured over the busy spell only: over the whole window its
+            // throughput reads far too low, and a burst in flight looks like a backlog that
+            // has stood for a second. (A short lull, as at half load on a small pool, is not
+            // such a spell: the window's throughput is the right one there.)
             let busy_since = self.busy_since.load(Ordering::Acquire);
-            let busy = if busy_since > start {
+            let busy = if busy_since > start && elapsed > KNEE_IDLE_WINDOWS * window {
                 elapsed.min(done.now.saturating_sub(busy_since).max(1))
             } else {
                 elapsed

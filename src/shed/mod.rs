@@ -52,9 +52,11 @@
 //! It works in windows of about one no-load latency (at least 20 ms, at most the shedder's
 //! `sample_window`, 1 s) holding at least 25 completed requests (10 for the first), or at least
 //! 4 once three windows' time has passed (a pool of two at 100 ms completes 20 a second: waiting
-//! for 25 would let a second's backlog build unseen). A window that spans an idle spell (nothing
-//! in flight) is measured from the admission that ended it: over the whole window a burst after
-//! a quiet second reads as a trickle of throughput and a backlog that has stood for a second.
+//! for 25 would let a second's backlog build unseen). A window stretched past five windows by an idle
+//! spell (nothing in flight) measures throughput and congestion from the admission that ended
+//! it: over the whole window a burst after a quiet second reads as a trickle of throughput and a
+//! backlog that has stood for a second. (A short lull, as at half load on a small pool, is not
+//! such a spell.)
 //! Each window:
 //!
 //! - **Noise.** The window's average latency is compared allowing for chance: two standard
