@@ -192,6 +192,24 @@ fn summarize(outcomes: &[Outcome], from: f64, to: f64, objective: Duration) -> S
 
 const POOLS: [(usize, u64); 4] = [(2, 100), (8, 20), (64, 50), (256, 200)];
 
+/// A warm service (5 s at half the pool's capacity), then `factor` times its capacity until
+/// `seconds`.
+async fn after_warm_up(pool: Pool, factor: f64, seconds: f64, mixed: bool) -> Vec<Outcome> {
+    let size = pool.permits.available_permits();
+    let service = Duration::from_micros(pool.service_micros.load(Ordering::SeqCst));
+    let full = capacity(size, service);
+    let rate = full * factor;
+    drive(
+        pool.app(),
+        Load {
+            rate: &|t| if t < 5.0 { full / 2.0 } else { rate },
+            seconds,
+            mixed,
+        },
+    )
+    .await
+}
+
 fn capacity(size: usize, service: Duration) -> f64 {
     size as f64 / service.as_secs_f64()
 }
@@ -233,19 +251,7 @@ async fn overload_is_shed_across_capacities() {
         // Unloaded: the service time plus at most the timer's millisecond.
         let unloaded_p99 = service + Duration::from_millis(1);
         for factor in [2.0, 4.0, 10.0] {
-            // A warm service (5 s at half its capacity), then the overload.
-            let pool = Pool::new(size, service);
-            let full = capacity(size, service);
-            let rate = full * factor;
-            let outcomes = drive(
-                pool.app(),
-                Load {
-                    rate: &|t| if t < 5.0 { full / 2.0 } else { rate },
-                    seconds: 25.0,
-                    mixed: false,
-                },
-            )
-            .await;
+            let outcomes = after_warm_up(Pool::new(size, service), factor, 25.0, false).await;
             let steady = summarize(&outcomes, 10.0, 25.0, service * 5);
             let goodput = steady.goodput / capacity(size, service);
             println!("{size} x {ms} ms at {factor}x: goodput {goodput:.3} {steady:?}");
@@ -273,16 +279,7 @@ async fn load_just_over_capacity_keeps_latency_bounded() {
         let unloaded_p99 = service + Duration::from_millis(1);
         for factor in [1.05, 1.2] {
             let full = capacity(size, service);
-            let rate = full * factor;
-            let outcomes = drive(
-                Pool::new(size, service).app(),
-                Load {
-                    rate: &|t| if t < 5.0 { full / 2.0 } else { rate },
-                    seconds: 30.0,
-                    mixed: false,
-                },
-            )
-            .await;
+            let outcomes = after_warm_up(Pool::new(size, service), factor, 30.0, false).await;
             let steady = summarize(&outcomes, 15.0, 30.0, service * 5);
             println!("{size} x {ms} ms at {factor}x: {steady:?}");
             assert!(
@@ -307,16 +304,8 @@ async fn random_service_times_are_served_below_capacity_and_shed_above() {
         let service = Duration::from_millis(ms);
         let full = capacity(size, service);
         for factor in [0.5, 0.8, 4.0] {
-            let rate = full * factor;
-            let outcomes = drive(
-                Pool::exponential(size, service, 7).app(),
-                Load {
-                    rate: &|t| if t < 5.0 { full / 2.0 } else { rate },
-                    seconds: 25.0,
-                    mixed: false,
-                },
-            )
-            .await;
+            let pool = Pool::exponential(size, service, 7);
+            let outcomes = after_warm_up(pool, factor, 25.0, false).await;
             let steady = summarize(&outcomes, 10.0, 25.0, service * 5);
             println!("{size} x {ms} ms exponential at {factor}x: {steady:?}");
             if factor < 1.0 {
@@ -482,18 +471,8 @@ async fn mixed_traffic_keeps_critical_requests_and_the_capacity() {
     let mut results = Vec::new();
     for (size, ms) in POOLS {
         let service = Duration::from_millis(ms);
-        let full = capacity(size, service);
         for factor in [1.0, 2.0, 4.0, 10.0] {
-            let rate = full * factor;
-            let outcomes = drive(
-                Pool::new(size, service).app(),
-                Load {
-                    rate: &|t| if t < 5.0 { full / 2.0 } else { rate },
-                    seconds: 25.0,
-                    mixed: true,
-                },
-            )
-            .await;
+            let outcomes = after_warm_up(Pool::new(size, service), factor, 25.0, true).await;
             let steady = summarize(&outcomes, 10.0, 25.0, service * 5);
             println!("{size} x {ms} ms mixed at {factor}x: {steady:?}");
             results.push((size, ms, factor, steady));
