@@ -1,6 +1,8 @@
 //! The reference of every key of the policy file: default and meaning, as the README's
 //! configuration reference shows them (a test keeps the two equal, and another keeps this list
 //! equal to the keys the parser accepts).
+//!
+//! Long because it is one table: a row per key (about a hundred), kept in the parser's order.
 
 /// One key of the policy file, for the reference table (a test keeps the README's equal).
 #[derive(Clone, Copy, Debug)]
