@@ -54,7 +54,7 @@ proptest! {
         let record = seen.clone();
         let service = TimeoutLayer::new(config).unwrap().layer(tower::service_fn(
             move |request: Request<()>| {
-                let left = request.extensions().get::<Deadline>().map(|d| d.remaining());
+                let left = Deadline::of(&request).map(|d| d.remaining());
                 *record.lock().unwrap() = left;
                 async move { Ok::<_, Infallible>(Response::new(String::new())) }
             },

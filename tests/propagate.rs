@@ -22,7 +22,10 @@ impl Upstream {
     fn service(
         &self,
         delay: Duration,
-    ) -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone {
+    ) -> impl Service<Request<()>, Response = Response<()>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static {
         let this = self.clone();
         tower::service_fn(move |request: Request<()>| {
             this.calls.fetch_add(1, Ordering::SeqCst);
@@ -214,5 +217,50 @@ async fn enforcement_can_be_turned_off() {
     assert_eq!(
         upstream.header("grpc-timeout").as_deref(),
         Some("80000000n")
+    );
+}
+
+/// A handler served under a policy calls an upstream, from its own future and from a task it
+/// spawns with its `Caller`: both calls carry the time the request has left, without the
+/// handler copying the deadline; a call from a task spawned without it carries none.
+#[tokio::test(start_paused = true)]
+async fn calls_made_while_a_request_is_served_carry_its_deadline_without_copying() {
+    use steadfast::core::{Caller, RequestBody};
+    use steadfast::policy::{Policies, Policy, PolicyLayer};
+
+    let direct = Upstream::default();
+    let spawned = Upstream::default();
+    let orphan = Upstream::default();
+    let clients = [&direct, &spawned, &orphan]
+        .map(|upstream| PropagateDeadlineLayer::new().layer(upstream.service(Duration::ZERO)));
+    let handler = tower::service_fn(move |_: Request<RequestBody<String>>| {
+        let [direct, spawned, orphan] = clients.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            direct.oneshot(outbound(true, None)).await.unwrap();
+            let caller = Caller::current().expect("a caller under a policy");
+            assert!(caller.deadline().is_some());
+            tokio::spawn(caller.scope(spawned.oneshot(outbound(true, None))))
+                .await
+                .unwrap()
+                .unwrap();
+            tokio::spawn(orphan.oneshot(outbound(true, None)))
+                .await
+                .unwrap()
+                .unwrap();
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }
+    });
+    let policies = Policies::new(Policy::new().timeout(Duration::from_millis(300)));
+    let service = PolicyLayer::new(policies).unwrap().layer(handler);
+    let response = service.oneshot(Request::new(String::new())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(direct.header("grpc-timeout").as_deref(), Some("200000u"));
+    assert_eq!(spawned.header("grpc-timeout").as_deref(), Some("200000u"));
+    assert_eq!(orphan.header("grpc-timeout"), None);
+    assert_eq!(
+        Deadline::current(),
+        None,
+        "published only while the request is served"
     );
 }

@@ -64,10 +64,8 @@ impl tower::Service<http::Request<tonic::body::Body>> for ClockService {
                             .metadata()
                             .get("grpc-timeout")
                             .map(|value| value.to_str().unwrap().to_owned());
-                        let left = request
-                            .extensions()
-                            .get::<Deadline>()
-                            .map(|deadline| deadline.remaining().as_millis());
+                        let left =
+                            Deadline::current().map(|deadline| deadline.remaining().as_millis());
                         Ok::<_, Status>(Response::new(format!(
                             "{};{}",
                             timeout.unwrap_or_default(),

@@ -1,17 +1,29 @@
 //! The point in time by which a request must be answered.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use super::clock::{self, Instant};
 
+thread_local! {
+    /// The deadline of the request whose service is being called or polled on this thread.
+    static CURRENT: Cell<Option<Deadline>> = const { Cell::new(None) };
+}
+
 /// The instant by which a request must be answered, shared by every layer.
 ///
 /// [`TimeoutLayer`](crate::timeout::TimeoutLayer) computes the effective deadline of each request
-/// (the earliest of the caller's, the service's own budget and the configured cap) and puts it in
-/// the request extensions. Handlers read it to learn how much time is left, and copy it onto
-/// outbound requests so that [`PropagateDeadline`](crate::timeout::PropagateDeadline) can pass it
-/// on to the next service. Other layers (the load shedder's queue, for one) read it from here,
-/// never from the timeout module.
+/// (the earliest of the caller's, the service's own budget and the configured cap) and publishes
+/// it as the request's **current deadline** while the inner service is called and its future
+/// polled: [`Deadline::current`], [`Deadline::of`] and (with the `axum` feature) the `Deadline`
+/// extractor read it there. Publishing costs no allocation (`http::Extensions` makes three to
+/// hold a value on a request that has none). Outbound calls made while the handler runs —
+/// through [`PropagateDeadline`](crate::timeout::PropagateDeadline) or a dependency policy —
+/// pass on the time left without the handler copying anything. Work handed to another task
+/// (`tokio::spawn`, tower's `Buffer`) takes it along with
+/// [`Caller::current`](crate::core::Caller::current) and `scope`, or by reading it first and
+/// putting it in that request's extensions. Other layers (the load shedder's queue, for one)
+/// read it from here, never from the timeout module.
 ///
 /// ```
 /// use std::time::Duration;
@@ -60,9 +72,66 @@ impl Deadline {
         self.min(other)
     }
 
-    /// The deadline carried in a request's extensions, if a layer put one there.
+    /// The deadline of `request`: one put in its extensions (by hand, or a tonic request's),
+    /// else the [current](Self::current) deadline on this thread.
     pub fn of<B>(request: &http::Request<B>) -> Option<Deadline> {
-        request.extensions().get::<Deadline>().copied()
+        Self::in_extensions(request.extensions())
+    }
+
+    /// The deadline in `extensions`, else the current one.
+    pub(crate) fn in_extensions(extensions: &http::Extensions) -> Option<Deadline> {
+        extensions.get::<Deadline>().copied().or_else(Self::current)
+    }
+
+    /// The deadline of the request being served on this thread: the one a steadfast timeout
+    /// (or policy) published while it calls and polls the inner service — so a handler, its
+    /// extractors and the outbound calls it makes all see it — or the one a
+    /// [`CallerScope`](crate::core::CallerScope) carries into other work. `None` elsewhere.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::core::Deadline;
+    /// use steadfast::timeout::TimeoutLayer;
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let handler = tower::service_fn(|_: http::Request<()>| async {
+    ///     let left = Deadline::current().map(Deadline::remaining);
+    ///     assert_eq!(left, Some(Duration::from_millis(300)));
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// });
+    /// let service = TimeoutLayer::new(Duration::from_millis(300)).unwrap().layer(handler);
+    /// service.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!(Deadline::current(), None); // only while the request is served
+    /// # }
+    /// ```
+    #[inline]
+    pub fn current() -> Option<Deadline> {
+        CURRENT.with(Cell::get)
+    }
+}
+
+/// Publishes `deadline` as the current one on this thread until the scope is dropped (panics
+/// included); `None` leaves the current one as it is.
+#[inline]
+pub(crate) fn enter(deadline: Option<Deadline>) -> DeadlineScope {
+    DeadlineScope {
+        previous: deadline.map(|deadline| CURRENT.with(|current| current.replace(Some(deadline)))),
+    }
+}
+
+/// The scope of [`enter`]; dropping it restores the deadline that was current before.
+pub(crate) struct DeadlineScope {
+    /// `Some(previous)` when a deadline was entered.
+    previous: Option<Option<Deadline>>,
+}
+
+impl Drop for DeadlineScope {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous {
+            CURRENT.with(|current| current.set(previous));
+        }
     }
 }
 
@@ -84,7 +153,7 @@ mod axum_extract {
 
     impl std::fmt::Display for MissingDeadline {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("no Deadline in the request extensions: is steadfast's TimeoutLayer applied to this route?")
+            f.write_str("no Deadline for this request: is steadfast's TimeoutLayer (or PolicyLayer) applied to this route?")
         }
     }
 
@@ -107,11 +176,7 @@ mod axum_extract {
             parts: &mut Parts,
             _state: &S,
         ) -> Result<Self, Self::Rejection> {
-            parts
-                .extensions
-                .get::<Deadline>()
-                .copied()
-                .ok_or(MissingDeadline)
+            Deadline::in_extensions(&parts.extensions).ok_or(MissingDeadline)
         }
     }
 
@@ -122,7 +187,7 @@ mod axum_extract {
             parts: &mut Parts,
             _state: &S,
         ) -> Result<Option<Self>, Self::Rejection> {
-            Ok(parts.extensions.get::<Deadline>().copied())
+            Ok(Deadline::in_extensions(&parts.extensions))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The concepts every steadfast layer shares, defined once.
 //!
-//! - [`Deadline`]: the instant by which a request must be answered, carried in the request
-//!   extensions from layer to layer and on to outbound calls.
+//! - [`Deadline`]: the instant by which a request must be answered, published while the
+//!   request is served (without an allocation) and passed on to outbound calls.
 //! - [`classify`]: whether what an inner service produced is a success or a failure.
 //! - [`Rejection`]: a layer's refusal, answered as a protocol response (HTTP problem+json or a
 //!   gRPC trailers-only response) in [`ProtocolResponses`] mode, or as [`Error::Rejected`] in
@@ -18,7 +18,7 @@ pub mod classify;
 pub mod clock;
 mod config_error;
 mod criticality;
-mod deadline;
+pub(crate) mod deadline;
 pub(crate) mod framing;
 pub mod grpc;
 pub mod keyed;

@@ -156,19 +156,20 @@ impl TimeoutConfig {
         self
     }
 
-    /// Whether to put the effective [`Deadline`] in the request extensions. Default: `true`.
+    /// Whether to publish the effective [`Deadline`] as the request's current deadline while
+    /// the inner service is called and polled ([`Deadline::current`], [`Deadline::of`], the
+    /// extractor). Default: `true`.
     ///
-    /// Handlers read it there, [`PropagateDeadline`](super::PropagateDeadline) passes it on, and
-    /// other steadfast layers inside this one (the load shedder's deadline-aware queue) rely on
-    /// it. Turn it off only where nothing inside reads it: on a request that has no extensions
-    /// yet, `http::Extensions` makes three allocations to hold it (one when it already holds
-    /// something, as inside an Axum router), about 45 ns of the layer's cost.
+    /// Handlers read it, [`PropagateDeadline`](super::PropagateDeadline) and dependency
+    /// policies pass it on, and other steadfast layers inside this one (the load shedder's
+    /// deadline-aware queue) rely on it. Publishing costs no allocation; turned off, the
+    /// request is still bounded by the deadline, but nothing inside sees it.
     pub fn publish_deadline(mut self, publish: bool) -> Self {
         self.publish_deadline = publish;
         self
     }
 
-    /// Whether the effective deadline is put in the request extensions.
+    /// Whether the effective deadline is published to the inner service.
     pub fn publishes_deadline(&self) -> bool {
         self.publish_deadline
     }
@@ -251,8 +252,8 @@ impl TimeoutConfig {
             }
         }
         let deadline = Deadline::at(clock::saturating_add(now, allowed));
-        Ok(match extensions.get::<Deadline>() {
-            Some(&outer) if outer <= deadline => (outer, false),
+        Ok(match Deadline::in_extensions(extensions) {
+            Some(outer) if outer <= deadline => (outer, false),
             _ => (deadline, true),
         })
     }

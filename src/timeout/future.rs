@@ -9,7 +9,9 @@ use http::StatusCode;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
+use crate::core::Deadline;
 use crate::core::clock::Instant;
+use crate::core::deadline;
 use crate::core::route::RouteLabel;
 use crate::core::telemetry;
 use crate::core::{Origin, Protocol, Rejection, RejectionKind, Reply};
@@ -31,6 +33,8 @@ pin_project! {
         method: &'static str,
         origin: Origin,
         timeout_status: StatusCode,
+        // The deadline published as the current one while the inner future is polled.
+        published: Option<Deadline>,
         _mode: PhantomData<fn() -> M>,
     }
 }
@@ -53,9 +57,11 @@ pin_project! {
 }
 
 impl<F, M> ResponseFuture<F, M> {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn running(
         inner: F,
         deadline: Option<Instant>,
+        published: Option<Deadline>,
         protocol: Protocol,
         route: RouteLabel,
         method: &'static str,
@@ -72,6 +78,7 @@ impl<F, M> ResponseFuture<F, M> {
             method,
             origin,
             timeout_status,
+            published,
             _mode: PhantomData,
         }
     }
@@ -91,6 +98,7 @@ impl<F, M> ResponseFuture<F, M> {
             protocol,
             route,
             method,
+            published: None,
             _mode: PhantomData,
         }
     }
@@ -107,7 +115,11 @@ where
         let mut this = self.project();
         let rejection = match this.state.as_mut().project() {
             StateProj::Running { inner, mut timer } => {
-                if let Poll::Ready(result) = inner.poll(cx) {
+                let polled = {
+                    let _published = deadline::enter(*this.published);
+                    inner.poll(cx)
+                };
+                if let Poll::Ready(result) = polled {
                     return Poll::Ready(M::forward(result));
                 }
                 if let TimerProj::Idle { deadline } = timer.as_mut().project() {

@@ -37,16 +37,20 @@
 //!
 //! # Handlers and outbound calls
 //!
-//! The effective deadline is in the request extensions. A handler reads it (with the `axum`
-//! feature, `Deadline` is an extractor; `Option<Deadline>` where the layer is optional) and
-//! copies it onto the requests it sends. [`PropagateDeadlineLayer`] around the client then writes
-//! the remaining time as `grpc-timeout` (or a configured HTTP header) and fails fast when none
-//! is left:
+//! The effective deadline is published as the request's current
+//! [`Deadline`](crate::core::Deadline) while the inner service is called and polled — no
+//! allocation, unlike an `http::Extensions` insert. A handler reads it with
+//! [`Deadline::current`](crate::core::Deadline::current) (with the `axum` feature, `Deadline` is
+//! an extractor; `Option<Deadline>` where the layer is optional). Calls the handler makes
+//! through [`PropagateDeadlineLayer`] (or a [dependency policy](crate::dependency)) pass on the
+//! remaining time as `grpc-timeout` (or a configured HTTP header) and fail fast when none is
+//! left, without the handler copying anything; a deadline put in the outbound request's
+//! extensions by hand takes precedence:
 //!
 //! ```
-//! use steadfast::core::Deadline;
-//! use steadfast::timeout::PropagateDeadlineLayer;
-//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use std::time::Duration;
+//! use steadfast::timeout::{PropagateDeadlineLayer, TimeoutLayer};
+//! use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 //! // Stands in for a hyper client or a tonic Channel.
@@ -54,21 +58,29 @@
 //!     assert_eq!(request.headers()["grpc-timeout"], "250000u");
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(()))
 //! });
-//! let mut client = ServiceBuilder::new().layer(PropagateDeadlineLayer::new()).service(upstream);
+//! let client = ServiceBuilder::new().layer(PropagateDeadlineLayer::new()).service(upstream);
 //!
-//! // In a handler: `deadline` came from the incoming request.
-//! let deadline = Deadline::after(std::time::Duration::from_millis(250));
-//! let mut outbound = http::Request::post("http://inventory/pkg.Inventory/Reserve")
-//!     .header("content-type", "application/grpc")
-//!     .body(())
-//!     .unwrap();
-//! outbound.extensions_mut().insert(deadline);
-//! client.ready().await.unwrap().call(outbound).await.unwrap();
+//! // A handler served under a 250 ms budget calls the upstream.
+//! let handler = tower::service_fn(move |_: http::Request<()>| {
+//!     let client = client.clone();
+//!     async move {
+//!         let outbound = http::Request::post("http://inventory/pkg.Inventory/Reserve")
+//!             .header("content-type", "application/grpc")
+//!             .body(())
+//!             .unwrap();
+//!         client.oneshot(outbound).await
+//!     }
+//! });
+//! let service = TimeoutLayer::new(Duration::from_millis(250)).unwrap().layer(handler);
+//! service.oneshot(http::Request::new(())).await.unwrap();
 //! # }
 //! ```
 //!
-//! With tonic, put the deadline in the `tonic::Request`'s extensions
-//! (`request.extensions_mut().insert(deadline)`): tonic carries them into the HTTP request.
+//! Work handed to another task takes the deadline along in a
+//! [`Caller`](crate::core::Caller) (`Caller::current()` in the handler, `caller.scope(work)`
+//! around the task). With tonic, a deadline can also be put in the `tonic::Request`'s
+//! extensions (`request.extensions_mut().insert(deadline)`): tonic carries them into the HTTP
+//! request.
 //!
 //! # Malformed deadline headers
 //!

@@ -173,6 +173,7 @@ impl<S, M> PropagateDeadline<S, M> {
         ResponseFuture::running(
             self.inner.call(request),
             enforced,
+            None,
             protocol,
             route,
             method,

@@ -12,6 +12,7 @@ use tower::Service;
 use super::config::TimeoutConfig;
 use super::future::ResponseFuture;
 use crate::core::clock;
+use crate::core::deadline;
 use crate::core::labels;
 use crate::core::route::RouteLabel;
 use crate::core::{
@@ -93,7 +94,7 @@ where
     }
 
     #[inline]
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let now = clock::now();
         let protocol = Protocol::of(request.headers());
         let route = RouteLabel::of(request.extensions());
@@ -114,13 +115,18 @@ where
                 .with_detail("the request arrived with no time left before its deadline");
             return ResponseFuture::rejected(rejection, protocol, route, method);
         }
-        if earlier && self.config.publishes_deadline() {
-            request.extensions_mut().insert(deadline);
-        }
+        // Published as the current deadline while the inner service is called and polled: no
+        // `Extensions` insert (three allocations on a request that has none).
+        let published = (earlier && self.config.publishes_deadline()).then_some(deadline);
         let status = self.config.status();
+        let future = {
+            let _published = deadline::enter(published);
+            self.inner.call(request)
+        };
         ResponseFuture::running(
-            self.inner.call(request),
+            future,
             Some(deadline.instant()),
+            published,
             protocol,
             route,
             method,
@@ -150,6 +156,7 @@ where
         ResponseFuture::running(
             self.inner.call(request),
             Some(deadline),
+            None,
             Protocol::Http,
             RouteLabel::default(),
             "",
