@@ -108,6 +108,9 @@ impl Request {
             (None, None) => register(),
         };
         histogram.record(seconds);
+        if span.is_disabled() {
+            return;
+        }
         if let Some(status) = status {
             span.record("http.response.status_code", i64::from(status.as_u16()));
         }
@@ -143,6 +146,9 @@ impl Request {
                 }),
         };
         histogram.record(seconds);
+        if span.is_disabled() {
+            return;
+        }
         span.record("rpc.status_code", code.as_str());
         if let Some(error) = error {
             span.record("error.type", error);

@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower::Service;
+use tracing::Span;
 
 use super::future::{Active, ObserveBody, Request as Measured, ResponseFuture, RouteMetrics};
 use super::layer::Shared;
@@ -110,8 +111,12 @@ where
         };
         // One span per request: the one a layer further out opened for it (tower-http's
         // `TraceLayer` with `server_span`, or an outer observer), else a span of its own.
+        // With no subscriber at all, no span: nothing would record it (and tracing's `log`
+        // feature would otherwise format it for `log` on every enter, record and exit).
         let span = span::current().unwrap_or_else(|| {
-            if grpc {
+            if !tracing::dispatcher::has_been_set() {
+                Span::none()
+            } else if grpc {
                 span::grpc_span()
             } else {
                 span::http_span(method, scheme, version)
