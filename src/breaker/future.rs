@@ -164,6 +164,8 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Running { #[pin] inner: F, guard: Option<Guard> },
+        // No breaker (a policy without one): the call passes through, unclassified.
+        Passthrough { #[pin] inner: F },
         Rejected { rejection: Option<Rejection>, breaker: BreakerHandle, method: &'static str },
     }
 }
@@ -177,6 +179,15 @@ impl<F, C, M> ResponseFuture<F, C, M> {
             },
             classifier,
             protocol,
+            _mode: PhantomData,
+        }
+    }
+
+    pub(crate) fn passthrough(inner: F, classifier: C) -> Self {
+        Self {
+            state: State::Passthrough { inner },
+            classifier,
+            protocol: Protocol::Http,
             _mode: PhantomData,
         }
     }
@@ -240,6 +251,9 @@ where
                     }),
                 };
                 Poll::Ready(M::forward(result, pending))
+            }
+            StateProj::Passthrough { inner } => {
+                Poll::Ready(M::forward(ready!(inner.poll(cx)), None))
             }
             StateProj::Rejected {
                 rejection,

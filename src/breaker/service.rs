@@ -23,7 +23,8 @@ use crate::core::{
 /// Fails fast while its breaker is open; see the [module docs](super).
 pub struct Breaker<S, C = DefaultClassifier, M = ProtocolResponses> {
     inner: S,
-    source: Source,
+    // `None`: no breaker at all (a policy without one); calls pass through.
+    source: Option<Source>,
     cache: Arc<RouteCache>,
     classifier: C,
     _mode: PhantomData<fn() -> M>,
@@ -43,8 +44,21 @@ impl<S, C, M> Breaker<S, C, M> {
     ) -> Self {
         Self {
             inner,
-            source,
+            source: Some(source),
             cache,
+            classifier,
+            _mode: PhantomData,
+        }
+    }
+
+    /// No breaker: calls pass through, counted by nothing (a policy without a breaker).
+    pub(crate) fn absent(inner: S, classifier: C) -> Self {
+        // Never read without a source; one shared empty cache, so that this allocates nothing.
+        static UNUSED: std::sync::OnceLock<Arc<RouteCache>> = std::sync::OnceLock::new();
+        Self {
+            inner,
+            source: None,
+            cache: UNUSED.get_or_init(Arc::default).clone(),
             classifier,
             _mode: PhantomData,
         }
@@ -142,8 +156,12 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let Some(source) = &self.source else {
+            let future = self.inner.call(request);
+            return ResponseFuture::passthrough(future, self.classifier.clone());
+        };
         let protocol = Protocol::of(request.headers());
-        let breaker = self.source.for_request(&request, &self.cache);
+        let breaker = source.for_request(&request, &self.cache);
         let method = labels::method(request.method());
         self.admit(breaker, protocol, method, |inner| inner.call(request))
     }
@@ -166,7 +184,11 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let breaker = self.source.default_instance();
+        let Some(source) = &self.source else {
+            let future = self.inner.call(request);
+            return ResponseFuture::passthrough(future, self.classifier.clone());
+        };
+        let breaker = source.default_instance();
         self.admit(breaker, Protocol::Http, "", |inner| inner.call(request))
     }
 }

@@ -14,7 +14,7 @@ use tower::Layer;
 use super::guard::Strict;
 use super::service::PolicyService;
 use super::spec::{Policies, Policy, PolicyError, RouteMatch};
-use crate::breaker::{BreakerConfig, BreakerHandle, BreakerLayer};
+use crate::breaker::{BreakerHandle, BreakerLayer};
 use crate::core::Criticality;
 use crate::core::keyed::KeyCache;
 use crate::core::map::RouteNode;
@@ -27,9 +27,11 @@ use crate::timeout::TimeoutConfig;
 pub(crate) struct Entry {
     policy: Policy,
     pub(crate) timeout: Arc<TimeoutConfig>,
-    pub(crate) breaker: BreakerLayer,
+    /// `None`: the policy has no breaker, and its stack none at all.
+    pub(crate) breaker: Option<BreakerLayer>,
     pub(crate) breaker_cache: Arc<KeyCache<BreakerHandle>>,
-    pub(crate) shed: ShedLayer,
+    /// `None`: the policy does not shed, and its stack has no shedder at all.
+    pub(crate) shed: Option<ShedLayer>,
     pub(crate) shed_cache: Arc<KeyCache<ShedHandle>>,
     pub(crate) fault: FaultLayer,
     /// The observer's route cache for this policy's requests.
@@ -39,19 +41,6 @@ pub(crate) struct Entry {
     /// The policy's class and availability objective, for the reality map.
     pub(crate) criticality: Criticality,
     pub(crate) availability: f64,
-}
-
-/// A breaker that lets everything through and counts nothing: a route without a breaker.
-fn no_breaker() -> BreakerLayer {
-    let handle = BreakerHandle::new(BreakerConfig::new().name("disabled"))
-        .expect("the default settings are valid");
-    handle.disable();
-    BreakerLayer::shared(handle)
-}
-
-/// A route without shedding: admits everything, counts nothing.
-fn no_shed() -> ShedLayer {
-    ShedLayer::unlimited()
 }
 
 impl Entry {
@@ -64,14 +53,14 @@ impl Entry {
             Some(old) => (old.breaker.clone(), old.breaker_cache.clone()),
             None => {
                 let layer = match (&policy.breaker, shared_name) {
-                    (None, _) => no_breaker(),
+                    (None, _) => None,
                     (Some(config), None) => {
-                        BreakerLayer::new(config.clone()).expect("validated before compiling")
+                        Some(BreakerLayer::new(config.clone()).expect("validated before compiling"))
                     }
-                    (Some(config), Some(name)) => BreakerLayer::shared(
+                    (Some(config), Some(name)) => Some(BreakerLayer::shared(
                         BreakerHandle::new(config.clone().name(name))
                             .expect("validated before compiling"),
-                    ),
+                    )),
                 };
                 (layer, Arc::default())
             }
@@ -80,18 +69,18 @@ impl Entry {
             Some(old) => (old.shed.clone(), old.shed_cache.clone()),
             None => {
                 let layer = match (&policy.shed, shared_name) {
-                    (None, _) => no_shed(),
+                    (None, _) => None,
                     (Some(config), None) => {
-                        ShedLayer::new(config.clone()).expect("validated before compiling")
+                        Some(ShedLayer::new(config.clone()).expect("validated before compiling"))
                     }
-                    (Some(config), Some(name)) => ShedLayer::shared(
+                    (Some(config), Some(name)) => Some(ShedLayer::shared(
                         ShedHandle::new(config.clone().name(name))
                             .expect("validated before compiling"),
-                    ),
+                    )),
                 };
                 // Requests in flight on the old limiters count against the new limits.
-                if let Some(old) = old {
-                    layer.take_over(&old.shed);
+                if let (Some(layer), Some(Some(old))) = (&layer, old.map(|old| &old.shed)) {
+                    layer.take_over(old);
                 }
                 (layer, Arc::default())
             }
@@ -538,17 +527,23 @@ impl PolicyHandle {
     /// flight and queued, say in a health endpoint or a test that nothing leaked.
     pub fn limiters(&self) -> Vec<(String, ShedHandle)> {
         let compiled = self.current.load();
-        let mut all = compiled.defaults.shed.limiters();
+        let limiters = |entry: &Entry| {
+            entry
+                .shed
+                .as_ref()
+                .map(ShedLayer::limiters)
+                .unwrap_or_default()
+        };
+        let mut all = limiters(&compiled.defaults);
         for entries in compiled.routes.values() {
             for entry in entries
                 .any
                 .iter()
                 .chain(entries.by_method.iter().map(|(_, e)| e))
             {
-                all.extend(entry.shed.limiters());
+                all.extend(limiters(entry));
             }
         }
-        all.retain(|(_, limiter)| !limiter.is_unlimited());
         all
     }
 

@@ -312,11 +312,15 @@ impl<S> PolicyService<S> {
         #[cfg(not(feature = "contract"))]
         let inner = Handoff::new(inner);
         let inner = entry.fault.layer(inner);
-        let inner = entry.shed.layer_with_cache(inner, entry.shed_cache.clone());
+        let inner = match &entry.shed {
+            Some(shed) => shed.layer_with_cache(inner, entry.shed_cache.clone()),
+            None => Shed::absent(inner, DefaultClassifier::new()),
+        };
         let inner = Timeout::with_config(inner, entry.timeout.clone());
-        let inner = entry
-            .breaker
-            .layer_with_cache(inner, entry.breaker_cache.clone());
+        let inner = match &entry.breaker {
+            Some(breaker) => breaker.layer_with_cache(inner, entry.breaker_cache.clone()),
+            None => Breaker::absent(inner, DefaultClassifier::new()),
+        };
         let stack = self
             .observe
             .layer_with_cache(Guard::new(inner, refuse), entry.observe_cache.clone());

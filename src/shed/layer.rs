@@ -31,6 +31,14 @@ pub(crate) struct RequestSettings {
 }
 
 impl RequestSettings {
+    /// The settings of a service without shedding (the defaults, made once).
+    pub(crate) fn absent() -> Arc<RequestSettings> {
+        static ABSENT: std::sync::OnceLock<Arc<RequestSettings>> = std::sync::OnceLock::new();
+        ABSENT
+            .get_or_init(|| Arc::new(RequestSettings::of(&ShedConfig::new())))
+            .clone()
+    }
+
     pub(crate) fn of(config: &ShedConfig) -> Self {
         Self {
             default_criticality: config.default_criticality,
@@ -148,14 +156,6 @@ impl Previous {
 }
 
 impl ShedLayer {
-    /// A shedding layer that admits everything and counts nothing: a route with shedding off.
-    pub(crate) fn unlimited() -> Self {
-        Self::with(
-            Source::Shared(ShedHandle::unlimited()),
-            Arc::new(RequestSettings::of(&ShedConfig::new())),
-        )
-    }
-
     /// Takes over from `old`, which a reload replaces: each of `old`'s limiters admits nobody
     /// new, and what it still has in flight counts against the limit of this layer's limiter
     /// for the same key (the one shared limiter, for shared layers), so that a reload never lets

@@ -245,8 +245,6 @@ struct Inner {
     admission: Admission,
     /// How the requests it admits or sheds are read and answered (a shared layer's settings).
     settings: Arc<RequestSettings>,
-    /// A limiter that admits everyone and counts nothing: a route with shedding off.
-    unlimited: bool,
     /// The limiter this one replaced (a reload changed the settings), while requests it admitted
     /// are still in flight: they count against this one's limit.
     predecessor: arc_swap::ArcSwapOption<Inner>,
@@ -374,7 +372,6 @@ impl ShedHandle {
                     }
                 },
                 settings: Arc::new(RequestSettings::of(config)),
-                unlimited: false,
                 predecessor: arc_swap::ArcSwapOption::empty(),
                 has_predecessor: std::sync::atomic::AtomicBool::new(false),
                 successor: OnceLock::new(),
@@ -393,21 +390,11 @@ impl ShedHandle {
         handle
     }
 
-    /// A limiter that admits every request and counts nothing (shedding off).
-    pub(crate) fn unlimited() -> Self {
-        let config = ShedConfig::fixed(MAX_PER_CLASS);
-        let mut handle = Self::from_valid(&config, None);
-        Arc::get_mut(&mut handle.inner)
-            .expect("just made")
-            .unlimited = true;
-        handle
-    }
-
     /// Makes this new limiter take over from `old` (a reload changed the settings): `old`
     /// admits nobody new, and what it still has in flight counts against this one's limit until
     /// it has drained, so that the two together never pass the new limit.
     pub(crate) fn succeed(&self, old: &ShedHandle) {
-        if Arc::ptr_eq(&self.inner, &old.inner) || old.inner.unlimited || self.inner.unlimited {
+        if Arc::ptr_eq(&self.inner, &old.inner) {
             return;
         }
         if old.inner.successor.set(self.clone()).is_err() {
@@ -451,11 +438,6 @@ impl ShedHandle {
         own + before
     }
 
-    /// Whether this limiter admits everything (a route with shedding off).
-    pub(crate) fn is_unlimited(&self) -> bool {
-        self.inner.unlimited
-    }
-
     /// The limit and what is in flight.
     pub fn snapshot(&self) -> ShedSnapshot {
         let admission = &self.inner.admission;
@@ -473,7 +455,7 @@ impl ShedHandle {
     }
 
     pub(crate) fn name_once(&self, name: impl FnOnce() -> SharedString) {
-        if self.inner.unlimited || self.inner.metrics.get().is_some() {
+        if self.inner.metrics.get().is_some() {
             return;
         }
         let name = self.inner.name.get_or_init(name);
@@ -503,15 +485,6 @@ impl ShedHandle {
 
     /// Takes a slot, or gives the handle back when the limiter is full.
     pub(crate) fn acquire(self, class: Criticality) -> Result<Slot, ShedHandle> {
-        if self.inner.unlimited {
-            return Ok(Slot {
-                limiter: self,
-                class,
-                in_flight: 0,
-                started: None,
-                armed: false,
-            });
-        }
         let mut acquired = self
             .inner
             .admission
