@@ -44,6 +44,34 @@ fn verdict(outcome: Outcome) -> Verdict {
     }
 }
 
+/// Settles a call whose response (or error, `ok` false) was classified: at once, or when its
+/// body ends. A successful head with a body still to come keeps the call open: a body that
+/// fails is a failure (a body dropped before its end stays the success it was); a gRPC status
+/// in trailers is read there.
+pub(crate) fn settle<C: Clone>(
+    guard: Guard,
+    classified: Classified,
+    ok: bool,
+    classifier: &C,
+) -> Option<EndOfCall<C>> {
+    match classified {
+        Classified::Done(Outcome::Success) if ok => Some(EndOfCall {
+            guard,
+            classifier: classifier.clone(),
+            settled: Some(Verdict::Success),
+        }),
+        Classified::Done(outcome) => {
+            guard.complete(verdict(outcome));
+            None
+        }
+        Classified::AtEndOfStream => Some(EndOfCall {
+            guard,
+            classifier: classifier.clone(),
+            settled: None,
+        }),
+    }
+}
+
 /// A call whose outcome is in its trailers (a streaming gRPC response), or whose successful
 /// head still has a body to send: the response body finishes it when the stream ends, and a
 /// body that fails counts as a failure.
@@ -164,8 +192,6 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Running { #[pin] inner: F, guard: Option<Guard> },
-        // No breaker (a policy without one): the call passes through, unclassified.
-        Passthrough { #[pin] inner: F },
         Rejected { rejection: Option<Rejection>, breaker: BreakerHandle, method: &'static str },
     }
 }
@@ -179,15 +205,6 @@ impl<F, C, M> ResponseFuture<F, C, M> {
             },
             classifier,
             protocol,
-            _mode: PhantomData,
-        }
-    }
-
-    pub(crate) fn passthrough(inner: F, classifier: C) -> Self {
-        Self {
-            state: State::Passthrough { inner },
-            classifier,
-            protocol: Protocol::Http,
             _mode: PhantomData,
         }
     }
@@ -232,28 +249,8 @@ where
                     Ok(response) => this.classifier.classify_response(response),
                     Err(error) => Classified::Done(this.classifier.classify_error(error)),
                 };
-                let pending = match classified {
-                    // A successful head with a body still to come: a body that fails is a
-                    // failure (a body dropped before its end stays the success it was).
-                    Classified::Done(Outcome::Success) if result.is_ok() => Some(EndOfCall {
-                        guard,
-                        classifier: this.classifier.clone(),
-                        settled: Some(Verdict::Success),
-                    }),
-                    Classified::Done(outcome) => {
-                        guard.complete(verdict(outcome));
-                        None
-                    }
-                    Classified::AtEndOfStream => Some(EndOfCall {
-                        guard,
-                        classifier: this.classifier.clone(),
-                        settled: None,
-                    }),
-                };
+                let pending = settle(guard, classified, result.is_ok(), this.classifier);
                 Poll::Ready(M::forward(result, pending))
-            }
-            StateProj::Passthrough { inner } => {
-                Poll::Ready(M::forward(ready!(inner.poll(cx)), None))
             }
             StateProj::Rejected {
                 rejection,

@@ -87,9 +87,29 @@ impl BreakerLayer {
 }
 
 impl BreakerLayer {
-    /// Wraps `inner`, sharing `cache` with the other services made this way.
-    pub(crate) fn layer_with_cache<S>(&self, inner: S, cache: Arc<RouteCache>) -> Breaker<S> {
-        Breaker::with_cache(inner, self.source.clone(), cache, self.classifier)
+    /// Admits a request through its breaker, for the policy's fused stack: the call's guard,
+    /// or the open breaker's rejection (counted).
+    #[inline]
+    pub(crate) fn admit<B>(
+        &self,
+        request: &http::Request<B>,
+        cache: &RouteCache,
+        method: &'static str,
+    ) -> Result<super::future::Guard, crate::core::Rejection> {
+        let breaker = self.source.for_request(request, cache);
+        breaker.name_once(|| SharedString::const_str("shared"));
+        match breaker.acquire() {
+            Ok(permit) => Ok(super::future::Guard::new(permit)),
+            Err((refused, breaker)) => {
+                let rejection = super::service::open_rejection(refused.refusal());
+                crate::core::telemetry::record_rejection(
+                    &rejection,
+                    breaker.name().unwrap_or("shared"),
+                    method,
+                );
+                Err(rejection)
+            }
+        }
     }
 }
 

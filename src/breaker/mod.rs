@@ -100,6 +100,7 @@ mod loom_tests;
 pub use crate::core::keyed::KeyFn;
 pub use config::{BreakerConfig, ConfigError, SlidingWindow};
 pub use future::{BreakerBody, BreakerReply, EndOfCall, ResponseFuture};
+pub(crate) use future::{Guard as CallGuard, settle};
 pub use handle::{BreakerEvent, BreakerHandle, BreakerPermit, BreakerSnapshot, NotPermitted};
 pub use layer::{BreakerKey, BreakerLayer, DEFAULT_MAX_BREAKERS};
 pub use service::Breaker;

@@ -23,8 +23,7 @@ use crate::core::{
 /// Fails fast while its breaker is open; see the [module docs](super).
 pub struct Breaker<S, C = DefaultClassifier, M = ProtocolResponses> {
     inner: S,
-    // `None`: no breaker at all (a policy without one); calls pass through.
-    source: Option<Source>,
+    source: Source,
     cache: Arc<RouteCache>,
     classifier: C,
     _mode: PhantomData<fn() -> M>,
@@ -44,21 +43,8 @@ impl<S, C, M> Breaker<S, C, M> {
     ) -> Self {
         Self {
             inner,
-            source: Some(source),
+            source,
             cache,
-            classifier,
-            _mode: PhantomData,
-        }
-    }
-
-    /// No breaker: calls pass through, counted by nothing (a policy without a breaker).
-    pub(crate) fn absent(inner: S, classifier: C) -> Self {
-        // Never read without a source; one shared empty cache, so that this allocates nothing.
-        static UNUSED: std::sync::OnceLock<Arc<RouteCache>> = std::sync::OnceLock::new();
-        Self {
-            inner,
-            source: None,
-            cache: UNUSED.get_or_init(Arc::default).clone(),
             classifier,
             _mode: PhantomData,
         }
@@ -100,7 +86,7 @@ impl<S: fmt::Debug, C, M> fmt::Debug for Breaker<S, C, M> {
     }
 }
 
-fn open_rejection(refusal: Refusal) -> Rejection {
+pub(crate) fn open_rejection(refusal: Refusal) -> Rejection {
     let rejection = Rejection::new(RejectionKind::CircuitOpen, Origin::Breaker).with_detail(
         "the circuit breaker is open: the service is failing and sheds calls until it recovers",
     );
@@ -156,12 +142,8 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some(source) = &self.source else {
-            let future = self.inner.call(request);
-            return ResponseFuture::passthrough(future, self.classifier.clone());
-        };
         let protocol = Protocol::of(request.headers());
-        let breaker = source.for_request(&request, &self.cache);
+        let breaker = self.source.for_request(&request, &self.cache);
         let method = labels::method(request.method());
         self.admit(breaker, protocol, method, |inner| inner.call(request))
     }
@@ -184,11 +166,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let Some(source) = &self.source else {
-            let future = self.inner.call(request);
-            return ResponseFuture::passthrough(future, self.classifier.clone());
-        };
-        let breaker = source.default_instance();
+        let breaker = self.source.default_instance();
         self.admit(breaker, Protocol::Http, "", |inner| inner.call(request))
     }
 }

@@ -158,6 +158,16 @@ impl Request {
         }
     }
 
+    /// The service failed with an error of type `E` (no response).
+    pub(crate) fn fail<E>(&self, span: &Span) {
+        let kind = std::any::type_name::<E>();
+        if self.grpc {
+            self.finish_grpc(span, Code::Unknown, Some(kind));
+        } else {
+            self.finish_http(span, None, Some(kind));
+        }
+    }
+
     /// A gRPC call ended with `code`. Its `error.type` is steadfast's rejection reason if it
     /// has one, else the code when the default classification calls it a server error.
     fn finish_grpc_code(&self, span: &Span, code: Code, rejection: Option<&'static str>) {
@@ -294,12 +304,7 @@ where
                 Ok(response.map(|body| TrackedBody::new(body, pending)))
             }
             Err(error) => {
-                let kind = std::any::type_name::<E>();
-                if request.grpc {
-                    request.finish_grpc(&span, Code::Unknown, Some(kind));
-                } else {
-                    request.finish_http(&span, None, Some(kind));
-                }
+                request.fail::<E>(&span);
                 Err(error)
             }
         })
@@ -308,7 +313,11 @@ where
 
 /// Measures a request whose response head is ready, or returns the tracker that will once its
 /// gRPC status arrives in the trailers.
-fn finish<B>(request: Request, span: &Span, response: &Response<B>) -> Option<EndOfCall> {
+pub(crate) fn finish<B>(
+    request: Request,
+    span: &Span,
+    response: &Response<B>,
+) -> Option<EndOfCall> {
     let rejection = response
         .extensions()
         .get::<Rejection>()

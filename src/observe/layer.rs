@@ -126,12 +126,15 @@ impl Default for ObserveLayer {
 
 impl ObserveLayer {
     /// The observer for one request of the policy stack, with the policy's route cache.
-    pub(crate) fn layer_with_cache<S>(
+    /// Starts observing a request, for the policy's fused stack.
+    #[inline]
+    pub(crate) fn start<B>(
         &self,
-        inner: S,
-        cache: super::service::ObserveCache,
-    ) -> super::Observe<S> {
-        super::Observe::with_cache(inner, self.shared.clone(), cache)
+        cache: &super::service::ObserveCache,
+        request: &http::Request<B>,
+        grpc: bool,
+    ) -> super::service::Started {
+        super::service::start(&self.shared, cache, request, grpc)
     }
 }
 

@@ -57,8 +57,9 @@ pub mod prometheus;
 mod service;
 mod span;
 
+pub(crate) use future::{Active, Request as Measured, finish};
 pub use future::{EndOfCall, ObserveBody, ResponseFuture};
 pub use layer::{DEFAULT_MAX_ROUTES, ObserveConfig, ObserveLayer};
 pub use service::Observe;
-pub(crate) use service::ObserveCache;
+pub(crate) use service::{ObserveCache, Started};
 pub use span::{SPAN_NAME, current_span};

@@ -91,55 +91,81 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let started = clock::now();
         let grpc = grpc::is_grpc(request.headers());
-        let method_index = labels::method_index(request.method());
-        let method = labels::METHODS[method_index];
-        let https = request.uri().scheme_str() == Some("https");
-        let scheme = if https { "https" } else { "http" };
-        let version_index = labels::version_index(request.version());
-        let version = labels::VERSIONS[version_index];
-        // Never the raw path: the router's template, the gRPC method, or one fallback; and at
-        // most a bounded number of distinct values (the rest share `overflow`).
-        let route = match route::template(request.extensions()) {
-            Some(template) => self.shared.routes.get_cached(template, &self.cache),
-            None if grpc => match grpc::method_key(request.uri().path()) {
-                Some(method) => self.shared.routes.get_method(method),
-                None => self.shared.unmatched.clone(),
-            },
-            None => self.shared.unmatched.clone(),
-        };
-        // One span per request: the one a layer further out opened for it (tower-http's
-        // `TraceLayer` with `server_span`, or an outer observer), else a span of its own.
-        // With no subscriber at all, no span: nothing would record it (and tracing's `log`
-        // feature would otherwise format it for `log` on every enter, record and exit).
-        let span = span::current().unwrap_or_else(|| {
-            if !tracing::dispatcher::has_been_set() {
-                Span::none()
-            } else if grpc {
-                span::grpc_span()
-            } else {
-                span::http_span(method, scheme, version)
-            }
-        });
-        if !span.is_disabled() {
-            // `{method} {route}` for HTTP, the method path for gRPC (tracing-opentelemetry
-            // takes the span's name from `otel.name`).
-            if grpc {
-                span.record("rpc.method", &*route.label);
-                span.record("otel.name", &*route.label);
-            } else {
-                span.record("http.route", &*route.label);
-                span.record("otel.name", format!("{method} {}", route.label));
-            }
-        }
-        let active = (!grpc).then(|| Active::start(&self.shared.active, method_index, https));
+        let Started {
+            measured,
+            span,
+            active,
+        } = start(&self.shared, &self.cache, &request, grpc);
         let future = {
             let _entered = span.enter();
             self.inner.call(request)
         };
-        let key = method_index as u32 | u32::from(https) << 4 | (version_index as u32) << 5;
-        let measured = Measured {
+        ResponseFuture::new(future, measured, span, active)
+    }
+}
+
+/// What the observer keeps of a request from its arrival: its labels and start, its span and
+/// the active-requests gauge it holds.
+pub(crate) struct Started {
+    pub(crate) measured: Measured,
+    pub(crate) span: Span,
+    pub(crate) active: Option<Active>,
+}
+
+/// Starts observing `request` (`grpc`: its protocol, read once by the caller).
+#[inline]
+pub(crate) fn start<B>(
+    shared: &Shared,
+    cache: &ObserveCache,
+    request: &Request<B>,
+    grpc: bool,
+) -> Started {
+    let started = clock::now();
+    let method_index = labels::method_index(request.method());
+    let method = labels::METHODS[method_index];
+    let https = request.uri().scheme_str() == Some("https");
+    let scheme = if https { "https" } else { "http" };
+    let version_index = labels::version_index(request.version());
+    let version = labels::VERSIONS[version_index];
+    // Never the raw path: the router's template, the gRPC method, or one fallback; and at
+    // most a bounded number of distinct values (the rest share `overflow`).
+    let route = match route::template(request.extensions()) {
+        Some(template) => shared.routes.get_cached(template, cache),
+        None if grpc => match grpc::method_key(request.uri().path()) {
+            Some(method) => shared.routes.get_method(method),
+            None => shared.unmatched.clone(),
+        },
+        None => shared.unmatched.clone(),
+    };
+    // One span per request: the one a layer further out opened for it (tower-http's
+    // `TraceLayer` with `server_span`, or an outer observer), else a span of its own. With
+    // no subscriber at all, no span: nothing would record it (and tracing's `log` feature
+    // would otherwise format it for `log` on every enter, record and exit).
+    let span = span::current().unwrap_or_else(|| {
+        if !tracing::dispatcher::has_been_set() {
+            Span::none()
+        } else if grpc {
+            span::grpc_span()
+        } else {
+            span::http_span(method, scheme, version)
+        }
+    });
+    if !span.is_disabled() {
+        // `{method} {route}` for HTTP, the method path for gRPC (tracing-opentelemetry
+        // takes the span's name from `otel.name`).
+        if grpc {
+            span.record("rpc.method", &*route.label);
+            span.record("otel.name", &*route.label);
+        } else {
+            span.record("http.route", &*route.label);
+            span.record("otel.name", format!("{method} {}", route.label));
+        }
+    }
+    let active = (!grpc).then(|| Active::start(&shared.active, method_index, https));
+    let key = method_index as u32 | u32::from(https) << 4 | (version_index as u32) << 5;
+    Started {
+        measured: Measured {
             started,
             method,
             scheme,
@@ -147,7 +173,8 @@ where
             route,
             key,
             grpc,
-        };
-        ResponseFuture::new(future, measured, span, active)
+        },
+        span,
+        active,
     }
 }

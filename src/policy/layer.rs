@@ -11,11 +11,11 @@ use arc_swap::ArcSwap;
 use http::Method;
 use tower::Layer;
 
-use super::guard::Strict;
 use super::service::PolicyService;
 use super::spec::{Policies, Policy, PolicyError, RouteMatch};
 use crate::breaker::{BreakerHandle, BreakerLayer};
 use crate::core::Criticality;
+use crate::core::Strict;
 use crate::core::keyed::KeyCache;
 use crate::core::map::RouteNode;
 use crate::fault::FaultLayer;

@@ -93,16 +93,17 @@
 
 #[cfg(feature = "config")]
 mod file;
-mod guard;
+mod fused;
 mod layer;
 mod service;
 mod spec;
 
+pub use crate::core::Strict;
 #[cfg(feature = "config")]
 pub use file::{CONFIG_KEYS, ConfigKey, PolicyFile};
-pub use guard::{Guard, GuardFuture, Strict};
+pub use fused::{PolicyBody, PolicyFuture};
 pub use layer::{PolicyHandle, PolicyLayer};
-pub use service::{InnerRequest, PolicyBody, PolicyFuture, PolicyService};
+pub use service::{InnerRequest, PolicyService};
 pub use spec::{
     AlertSettings, DEFAULT_TIMEOUT, Objective, Policies, Policy, PolicyError, RouteMatch,
 };

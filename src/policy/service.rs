@@ -1,74 +1,62 @@
-//! The policy service: per request, the route's policy, and the stack built around the inner
-//! service from it.
+//! The policy service: per request, the route's policy, run as one fused state machine.
+//!
+//! The standalone layers nest a service and a future per layer, each reading the protocol,
+//! looking its instance up, reading the clock, classifying the outcome and wrapping the body on
+//! its own. Under a policy the stack runs as one future instead: one route lookup, one clock
+//! read at entry, one classification shared by the breaker and the shedder, one body wrapper.
+//! It calls the same internals as the standalone layers (the observer's start and finish, the
+//! breaker's admission and settlement, the timeout's deadline, the shedder's admission, queue
+//! and measurement), in the same order, so that a request is treated exactly as the nested
+//! layers would treat it: observe → strict-mode guard → breaker → timeout → shed → fault →
+//! contract → catch panic → service.
 
 use std::fmt;
-use std::future::Future;
 use std::mem;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use http::Request;
+use http::{Request, Response};
 use tower::{Layer, Service};
+use tracing::Span;
 
-use super::guard::{Guard, Strict};
+use super::fused::{Held, PolicyBody, PolicyFuture, State, Timer, Waiting};
 use super::layer::Compiled;
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
+use crate::core::Strict;
 
-use crate::breaker::{Breaker, BreakerBody};
 use crate::core::labels;
-use crate::core::map::{self, RouteNode};
+use crate::core::map::{self};
+use crate::core::route::RouteLabel;
 use crate::core::{
-    CatchPanic, DefaultClassifier, RequestBody, ResponseBody, clock, grpc, route, telemetry,
+    CatchPanic, Deadline, Origin, Protocol, Rejection, RejectionKind, RequestBody, ResponseBody,
+    clock, deadline, grpc, route, telemetry,
 };
 use crate::fault::Fault;
-use crate::observe::ObserveBody;
-use crate::observe::{Observe, ObserveLayer};
-use crate::shed::Shed;
-use crate::timeout::Timeout;
+use crate::observe::{ObserveLayer, Started};
+use crate::shed::Admission;
 
-/// What the innermost protection wraps: the contract check with the `contract` feature, around
-/// the service with its panics caught.
+/// What the fused stack calls: the contract check with the `contract` feature, around the
+/// service with its panics caught.
 #[cfg(feature = "contract")]
-type Checked<S> = crate::contract::ContractService<CatchPanic<S>>;
-/// What the innermost protection wraps: the hand-off of the body as a [`RequestBody`], around
-/// the service with its panics caught.
+pub(crate) type Checked<S> = crate::contract::ContractService<CatchPanic<S>>;
+/// What the fused stack calls: the hand-off of the body as a [`RequestBody`], around the
+/// service with its panics caught.
 #[cfg(not(feature = "contract"))]
-type Checked<S> = Handoff<CatchPanic<S>>;
+pub(crate) type Checked<S> = Handoff<CatchPanic<S>>;
 
-/// The stack a policy puts around a service, outermost first: observe, the strict-mode guard,
-/// breaker, timeout, shed, the fault injection of drills (off unless configured), contract,
-/// and innermost the catching of the service's panics (a panic is answered `500`/`INTERNAL`
-/// and counted as a failure by every layer around it). Private: [`PolicyFuture`] and
-/// [`PolicyBody`] are what users see, the same whatever the features.
-type Stack<S> = Observe<Guard<Breaker<Timeout<Shed<Fault<Checked<S>>>>>>>;
-
-/// The response body of [`Stack`] around a service answering `RB`.
+/// The response body of [`Checked`] around a service answering `RB`.
 #[cfg(feature = "contract")]
-type StackBody<RB> = ObserveBody<
-    ResponseBody<
-        ResponseBody<
-            BreakerBody<
-                ResponseBody<ResponseBody<ResponseBody<ResponseBody<ResponseBody<RB>>>>>,
-                DefaultClassifier,
-            >,
-        >,
-    >,
->;
-/// The response body of [`Stack`] around a service answering `RB`.
+pub(crate) type CheckedBody<RB> = ResponseBody<ResponseBody<RB>>;
+/// The response body of [`Checked`] around a service answering `RB`.
 #[cfg(not(feature = "contract"))]
-type StackBody<RB> = ObserveBody<
-    ResponseBody<
-        ResponseBody<
-            BreakerBody<
-                ResponseBody<ResponseBody<ResponseBody<ResponseBody<RB>>>>,
-                DefaultClassifier,
-            >,
-        >,
-    >,
->;
+pub(crate) type CheckedBody<RB> = ResponseBody<RB>;
+
+/// The service the fused stack calls once a request is admitted: fault injection for drills
+/// (off unless configured) around [`Checked`].
+pub(crate) type Inner<S> = Fault<Checked<S>>;
+
+/// The response body of [`Inner`].
+pub(crate) type InnerBody<RB> = ResponseBody<CheckedBody<RB>>;
 
 /// The request the inner service gets under a policy, whichever features are on.
 pub type InnerRequest<B> = Request<RequestBody<B>>;
@@ -104,90 +92,6 @@ where
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         self.inner.call(request.map(RequestBody::new))
-    }
-}
-
-pin_project! {
-    /// The future of [`PolicyService`]: the policy's whole stack, run for one request.
-    pub struct PolicyFuture<S, B>
-    where
-        S: Service<InnerRequest<B>>,
-        S: Clone,
-        Stack<S>: Service<Request<B>>,
-    {
-        #[pin]
-        inner: <Stack<S> as Service<Request<B>>>::Future,
-        // The route the handler serves, named on the thread while it is polled (the reality
-        // map attributes outbound calls to it).
-        caller: &'static RouteNode,
-    }
-}
-
-impl<S, B> fmt::Debug for PolicyFuture<S, B>
-where
-    S: Service<InnerRequest<B>> + Clone,
-    Stack<S>: Service<Request<B>>,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PolicyFuture").finish_non_exhaustive()
-    }
-}
-
-impl<S, B, RB> Future for PolicyFuture<S, B>
-where
-    S: Service<InnerRequest<B>, Response = http::Response<RB>> + Clone,
-    Stack<S>: Service<Request<B>, Response = http::Response<StackBody<RB>>, Error = S::Error>,
-{
-    type Output = Result<http::Response<PolicyBody<RB>>, S::Error>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let _caller = map::enter(this.caller);
-        let response = ready!(this.inner.poll(cx))?;
-        Poll::Ready(Ok(response.map(|inner| PolicyBody { inner })))
-    }
-}
-
-pin_project! {
-    /// The response body under a policy: the inner service's body `RB`, or a layer's own
-    /// answer, watched to its end (the breaker, the limiter and the observer finish the call
-    /// when it ends). It has `RB`'s data and error types.
-    pub struct PolicyBody<RB> {
-        #[pin]
-        inner: StackBody<RB>,
-    }
-}
-
-impl<RB> fmt::Debug for PolicyBody<RB> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PolicyBody").finish_non_exhaustive()
-    }
-}
-
-impl<RB> Body for PolicyBody<RB>
-where
-    StackBody<RB>: Body,
-{
-    type Data = <StackBody<RB> as Body>::Data;
-    type Error = <StackBody<RB> as Body>::Error;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    #[inline]
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -236,15 +140,14 @@ impl<S: fmt::Debug> fmt::Debug for PolicyService<S> {
 
 impl<S, B, RB> Service<Request<B>> for PolicyService<S>
 where
-    S: Service<InnerRequest<B>, Response = http::Response<RB>> + Clone,
-    Stack<S>: Service<Request<B>, Response = http::Response<StackBody<RB>>, Error = S::Error>,
+    S: Service<InnerRequest<B>, Response = Response<RB>> + Clone,
+    Inner<S>: Service<Request<B>, Response = Response<InnerBody<RB>>, Error = S::Error>,
 {
-    type Response = http::Response<PolicyBody<RB>>;
+    type Response = Response<PolicyBody<RB>>;
     type Error = S::Error;
     type Future = PolicyFuture<S, B>;
 
-    /// Every layer of the stack is ready when the inner service is: their `poll_ready` only
-    /// delegates.
+    /// Every part of the stack is ready when the inner service is.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
@@ -255,8 +158,13 @@ where
         let inner = mem::replace(&mut self.inner, clone);
         let compiled = self.current.load();
         let is_grpc = grpc::is_grpc(request.headers());
+        let protocol = if is_grpc {
+            Protocol::Grpc
+        } else {
+            Protocol::Http
+        };
         // Outside the router there is no `MatchedPath`: the layer's own matcher names the
-        // route, for every layer inside.
+        // route, for every part of the stack.
         if !is_grpc && route::template(request.extensions()).is_none() {
             if let Some(template) = compiled.match_path(request.uri().path()) {
                 let matched = route::MatchedRoute(template.clone());
@@ -264,37 +172,48 @@ where
             }
         }
         let template = route::template(request.extensions());
+        let templated = template.is_some();
         // A gRPC path names a policy only if it is a well-formed method name.
         let route = template.or_else(|| {
             (is_grpc && grpc::method_key(request.uri().path()).is_some())
                 .then(|| request.uri().path())
         });
-        let (mut stack, caller) = self.stack(&compiled, inner, route, template.is_some(), &request);
-        drop(compiled);
-        // One clock read at entry, shared by every layer's admission.
+        let (entry, explicit) = compiled.entry(request.method(), route);
+        let caller = map::route_of(&request, &entry.map_cache);
+        caller.record_request(entry.criticality, entry.availability);
+        let method = labels::method(request.method());
+        // One clock read at entry, shared by every part's admission.
         let _entry = clock::enter(clock::now());
         let _caller = map::enter(caller);
-        PolicyFuture {
-            inner: stack.call(request),
+        let Started {
+            measured,
+            span,
+            active,
+        } = self.observe.start(&entry.observe_cache, &request, is_grpc);
+        let entered = span.enter();
+        let mut held = Held {
             caller,
-        }
-    }
-}
-
-impl<S> PolicyService<S> {
-    /// `templated`: `route` is a router's template (bounded), not a path from the request.
-    fn stack<B>(
-        &self,
-        compiled: &Compiled,
-        inner: S,
-        route: Option<&str>,
-        templated: bool,
-        request: &Request<B>,
-    ) -> (Stack<S>, &'static RouteNode) {
-        let (entry, explicit) = compiled.entry(request.method(), route);
-        let caller = map::route_of(request, &entry.map_cache);
-        caller.record_request(entry.criticality, entry.availability);
-        let refuse = !explicit && self.strict != Strict::Off && {
+            protocol,
+            method,
+            route: RouteLabel::of(request.extensions()),
+            measured: Some(measured),
+            active,
+            breaker: None,
+            slot: None,
+            published: None,
+            timeout_status: entry.timeout.status(),
+        };
+        let answered = |held: Held, span: Span, rejection: Rejection| PolicyFuture {
+            state: State::Answered {
+                rejection: Some(rejection),
+            },
+            timer: Timer::Idle { deadline: None },
+            held,
+            span,
+        };
+        // Strict mode: a route without a policy of its own is reported, or refused (observed,
+        // never seen by the breaker).
+        if !explicit && self.strict != Strict::Off {
             let action = match self.strict {
                 Strict::Refuse => "refused",
                 _ => "reported",
@@ -303,27 +222,88 @@ impl<S> PolicyService<S> {
             let label = route
                 .filter(|_| templated)
                 .unwrap_or(route::UNMATCHED_ROUTE);
-            telemetry::record_unmatched_policy(label, labels::method(request.method()), action);
-            self.strict == Strict::Refuse
+            telemetry::record_unmatched_policy(label, method, action);
+            if self.strict == Strict::Refuse {
+                let rejection = Rejection::new(RejectionKind::Misconfigured, Origin::Policy)
+                    .with_detail("The route has no policy of its own and strict mode refuses it.");
+                {
+                    drop(entered);
+                    return answered(held, span, rejection);
+                }
+            }
+        }
+        if let Some(breaker) = &entry.breaker {
+            match breaker.admit(&request, &entry.breaker_cache, method) {
+                Ok(guard) => held.breaker = Some(guard),
+                Err(rejection) => {
+                    drop(entered);
+                    return answered(held, span, rejection);
+                }
+            }
+        }
+        let admitted = match crate::timeout::admit(&entry.timeout, &request, &held.route, method) {
+            Ok(admitted) => admitted,
+            Err(rejection) => {
+                telemetry::record_rejection(&rejection, held.route.as_str(), method);
+                {
+                    drop(entered);
+                    return answered(held, span, rejection);
+                }
+            }
         };
+        held.published = admitted.published;
+        let timer = Timer::Idle {
+            deadline: Some(admitted.deadline.instant()),
+        };
+        let _published = deadline::enter(held.published);
         let inner = CatchPanic::new(inner);
         #[cfg(feature = "contract")]
         let inner = compiled.contract.layer(inner);
         #[cfg(not(feature = "contract"))]
         let inner = Handoff::new(inner);
-        let inner = entry.fault.layer(inner);
-        let inner = match &entry.shed {
-            Some(shed) => shed.layer_with_cache(inner, entry.shed_cache.clone()),
-            None => Shed::absent(inner, DefaultClassifier::new()),
+        let mut inner = entry.fault.layer(inner);
+        let admission = match &entry.shed {
+            Some(shed) => {
+                let deadline = Deadline::of(&request);
+                shed.admit(&request, &entry.shed_cache, method, deadline)
+            }
+            None => {
+                let inner = inner.call(request);
+                drop(entered);
+                return PolicyFuture {
+                    state: State::Running { inner },
+                    timer,
+                    held,
+                    span,
+                };
+            }
         };
-        let inner = Timeout::with_config(inner, entry.timeout.clone());
-        let inner = match &entry.breaker {
-            Some(breaker) => breaker.layer_with_cache(inner, entry.breaker_cache.clone()),
-            None => Breaker::absent(inner, DefaultClassifier::new()),
+        drop(compiled);
+        let state = match admission {
+            Admission::Admitted(slot) => {
+                held.slot = Some(slot);
+                State::Running {
+                    inner: inner.call(request),
+                }
+            }
+            Admission::Queued(queued) => State::Waiting {
+                waiting: Box::pin(Waiting {
+                    timer: tokio::time::sleep_until(queued.waiting.until),
+                    queued: Some(queued),
+                    service: Some(inner),
+                    request: Some(request),
+                }),
+            },
+            Admission::Refused(rejection) => State::Answered {
+                rejection: Some(rejection),
+            },
         };
-        let stack = self
-            .observe
-            .layer_with_cache(Guard::new(inner, refuse), entry.observe_cache.clone());
-        (stack, caller)
+        drop(entered);
+        PolicyFuture {
+            state,
+            timer,
+            held,
+            span,
+        }
     }
 }

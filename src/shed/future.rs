@@ -77,12 +77,6 @@ impl<F, S, Req, C, M> ResponseFuture<F, S, Req, C, M> {
         Self::with(state, classifier, (Protocol::Http, ""), class)
     }
 
-    /// No shedding (a policy without it): the call passes through, unmeasured.
-    pub(crate) fn passthrough(inner: F, classifier: C, class: Criticality) -> Self {
-        let state = State::Running { inner, slot: None };
-        Self::with(state, classifier, (Protocol::Http, ""), class)
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn queued(
         waiting: Waiting,

@@ -31,14 +31,6 @@ pub(crate) struct RequestSettings {
 }
 
 impl RequestSettings {
-    /// The settings of a service without shedding (the defaults, made once).
-    pub(crate) fn absent() -> Arc<RequestSettings> {
-        static ABSENT: std::sync::OnceLock<Arc<RequestSettings>> = std::sync::OnceLock::new();
-        ABSENT
-            .get_or_init(|| Arc::new(RequestSettings::of(&ShedConfig::new())))
-            .clone()
-    }
-
     pub(crate) fn of(config: &ShedConfig) -> Self {
         Self {
             default_criticality: config.default_criticality,
@@ -177,19 +169,33 @@ impl ShedLayer {
         }
     }
 
-    /// Wraps `inner`, sharing `cache` with the other services made this way.
-    pub(crate) fn layer_with_cache<S>(
+    /// Admits a request for the policy's fused stack: its slot, a place in the queue, or the
+    /// rejection (counted). `deadline`: the request's, which bounds a wait in the queue.
+    #[inline]
+    pub(crate) fn admit<B>(
         &self,
-        inner: S,
-        cache: Arc<crate::core::keyed::KeyCache<ShedHandle>>,
-    ) -> Shed<S> {
-        Shed::with_cache(
-            inner,
-            self.source.clone(),
-            cache,
-            self.settings.clone(),
-            self.classifier,
-        )
+        request: &Request<B>,
+        cache: &crate::core::keyed::KeyCache<ShedHandle>,
+        method: &'static str,
+        deadline: Option<crate::core::Deadline>,
+    ) -> Admission {
+        let class = self.settings.criticality(request);
+        let limiter = self.source.for_request(request, cache);
+        limiter.name_once(|| SharedString::const_str("shared"));
+        let limiter = match limiter.acquire(class) {
+            Ok(slot) => return Admission::Admitted(slot),
+            Err(limiter) => limiter,
+        };
+        match limiter.wait(class, deadline) {
+            Ok(waiting) => Admission::Queued(Queued {
+                waiting,
+                class,
+                settings: self.settings.clone(),
+            }),
+            Err(reason) => {
+                Admission::Refused(refuse(&limiter, &self.settings, class, reason, method))
+            }
+        }
     }
 }
 
@@ -254,4 +260,54 @@ impl<C, M> fmt::Debug for ShedLayer<C, M> {
             .field("limiters", &self.limiters())
             .finish()
     }
+}
+
+/// What the shedder makes of a request in the policy's fused stack.
+pub(crate) enum Admission {
+    /// Admitted: it holds this slot.
+    Admitted(super::limiter::Slot),
+    /// Waiting in the queue.
+    Queued(Queued),
+    /// Refused (already counted).
+    Refused(crate::core::Rejection),
+}
+
+/// A request waiting in a limiter's queue, in the policy's fused stack.
+pub(crate) struct Queued {
+    pub(crate) waiting: super::limiter::Waiting,
+    class: Criticality,
+    settings: Arc<RequestSettings>,
+}
+
+impl Queued {
+    /// The wait ended without a slot: the rejection (counted).
+    pub(crate) fn timed_out(self, method: &'static str) -> crate::core::Rejection {
+        let limiter = self.waiting.limiter().clone();
+        drop(self.waiting);
+        refuse(
+            &limiter,
+            &self.settings,
+            self.class,
+            super::limiter::ShedReason::QueueTimeout,
+            method,
+        )
+    }
+}
+
+/// Counts a refusal and makes its rejection.
+fn refuse(
+    limiter: &ShedHandle,
+    settings: &RequestSettings,
+    class: Criticality,
+    reason: super::limiter::ShedReason,
+    method: &'static str,
+) -> crate::core::Rejection {
+    limiter.count_rejection(class, reason);
+    let rejection = super::future::shed_rejection(reason, settings);
+    crate::core::telemetry::record_rejection(
+        &rejection,
+        limiter.name().unwrap_or("shared"),
+        method,
+    );
+    rejection
 }

@@ -24,8 +24,7 @@ use crate::core::{
 /// [module docs](super).
 pub struct Shed<S, C = DefaultClassifier, M = ProtocolResponses> {
     inner: S,
-    // `None`: no shedding at all (a policy without it); calls pass through.
-    source: Option<Source<ShedHandle>>,
+    source: Source<ShedHandle>,
     cache: Arc<KeyCache<ShedHandle>>,
     settings: Arc<RequestSettings>,
     classifier: C,
@@ -52,23 +51,9 @@ impl<S, C, M> Shed<S, C, M> {
     ) -> Self {
         Self {
             inner,
-            source: Some(source),
+            source,
             cache,
             settings,
-            classifier,
-            _mode: PhantomData,
-        }
-    }
-
-    /// No shedding: calls pass through, measured by nothing (a policy without a shedder).
-    pub(crate) fn absent(inner: S, classifier: C) -> Self {
-        // Never read without a source; one shared empty cache, so that this allocates nothing.
-        static UNUSED: std::sync::OnceLock<Arc<KeyCache<ShedHandle>>> = std::sync::OnceLock::new();
-        Self {
-            inner,
-            source: None,
-            cache: UNUSED.get_or_init(Arc::default).clone(),
-            settings: RequestSettings::absent(),
             classifier,
             _mode: PhantomData,
         }
@@ -183,13 +168,8 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some(source) = &self.source else {
-            let class = self.settings.default_criticality;
-            let future = self.inner.call(request);
-            return ResponseFuture::passthrough(future, self.classifier.clone(), class);
-        };
         let class = self.settings.criticality(&request);
-        let limiter = source.for_request(&request, &self.cache);
+        let limiter = self.source.for_request(&request, &self.cache);
         let deadline = Deadline::of(&request);
         let protocol = |request: &Request<B>| {
             (
@@ -218,12 +198,8 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
+        let limiter = self.source.default_instance();
         let class = self.settings.default_criticality;
-        let Some(source) = &self.source else {
-            let future = self.inner.call(request);
-            return ResponseFuture::passthrough(future, self.classifier.clone(), class);
-        };
-        let limiter = source.default_instance();
         self.admit(
             limiter,
             class,

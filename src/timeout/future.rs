@@ -14,7 +14,7 @@ use crate::core::clock::Instant;
 use crate::core::deadline;
 use crate::core::route::RouteLabel;
 use crate::core::telemetry;
-use crate::core::{Origin, Protocol, Rejection, RejectionKind, Reply};
+use crate::core::{Origin, Protocol, Rejection, Reply};
 
 pin_project! {
     /// The response future of [`Timeout`](super::Timeout) and
@@ -134,9 +134,7 @@ where
                     unreachable!("the timer was armed above")
                 };
                 ready!(sleep.poll(cx));
-                Rejection::new(RejectionKind::Timeout, *this.origin)
-                    .with_status(*this.timeout_status)
-                    .with_detail("the request did not complete before its deadline")
+                super::service::expired(*this.timeout_status, *this.origin)
             }
             StateProj::Rejected { rejection } => rejection
                 .take()

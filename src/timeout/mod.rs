@@ -101,3 +101,4 @@ pub use layer::TimeoutLayer;
 pub(crate) use propagate::write_time_left;
 pub use propagate::{PropagateDeadline, PropagateDeadlineLayer};
 pub use service::Timeout;
+pub(crate) use service::{admit, expired};

@@ -11,6 +11,7 @@ use tower::Service;
 
 use super::config::TimeoutConfig;
 use super::future::ResponseFuture;
+use crate::core::Deadline;
 use crate::core::clock;
 use crate::core::deadline;
 use crate::core::labels;
@@ -95,29 +96,15 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let now = clock::now();
         let protocol = Protocol::of(request.headers());
         let route = RouteLabel::of(request.extensions());
         let method = labels::method(request.method());
-        let (deadline, earlier) = match self.config.deadline_for(
-            now,
-            request.headers(),
-            request.extensions(),
-            &route,
-            method,
-        ) {
-            Ok(found) => found,
+        let published = match admit(&self.config, &request, &route, method) {
+            Ok(published) => published,
             Err(rejection) => return ResponseFuture::rejected(rejection, protocol, route, method),
         };
-        if deadline.instant() <= now {
-            // The caller has already given up: do not start work nobody will receive.
-            let rejection = Rejection::new(RejectionKind::DeadlineExpired, Origin::Timeout)
-                .with_detail("the request arrived with no time left before its deadline");
-            return ResponseFuture::rejected(rejection, protocol, route, method);
-        }
-        // Published as the current deadline while the inner service is called and polled: no
-        // `Extensions` insert (three allocations on a request that has none).
-        let published = (earlier && self.config.publishes_deadline()).then_some(deadline);
+        let deadline = published.deadline;
+        let published = published.published;
         let status = self.config.status();
         let future = {
             let _published = deadline::enter(published);
@@ -134,6 +121,50 @@ where
             status,
         )
     }
+}
+
+/// A request's deadline, as the timeout sets it.
+pub(crate) struct Admitted {
+    /// The deadline to enforce.
+    pub(crate) deadline: Deadline,
+    /// The deadline to publish to the inner service: `None` when publishing is off, or an outer
+    /// layer already published an earlier one.
+    pub(crate) published: Option<Deadline>,
+}
+
+/// The deadline of `request` under `config` (shared with the policy's fused stack), or why it
+/// is refused: an invalid deadline header (in reject mode), or no time left on arrival.
+#[inline]
+pub(crate) fn admit<B>(
+    config: &TimeoutConfig,
+    request: &Request<B>,
+    route: &RouteLabel,
+    method: &'static str,
+) -> Result<Admitted, Rejection> {
+    let now = clock::now();
+    let (deadline, earlier) =
+        config.deadline_for(now, request.headers(), request.extensions(), route, method)?;
+    if deadline.instant() <= now {
+        // The caller has already given up: do not start work nobody will receive.
+        return Err(
+            Rejection::new(RejectionKind::DeadlineExpired, Origin::Timeout)
+                .with_detail("the request arrived with no time left before its deadline"),
+        );
+    }
+    // Published as the current deadline while the inner service is called and polled: no
+    // `Extensions` insert (three allocations on a request that has none).
+    let published = (earlier && config.publishes_deadline()).then_some(deadline);
+    Ok(Admitted {
+        deadline,
+        published,
+    })
+}
+
+/// The rejection of a request whose deadline passed while it was served.
+pub(crate) fn expired(status: http::StatusCode, origin: Origin) -> Rejection {
+    Rejection::new(RejectionKind::Timeout, origin)
+        .with_status(status)
+        .with_detail("the request did not complete before its deadline")
 }
 
 /// For any request type: the budget (bounded by the cap) applies; no header is read.

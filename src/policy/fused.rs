@@ -1,0 +1,368 @@
+//! The policy's fused future and response body: the whole stack, run for one request as one
+//! state machine (see [`super::service`] for how a request enters it).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::Service;
+use tracing::Span;
+
+use super::service::{Inner, InnerBody, InnerRequest};
+use crate::breaker::{CallGuard, EndOfCall as BreakerEnd};
+use crate::core::clock::Instant;
+use crate::core::map::{self, RouteNode};
+use crate::core::route::RouteLabel;
+use crate::core::{
+    Classified, Classify, Deadline, DefaultClassifier, OnEndOfStream, Origin, Outcome, Protocol,
+    Rejection, ResponseBody, TrackedBody, deadline, telemetry,
+};
+use crate::observe::{Active, EndOfCall as ObserveEnd, Measured};
+use crate::shed::{Queued, Slot, signals_overload};
+
+/// What a request under a policy holds while it is served: its labels, its observation, its
+/// breaker call and shedder slot. Settled once, when the response head is ready.
+pub(crate) struct Held {
+    pub(crate) caller: &'static RouteNode,
+    pub(crate) protocol: Protocol,
+    pub(crate) method: &'static str,
+    /// The route as the timeout labels its rejections.
+    pub(crate) route: RouteLabel,
+    pub(crate) measured: Option<Measured>,
+    pub(crate) active: Option<Active>,
+    pub(crate) breaker: Option<CallGuard>,
+    pub(crate) slot: Option<Slot>,
+    /// The deadline published to the inner service while it is called and polled.
+    pub(crate) published: Option<Deadline>,
+    pub(crate) timeout_status: StatusCode,
+}
+
+impl Held {
+    /// The stack answers `rejection` itself (after the breaker admitted the call, it counts it
+    /// as it counts any response).
+    fn answer<RB, E>(
+        &mut self,
+        span: &Span,
+        rejection: Rejection,
+    ) -> Result<Response<PolicyBody<RB>>, E> {
+        let response = match self.protocol {
+            Protocol::Http => rejection.to_http_response(),
+            Protocol::Grpc => rejection.to_grpc_response(),
+        };
+        let classified = Classify::<_, E>::classify_response(&DefaultClassifier::new(), &response);
+        Ok(self.respond(span, response, classified))
+    }
+
+    /// The inner service answered (or failed): one classification, for the shedder and the
+    /// breaker; then the observer.
+    fn complete<RB, E>(
+        &mut self,
+        span: &Span,
+        result: Result<Response<InnerBody<RB>>, E>,
+    ) -> Result<Response<PolicyBody<RB>>, E> {
+        let classifier = DefaultClassifier::new();
+        let classified = match &result {
+            Ok(response) => Classify::<_, E>::classify_response(&classifier, response),
+            Err(error) => Classified::Done(Classify::<Response<InnerBody<RB>>, E>::classify_error(
+                &classifier,
+                error,
+            )),
+        };
+        if let Some(slot) = self.slot.take() {
+            if slot.measures() {
+                let outcome = match classified {
+                    Classified::Done(outcome) => outcome,
+                    // Streaming: the head came back, which is all the slot covers.
+                    Classified::AtEndOfStream => Outcome::Success,
+                };
+                slot.finish(signals_overload(outcome));
+            }
+        }
+        match result {
+            Ok(response) => Ok(self.respond(span, response.map(ResponseBody::new), classified)),
+            Err(error) => {
+                if let Some(guard) = self.breaker.take() {
+                    crate::breaker::settle(guard, classified, false, &classifier);
+                }
+                self.active = None;
+                if let Some(measured) = self.measured.take() {
+                    measured.fail::<E>(span);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Settles the breaker's call and the observation on a response head.
+    fn respond<RB>(
+        &mut self,
+        span: &Span,
+        response: Response<ResponseBody<InnerBody<RB>>>,
+        classified: Classified,
+    ) -> Response<PolicyBody<RB>> {
+        let breaker = self.breaker.take().and_then(|guard| {
+            crate::breaker::settle(guard, classified, true, &DefaultClassifier::new())
+        });
+        self.active = None;
+        let observe = self
+            .measured
+            .take()
+            .and_then(|measured| crate::observe::finish(measured, span, &response));
+        let ends = (breaker.is_some() || observe.is_some()).then_some(Ends { breaker, observe });
+        response.map(|body| PolicyBody {
+            inner: TrackedBody::new(body, ends),
+        })
+    }
+
+    /// The deadline passed while the request was served (or waited).
+    fn expired<RB, E>(&mut self, span: &Span) -> Result<Response<PolicyBody<RB>>, E> {
+        // As when the timeout drops the shedder's future: the slot goes back (an adaptive
+        // limit hears of it as a drop).
+        self.slot = None;
+        let rejection = crate::timeout::expired(self.timeout_status, Origin::Timeout);
+        telemetry::record_rejection(&rejection, self.route.as_str(), self.method);
+        self.answer(span, rejection)
+    }
+}
+
+pin_project! {
+    /// The future of [`PolicyService`]: the policy's whole stack, run for one request.
+    pub struct PolicyFuture<S, B>
+    where
+        S: Service<InnerRequest<B>>,
+        S: Clone,
+        Inner<S>: Service<Request<B>>,
+    {
+        #[pin]
+        pub(crate) state: State<<Inner<S> as Service<Request<B>>>::Future, Inner<S>, Request<B>>,
+        #[pin]
+        pub(crate) timer: Timer,
+        pub(crate) held: Held,
+        // The request's server span (a disabled one when nobody listens).
+        pub(crate) span: Span,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    pub(crate) enum State<F, S, R> {
+        // Admitted: the inner service's future.
+        Running { #[pin] inner: F },
+        // Waiting in the shedder's queue. Boxed: only a request that waits pays for the room.
+        Waiting { waiting: Pin<Box<Waiting<S, R>>> },
+        // Answered by the stack itself (or done).
+        Answered { rejection: Option<Rejection> },
+    }
+}
+
+pin_project! {
+    /// A request waiting for a slot, with the ready inner service that will serve it.
+    pub(crate) struct Waiting<S, R> {
+        pub(crate) queued: Option<Queued>,
+        #[pin]
+        pub(crate) timer: Sleep,
+        pub(crate) service: Option<S>,
+        pub(crate) request: Option<R>,
+    }
+}
+
+pin_project! {
+    #[project = TimerProj]
+    pub(crate) enum Timer {
+        // Not armed yet: armed only once the request is pending, so a response that is ready
+        // at once costs no timer.
+        Idle { deadline: Option<Instant> },
+        Armed { #[pin] sleep: Sleep },
+    }
+}
+
+impl Timer {
+    /// Whether the deadline has passed (arming the timer on first use).
+    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let TimerProj::Idle { deadline } = self.as_mut().project() {
+            let Some(deadline) = *deadline else {
+                return Poll::Pending;
+            };
+            self.as_mut().set(Timer::Armed {
+                sleep: tokio::time::sleep_until(deadline),
+            });
+        }
+        match self.project() {
+            TimerProj::Armed { sleep } => sleep.poll(cx),
+            TimerProj::Idle { .. } => Poll::Pending,
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for PolicyFuture<S, B>
+where
+    S: Service<InnerRequest<B>> + Clone,
+    Inner<S>: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, B, RB> Future for PolicyFuture<S, B>
+where
+    S: Service<InnerRequest<B>, Response = Response<RB>> + Clone,
+    Inner<S>: Service<Request<B>, Response = Response<InnerBody<RB>>, Error = S::Error>,
+{
+    type Output = Result<Response<PolicyBody<RB>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let held = this.held;
+        let span = &*this.span;
+        let _caller = map::enter(held.caller);
+        let _span = span.enter();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Running { inner } => {
+                    let polled = {
+                        let _published = deadline::enter(held.published);
+                        inner.poll(cx)
+                    };
+                    if let Poll::Ready(result) = polled {
+                        this.state.set(State::Answered { rejection: None });
+                        return Poll::Ready(held.complete(span, result));
+                    }
+                    ready!(this.timer.as_mut().poll_expired(cx));
+                    // Dropping the inner future cancels the work it was doing.
+                    this.state.set(State::Answered { rejection: None });
+                    return Poll::Ready(held.expired(span));
+                }
+                StateProj::Waiting { waiting } => {
+                    let waiting = waiting.as_mut().project();
+                    let queued = waiting
+                        .queued
+                        .as_mut()
+                        .expect("PolicyFuture polled after completion");
+                    let receiver = &mut queued.waiting.receiver;
+                    let slot = match Pin::new(&mut *receiver).poll(cx) {
+                        Poll::Ready(result) => result.ok(),
+                        Poll::Pending => {
+                            if this.timer.as_mut().poll_expired(cx).is_ready() {
+                                this.state.set(State::Answered { rejection: None });
+                                return Poll::Ready(held.expired(span));
+                            }
+                            ready!(waiting.timer.poll(cx));
+                            // Out of time; a slot may still have been sent in the meantime.
+                            receiver.close();
+                            receiver.try_recv().ok()
+                        }
+                    };
+                    let queued = waiting.queued.take().expect("checked above");
+                    match slot {
+                        Some(slot) => {
+                            drop(queued);
+                            held.slot = Some(slot);
+                            let mut service = waiting
+                                .service
+                                .take()
+                                .expect("a waiting request holds its service");
+                            let request = waiting
+                                .request
+                                .take()
+                                .expect("a waiting request holds its request");
+                            let inner = {
+                                let _published = deadline::enter(held.published);
+                                service.call(request)
+                            };
+                            this.state.set(State::Running { inner });
+                        }
+                        None => {
+                            let rejection = queued.timed_out(held.method);
+                            this.state.set(State::Answered {
+                                rejection: Some(rejection),
+                            });
+                        }
+                    }
+                }
+                StateProj::Answered { rejection } => {
+                    let rejection = rejection
+                        .take()
+                        .expect("PolicyFuture polled after completion");
+                    return Poll::Ready(held.answer(span, rejection));
+                }
+            }
+        }
+    }
+}
+
+/// What a response body under a policy reports its end to: the breaker's call still open (a
+/// successful head whose body is still to come, or a gRPC status in the trailers) and the
+/// observer's measurement of a streaming gRPC call.
+pub(crate) struct Ends {
+    pub(crate) breaker: Option<BreakerEnd<DefaultClassifier>>,
+    pub(crate) observe: Option<ObserveEnd>,
+}
+
+impl OnEndOfStream for Ends {
+    fn on_end(self, trailers: Option<&HeaderMap>) {
+        if let Some(breaker) = self.breaker {
+            breaker.on_end(trailers);
+        }
+        if let Some(observe) = self.observe {
+            observe.on_end(trailers);
+        }
+    }
+
+    fn on_error(self) {
+        if let Some(breaker) = self.breaker {
+            breaker.on_error();
+        }
+        if let Some(observe) = self.observe {
+            observe.on_error();
+        }
+    }
+}
+
+pin_project! {
+    /// The response body under a policy: the inner service's body `RB`, or a layer's own
+    /// answer, watched to its end (the breaker and the observer finish the call when it ends).
+    /// It has `RB`'s data and error types.
+    pub struct PolicyBody<RB> {
+        #[pin]
+        pub(crate) inner: TrackedBody<ResponseBody<InnerBody<RB>>, Ends>,
+    }
+}
+
+impl<RB> fmt::Debug for PolicyBody<RB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyBody").finish_non_exhaustive()
+    }
+}
+
+impl<RB> Body for PolicyBody<RB>
+where
+    RB: Body,
+    RB::Data: From<bytes::Bytes>,
+{
+    type Data = RB::Data;
+    type Error = RB::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
