@@ -253,6 +253,47 @@ async fn time_spent_queueing_counts_against_the_deadline() {
     assert_eq!(first.await.unwrap().0, StatusCode::OK);
 }
 
+/// A request that waits in the queue past its longest wait is refused as overloaded (with
+/// `Retry-After`); one whose caller gives up while it waits leaves the queue, so that the next
+/// request takes the slot.
+#[tokio::test(start_paused = true)]
+async fn a_queue_wait_runs_out_or_is_cancelled_without_keeping_a_place() {
+    let queue = QueueConfig {
+        max_wait: Duration::from_millis(100),
+        target_wait: Duration::from_millis(100),
+        ..QueueConfig::default()
+    };
+    let policies = Policies::new(Policy::new()).route(
+        "/slow/{ms}",
+        Policy::new().shed(ShedConfig::fixed(1).queue(queue)),
+    );
+    let (app, _, _) = app(policies);
+    let first = {
+        let app = app.clone();
+        tokio::spawn(async move { send(&app, get_request("/slow/1000")).await })
+    };
+    tokio::task::yield_now().await;
+    let started = Instant::now();
+    let response = app.clone().oneshot(get_request("/slow/10")).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(
+        response.extensions().get::<Rejection>().map(Rejection::kind),
+        Some(RejectionKind::Overloaded)
+    );
+    // A waiting request whose caller gives up: its place is given back.
+    let cancelled = {
+        let app = app.clone();
+        tokio::spawn(async move { send(&app, get_request("/slow/10")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    cancelled.abort();
+    assert!(cancelled.await.unwrap_err().is_cancelled());
+    assert_eq!(first.await.unwrap().0, StatusCode::OK);
+    assert_eq!(send(&app, get_request("/slow/10")).await.0, StatusCode::OK);
+}
+
 /// A request body that counts how often it is polled.
 fn counted_body(polls: Arc<AtomicUsize>) -> Body {
     let stream = futures::stream::poll_fn(move |_| {
