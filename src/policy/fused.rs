@@ -20,7 +20,7 @@ use crate::core::map::{self, RouteNode};
 use crate::core::route::RouteLabel;
 use crate::core::{
     Classified, Classify, Deadline, DefaultClassifier, OnEndOfStream, Origin, Outcome, Protocol,
-    Rejection, ResponseBody, TrackedBody, deadline, telemetry,
+    Rejection, ResponseBody, TrackedBody, clock, deadline, telemetry,
 };
 use crate::observe::{Active, EndOfCall as ObserveEnd, Measured};
 use crate::shed::{Queued, Slot, signals_overload};
@@ -50,6 +50,8 @@ impl Held {
         span: &Span,
         rejection: Rejection,
     ) -> Result<Response<PolicyBody<RB>>, E> {
+        // One clock read at the end, shared by the shedder's and the observer's measures.
+        let _exit = clock::enter(clock::now());
         let response = match self.protocol {
             Protocol::Http => rejection.to_http_response(),
             Protocol::Grpc => rejection.to_grpc_response(),
@@ -65,6 +67,8 @@ impl Held {
         span: &Span,
         result: Result<Response<InnerBody<RB>>, E>,
     ) -> Result<Response<PolicyBody<RB>>, E> {
+        // One clock read at the end, shared by the shedder's and the observer's measures.
+        let _exit = clock::enter(clock::now());
         let classifier = DefaultClassifier::new();
         let classified = match &result {
             Ok(response) => Classify::<_, E>::classify_response(&classifier, response),
@@ -121,6 +125,7 @@ impl Held {
 
     /// The deadline passed while the request was served (or waited).
     fn expired<RB, E>(&mut self, span: &Span) -> Result<Response<PolicyBody<RB>>, E> {
+        let _exit = clock::enter(clock::now());
         // As when the timeout drops the shedder's future: the slot goes back (an adaptive
         // limit hears of it as a drop).
         self.slot = None;

@@ -515,11 +515,11 @@ impl ShedHandle {
         }
         match acquired {
             Acquired::Yes(in_flight) => {
-                let started = self.inner.measures.then(clock::now);
+                let started = self.started();
                 if let (1, Some(started), Some(adaptive)) =
                     (in_flight, started, &self.inner.adaptive)
                 {
-                    adaptive.busy(self.nanos_since_base(started));
+                    adaptive.busy(started);
                 }
                 Ok(Slot {
                     limiter: self,
@@ -538,6 +538,14 @@ impl ShedHandle {
         }
     }
 
+    /// When a slot taken now starts, in nanoseconds since the limiter's base, if the limiter
+    /// measures its requests.
+    fn started(&self) -> Option<u64> {
+        self.inner
+            .measures
+            .then(|| self.nanos_since_base(clock::now()))
+    }
+
     fn set_limit(&self, limit: u32) {
         self.inner.admission.set_limit(limit);
         if let Some(metrics) = self.inner.metrics.get() {
@@ -550,7 +558,7 @@ impl ShedHandle {
             limiter: self.clone(),
             class,
             in_flight,
-            started: self.inner.measures.then(clock::now),
+            started: self.started(),
             armed: true,
         }
     }
@@ -645,23 +653,23 @@ impl ShedHandle {
         let Some(started) = slot.started else {
             return;
         };
-        let now = clock::now();
-        let rtt = now.saturating_duration_since(started);
+        let now = self.nanos_since_base(clock::now());
         // An exponential average over about 20 requests: the expected service time, which
         // only the queue reads (a write to a shared line per request is not free).
         if self.inner.queue.is_some() {
+            let rtt = now.saturating_sub(started);
             let expected = self.inner.expected_rtt.load(Ordering::Acquire);
             let updated = if expected == 0 {
-                nanos(rtt)
+                rtt
             } else {
-                (expected * 19 + nanos(rtt)) / 20
+                (expected * 19 + rtt) / 20
             };
             self.inner.expected_rtt.store(updated, Ordering::Release);
         }
         if let Some(adaptive) = &self.inner.adaptive {
             let sampled = adaptive.sample(Completion {
-                now: self.nanos_since_base(now),
-                started: self.nanos_since_base(started),
+                now,
+                started,
                 dropped,
                 inflight_then: slot.in_flight,
                 inflight_now: self.inner.admission.in_flight(),
@@ -710,7 +718,8 @@ pub(crate) struct Slot {
     limiter: ShedHandle,
     class: Criticality,
     in_flight: u64,
-    started: Option<Instant>,
+    /// When it was taken (nanoseconds since the limiter's base), if the limiter measures.
+    started: Option<u64>,
     /// Whether dropping it releases it; a slot refused by a waiter that gave up is passed on
     /// by the releaser instead.
     armed: bool,
