@@ -279,7 +279,10 @@ async fn a_queue_wait_runs_out_or_is_cancelled_without_keeping_a_place() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(
-        response.extensions().get::<Rejection>().map(Rejection::kind),
+        response
+            .extensions()
+            .get::<Rejection>()
+            .map(Rejection::kind),
         Some(RejectionKind::Overloaded)
     );
     // A waiting request whose caller gives up: its place is given back.

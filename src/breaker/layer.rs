@@ -92,11 +92,12 @@ impl BreakerLayer {
     #[inline]
     pub(crate) fn admit<B>(
         &self,
+        route: crate::core::keyed::RouteKey<'_>,
         request: &http::Request<B>,
         cache: &RouteCache,
         method: &'static str,
     ) -> Result<super::future::Guard, crate::core::Rejection> {
-        let breaker = self.source.for_request(request, cache);
+        let breaker = self.source.for_route(route, request, cache);
         breaker.name_once(|| SharedString::const_str("shared"));
         match breaker.acquire() {
             Ok(permit) => Ok(super::future::Guard::new(permit)),

@@ -50,6 +50,28 @@ fn grpc_method<B>(request: &Request<B>) -> Option<&str> {
         .flatten()
 }
 
+/// A request's route as [`Key::Route`] reads it: its template, else its gRPC method (from a
+/// well-formed path), else none.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RouteKey<'a> {
+    Template(&'a str),
+    GrpcMethod(&'a str),
+    Unmatched,
+}
+
+impl<'a> RouteKey<'a> {
+    /// The route of `request` (`grpc`: whether it is a gRPC request).
+    #[inline]
+    pub(crate) fn of<B>(request: &'a Request<B>, grpc: bool) -> Self {
+        match route::template(request.extensions()) {
+            Some(template) => RouteKey::Template(template),
+            None if grpc => super::grpc::method_key(request.uri().path())
+                .map_or(RouteKey::Unmatched, RouteKey::GrpcMethod),
+            None => RouteKey::Unmatched,
+        }
+    }
+}
+
 /// The key of requests that have none (no route matched, no header, ...).
 pub(crate) const DEFAULT_KEY: &str = "unmatched";
 /// The instance that takes every key beyond the bound.
@@ -192,6 +214,28 @@ impl<T: Clone> Keyed<T> {
         self.get_cached(&self.key.of(request), cache)
     }
 
+    /// The instance for a request whose route the caller already read (the policy's fused
+    /// stack reads it once for every part); a layer keyed by something else than the route
+    /// reads its key from `request`.
+    #[inline]
+    pub(crate) fn for_route<B>(
+        &self,
+        route: RouteKey<'_>,
+        request: &Request<B>,
+        cache: &KeyCache<T>,
+    ) -> T {
+        if !matches!(self.key, Key::Route) {
+            return self.for_request(request, cache);
+        }
+        match route {
+            RouteKey::Template(template) => self.get_cached(template, cache),
+            RouteKey::GrpcMethod(method) => {
+                self.cached(method, cache, |method| self.get_method(method))
+            }
+            RouteKey::Unmatched => self.get_cached(DEFAULT_KEY, cache),
+        }
+    }
+
     /// The instance for `key`, looked up in `cache` first.
     pub(crate) fn get_cached(&self, key: &str, cache: &KeyCache<T>) -> T {
         self.cached(key, cache, |key| self.get(key))
@@ -287,6 +331,20 @@ impl<T: Clone> Source<T> {
     pub(crate) fn for_request<B>(&self, request: &Request<B>, cache: &KeyCache<T>) -> T {
         match self {
             Source::Keyed(keyed) => keyed.for_request(request, cache),
+            Source::Shared(shared) => shared.clone(),
+        }
+    }
+
+    /// The instance for a request whose route the caller already read.
+    #[inline]
+    pub(crate) fn for_route<B>(
+        &self,
+        route: RouteKey<'_>,
+        request: &Request<B>,
+        cache: &KeyCache<T>,
+    ) -> T {
+        match self {
+            Source::Keyed(keyed) => keyed.for_route(route, request, cache),
             Source::Shared(shared) => shared.clone(),
         }
     }

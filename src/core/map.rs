@@ -377,14 +377,14 @@ static DEPENDENCIES: LazyLock<CowMap<Box<str>, &'static DependencyNode>> =
 static EDGE_COUNT: AtomicUsize = AtomicUsize::new(0);
 static DROPPED_EDGES: AtomicU64 = AtomicU64::new(0);
 
-/// The map's node for a request's route (its template, else its gRPC method), looked up in
-/// `cache` first.
+/// The map's node for a request whose route the caller already read.
 #[inline]
-pub(crate) fn route_of<B>(
+pub(crate) fn route_node<B>(
+    route: crate::core::keyed::RouteKey<'_>,
     request: &Request<B>,
     cache: &KeyCache<&'static RouteNode>,
 ) -> &'static RouteNode {
-    ROUTES.for_request(request, cache)
+    ROUTES.for_route(route, request, cache)
 }
 
 /// The map's node for the dependency `name`; `None` beyond the bound (logged once).

@@ -133,8 +133,9 @@ impl ObserveLayer {
         cache: &super::service::ObserveCache,
         request: &http::Request<B>,
         grpc: bool,
+        route: crate::core::keyed::RouteKey<'_>,
     ) -> super::service::Started {
-        super::service::start(&self.shared, cache, request, grpc)
+        super::service::start(&self.shared, cache, request, grpc, route)
     }
 }
 

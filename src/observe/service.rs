@@ -13,9 +13,8 @@ use super::layer::Shared;
 use super::span;
 use crate::core::clock;
 use crate::core::grpc;
-use crate::core::keyed::KeyCache;
+use crate::core::keyed::{KeyCache, RouteKey};
 use crate::core::labels;
-use crate::core::route;
 
 /// Measures every request and wraps it in a server span; see the [module docs](super).
 pub struct Observe<S> {
@@ -96,7 +95,13 @@ where
             measured,
             span,
             active,
-        } = start(&self.shared, &self.cache, &request, grpc);
+        } = start(
+            &self.shared,
+            &self.cache,
+            &request,
+            grpc,
+            RouteKey::of(&request, grpc),
+        );
         let future = {
             let _entered = span.enter();
             self.inner.call(request)
@@ -113,13 +118,14 @@ pub(crate) struct Started {
     pub(crate) active: Option<Active>,
 }
 
-/// Starts observing `request` (`grpc`: its protocol, read once by the caller).
+/// Starts observing `request` (`grpc`: its protocol, and `route`, read once by the caller).
 #[inline]
 pub(crate) fn start<B>(
     shared: &Shared,
     cache: &ObserveCache,
     request: &Request<B>,
     grpc: bool,
+    route: RouteKey<'_>,
 ) -> Started {
     let started = clock::now();
     let method_index = labels::method_index(request.method());
@@ -130,13 +136,10 @@ pub(crate) fn start<B>(
     let version = labels::VERSIONS[version_index];
     // Never the raw path: the router's template, the gRPC method, or one fallback; and at
     // most a bounded number of distinct values (the rest share `overflow`).
-    let route = match route::template(request.extensions()) {
-        Some(template) => shared.routes.get_cached(template, cache),
-        None if grpc => match grpc::method_key(request.uri().path()) {
-            Some(method) => shared.routes.get_method(method),
-            None => shared.unmatched.clone(),
-        },
-        None => shared.unmatched.clone(),
+    let route = match route {
+        RouteKey::Template(template) => shared.routes.get_cached(template, cache),
+        RouteKey::GrpcMethod(method) => shared.routes.get_method(method),
+        RouteKey::Unmatched => shared.unmatched.clone(),
     };
     // One span per request: the one a layer further out opened for it (tower-http's
     // `TraceLayer` with `server_span`, or an outer observer), else a span of its own. With

@@ -23,6 +23,7 @@ use tracing::Span;
 use super::fused::{Held, PolicyBody, PolicyFuture, State, Timer, Waiting};
 use super::layer::Compiled;
 use crate::core::Strict;
+use crate::core::keyed::RouteKey;
 
 use crate::core::labels;
 use crate::core::map::{self};
@@ -174,12 +175,19 @@ where
         let template = route::template(request.extensions());
         let templated = template.is_some();
         // A gRPC path names a policy only if it is a well-formed method name.
-        let route = template.or_else(|| {
-            (is_grpc && grpc::method_key(request.uri().path()).is_some())
-                .then(|| request.uri().path())
-        });
+        let method_key = match template {
+            None if is_grpc => grpc::method_key(request.uri().path()),
+            _ => None,
+        };
+        let route = template.or_else(|| method_key.map(|_| request.uri().path()));
+        // The route as every keyed part reads it, read once.
+        let route_key = match (template, method_key) {
+            (Some(template), _) => RouteKey::Template(template),
+            (None, Some(method)) => RouteKey::GrpcMethod(method),
+            (None, None) => RouteKey::Unmatched,
+        };
         let (entry, explicit) = compiled.entry(request.method(), route);
-        let caller = map::route_of(&request, &entry.map_cache);
+        let caller = map::route_node(route_key, &request, &entry.map_cache);
         caller.record_request(entry.criticality, entry.availability);
         let method = labels::method(request.method());
         // One clock read at entry, shared by every part's admission.
@@ -189,7 +197,9 @@ where
             measured,
             span,
             active,
-        } = self.observe.start(&entry.observe_cache, &request, is_grpc);
+        } = self
+            .observe
+            .start(&entry.observe_cache, &request, is_grpc, route_key);
         let entered = span.enter();
         let mut held = Held {
             caller,
@@ -233,7 +243,7 @@ where
             }
         }
         if let Some(breaker) = &entry.breaker {
-            match breaker.admit(&request, &entry.breaker_cache, method) {
+            match breaker.admit(route_key, &request, &entry.breaker_cache, method) {
                 Ok(guard) => held.breaker = Some(guard),
                 Err(rejection) => {
                     drop(entered);
@@ -265,7 +275,7 @@ where
         let admission = match &entry.shed {
             Some(shed) => {
                 let deadline = Deadline::of(&request);
-                shed.admit(&request, &entry.shed_cache, method, deadline)
+                shed.admit(route_key, &request, &entry.shed_cache, method, deadline)
             }
             None => {
                 let inner = inner.call(request);

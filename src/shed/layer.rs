@@ -174,13 +174,14 @@ impl ShedLayer {
     #[inline]
     pub(crate) fn admit<B>(
         &self,
+        route: crate::core::keyed::RouteKey<'_>,
         request: &Request<B>,
         cache: &crate::core::keyed::KeyCache<ShedHandle>,
         method: &'static str,
         deadline: Option<crate::core::Deadline>,
     ) -> Admission {
         let class = self.settings.criticality(request);
-        let limiter = self.source.for_request(request, cache);
+        let limiter = self.source.for_route(route, request, cache);
         limiter.name_once(|| SharedString::const_str("shared"));
         let limiter = match limiter.acquire(class) {
             Ok(slot) => return Admission::Admitted(slot),
