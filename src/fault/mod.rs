@@ -38,6 +38,7 @@ use http::{HeaderName, StatusCode};
 
 use crate::core::ConfigError;
 
+pub(crate) use service::aborted;
 pub use service::{Fault, FaultFuture, FaultLayer};
 
 /// The faults to inject. Defaults: none (a layer with the default settings passes every request

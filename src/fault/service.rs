@@ -87,6 +87,50 @@ impl<S: fmt::Debug> fmt::Debug for Fault<S> {
     }
 }
 
+impl FaultLayer {
+    /// The fault to inject into `request`, if any (counted and logged): for the policy's fused
+    /// stack, which runs the delay and the abort itself.
+    #[inline]
+    pub(crate) fn decide<B>(&self, request: &Request<B>) -> Option<InjectedFault> {
+        decide(self.config.as_deref(), request)
+    }
+}
+
+/// The fault `config` injects into `request`, if any (counted and logged).
+fn decide<B>(config: Option<&FaultConfig>, request: &Request<B>) -> Option<InjectedFault> {
+    let config = config.filter(|config| {
+        config
+            .header
+            .as_ref()
+            .is_none_or(|h| request.headers().contains_key(h))
+    })?;
+    let delay = config
+        .delay
+        .filter(|(_, percent)| chosen(*percent))
+        .map(|(delay, _)| delay);
+    let abort = config
+        .abort
+        .filter(|(_, percent)| chosen(*percent))
+        .map(|(status, _)| status);
+    if delay.is_none() && abort.is_none() {
+        return None;
+    }
+    let route = RouteLabel::of(request.extensions());
+    for (kind, happened) in [("delay", delay.is_some()), ("abort", abort.is_some())] {
+        if happened {
+            telemetry::record_fault(kind, route.as_str(), labels::method(request.method()));
+        }
+    }
+    tracing::warn!(
+        target: "steadfast::fault",
+        route = route.as_str(),
+        fault.delay_ms = delay.map(|delay| delay.as_millis() as u64),
+        fault.abort_status = abort.map(|status| status.as_u16()),
+        "fault injected"
+    );
+    Some(InjectedFault { delay, abort })
+}
+
 /// Whether a request with a `percent` chance is chosen.
 fn chosen(percent: f64) -> bool {
     percent >= 100.0 || (percent > 0.0 && fastrand::f64() * 100.0 < percent)
@@ -106,39 +150,10 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some(config) = self.config.as_deref().filter(|config| {
-            config
-                .header
-                .as_ref()
-                .is_none_or(|h| request.headers().contains_key(h))
-        }) else {
+        let Some(injected) = decide(self.config.as_deref(), &request) else {
             return FaultFuture::running(self.inner.call(request), None);
         };
-        let delay = config
-            .delay
-            .filter(|(_, percent)| chosen(*percent))
-            .map(|(delay, _)| delay);
-        let abort = config
-            .abort
-            .filter(|(_, percent)| chosen(*percent))
-            .map(|(status, _)| status);
-        if delay.is_none() && abort.is_none() {
-            return FaultFuture::running(self.inner.call(request), None);
-        }
-        let injected = InjectedFault { delay, abort };
-        let route = RouteLabel::of(request.extensions());
-        for (kind, happened) in [("delay", delay.is_some()), ("abort", abort.is_some())] {
-            if happened {
-                telemetry::record_fault(kind, route.as_str(), labels::method(request.method()));
-            }
-        }
-        tracing::warn!(
-            target: "steadfast::fault",
-            route = route.as_str(),
-            fault.delay_ms = delay.map(|delay| delay.as_millis() as u64),
-            fault.abort_status = abort.map(|status| status.as_u16()),
-            "fault injected"
-        );
+        let delay = injected.delay;
         let grpc = grpc::is_grpc(request.headers());
         // The service instance made ready goes with the delayed request; this one keeps a
         // clone, which the caller makes ready before its next call.
@@ -246,7 +261,7 @@ where
 
 /// The answer in the service's place: a problem+json with `status`, or for gRPC a trailers-only
 /// response with the matching status; both marked `x-steadfast-fault: abort`.
-fn aborted<RB>(status: StatusCode, grpc: bool) -> Response<ResponseBody<RB>> {
+pub(crate) fn aborted<RB>(status: StatusCode, grpc: bool) -> Response<ResponseBody<RB>> {
     let mut response = if grpc {
         let mut response = Response::new(ResponseBody::empty());
         let headers = response.headers_mut();

@@ -22,6 +22,7 @@ use crate::core::{
     Classified, Classify, Deadline, DefaultClassifier, OnEndOfStream, Origin, Outcome, Protocol,
     Rejection, ResponseBody, TrackedBody, clock, deadline, telemetry,
 };
+use crate::fault::{FaultLayer, InjectedFault};
 use crate::observe::{Active, EndOfCall as ObserveEnd, Measured};
 use crate::shed::{Queued, Slot, signals_overload};
 
@@ -40,6 +41,8 @@ pub(crate) struct Held {
     /// The deadline published to the inner service while it is called and polled.
     pub(crate) published: Option<Deadline>,
     pub(crate) timeout_status: StatusCode,
+    /// The fault injected into the request for a drill, if any (in its response extensions).
+    pub(crate) injected: Option<InjectedFault>,
 }
 
 impl Held {
@@ -65,17 +68,19 @@ impl Held {
     fn complete<RB, E>(
         &mut self,
         span: &Span,
-        result: Result<Response<InnerBody<RB>>, E>,
+        result: Result<Response<ResponseBody<InnerBody<RB>>>, E>,
     ) -> Result<Response<PolicyBody<RB>>, E> {
         // One clock read at the end, shared by the shedder's and the observer's measures.
         let _exit = clock::enter(clock::now());
         let classifier = DefaultClassifier::new();
         let classified = match &result {
             Ok(response) => Classify::<_, E>::classify_response(&classifier, response),
-            Err(error) => Classified::Done(Classify::<Response<InnerBody<RB>>, E>::classify_error(
-                &classifier,
-                error,
-            )),
+            Err(error) => Classified::Done(
+                Classify::<Response<ResponseBody<InnerBody<RB>>>, E>::classify_error(
+                    &classifier,
+                    error,
+                ),
+            ),
         };
         if let Some(slot) = self.slot.take() {
             if slot.measures() {
@@ -88,7 +93,7 @@ impl Held {
             }
         }
         match result {
-            Ok(response) => Ok(self.respond(span, response.map(ResponseBody::new), classified)),
+            Ok(response) => Ok(self.respond(span, response, classified)),
             Err(error) => {
                 if let Some(guard) = self.breaker.take() {
                     crate::breaker::settle(guard, classified, false, &classifier);
@@ -160,6 +165,8 @@ pin_project! {
         Running { #[pin] inner: F },
         // Waiting in the shedder's queue. Boxed: only a request that waits pays for the room.
         Waiting { waiting: Pin<Box<Waiting<S, R>>> },
+        // Delayed by an injected fault (a drill), then served or aborted. Boxed, as rare.
+        Delayed { delayed: Pin<Box<Delayed<S, R>>> },
         // Answered by the stack itself (or done).
         Answered { rejection: Option<Rejection> },
     }
@@ -169,10 +176,51 @@ pin_project! {
     /// A request waiting for a slot, with the ready inner service that will serve it.
     pub(crate) struct Waiting<S, R> {
         pub(crate) queued: Option<Queued>,
+        // The faults to inject once it is admitted.
+        pub(crate) fault: FaultLayer,
         #[pin]
         pub(crate) timer: Sleep,
         pub(crate) service: Option<S>,
         pub(crate) request: Option<R>,
+    }
+}
+
+pin_project! {
+    /// A request held back by an injected delay, with the ready inner service that will serve
+    /// it (unless the fault also aborts it).
+    pub(crate) struct Delayed<S, R> {
+        #[pin]
+        sleep: Sleep,
+        service: Option<S>,
+        request: Option<R>,
+    }
+}
+
+impl<F, S, R> State<F, S, R> {
+    /// Serves an admitted request: calls `service` at once, or after the delay of an injected
+    /// fault (one that aborts is answered in the service's place when the delay is over).
+    pub(crate) fn serve(
+        mut service: S,
+        request: R,
+        injected: Option<InjectedFault>,
+        held: &mut Held,
+    ) -> Self
+    where
+        S: Service<R, Future = F>,
+    {
+        held.injected = injected;
+        match injected {
+            None => State::Running {
+                inner: service.call(request),
+            },
+            Some(injected) => State::Delayed {
+                delayed: Box::pin(Delayed {
+                    sleep: tokio::time::sleep(injected.delay.unwrap_or_default()),
+                    service: Some(service),
+                    request: Some(request),
+                }),
+            },
+        }
     }
 }
 
@@ -236,6 +284,14 @@ where
                     };
                     if let Poll::Ready(result) = polled {
                         this.state.set(State::Answered { rejection: None });
+                        let injected = held.injected;
+                        let result = result.map(|response| {
+                            let mut response = response.map(ResponseBody::new);
+                            if let Some(injected) = injected {
+                                response.extensions_mut().insert(injected);
+                            }
+                            response
+                        });
                         return Poll::Ready(held.complete(span, result));
                     }
                     ready!(this.timer.as_mut().poll_expired(cx));
@@ -268,7 +324,7 @@ where
                         Some(slot) => {
                             drop(queued);
                             held.slot = Some(slot);
-                            let mut service = waiting
+                            let service = waiting
                                 .service
                                 .take()
                                 .expect("a waiting request holds its service");
@@ -276,11 +332,12 @@ where
                                 .request
                                 .take()
                                 .expect("a waiting request holds its request");
-                            let inner = {
+                            let injected = waiting.fault.decide(&request);
+                            let state = {
                                 let _published = deadline::enter(held.published);
-                                service.call(request)
+                                State::serve(service, request, injected, held)
                             };
-                            this.state.set(State::Running { inner });
+                            this.state.set(state);
                         }
                         None => {
                             let rejection = queued.timed_out(held.method);
@@ -289,6 +346,38 @@ where
                             });
                         }
                     }
+                }
+                StateProj::Delayed { delayed } => {
+                    let delayed = delayed.as_mut().project();
+                    if delayed.sleep.poll(cx).is_pending() {
+                        ready!(this.timer.as_mut().poll_expired(cx));
+                        this.state.set(State::Answered { rejection: None });
+                        return Poll::Ready(held.expired(span));
+                    }
+                    let request = delayed
+                        .request
+                        .take()
+                        .expect("a delayed request is served once");
+                    let mut service = delayed
+                        .service
+                        .take()
+                        .expect("a delayed request is served once");
+                    if let Some(injected) =
+                        held.injected.filter(|injected| injected.abort.is_some())
+                    {
+                        drop((service, request));
+                        let status = injected.abort.expect("filtered above");
+                        let mut response =
+                            crate::fault::aborted(status, held.protocol == Protocol::Grpc);
+                        response.extensions_mut().insert(injected);
+                        this.state.set(State::Answered { rejection: None });
+                        return Poll::Ready(held.complete(span, Ok(response)));
+                    }
+                    let inner = {
+                        let _published = deadline::enter(held.published);
+                        service.call(request)
+                    };
+                    this.state.set(State::Running { inner });
                 }
                 StateProj::Answered { rejection } => {
                     let rejection = rejection

@@ -32,7 +32,6 @@ use crate::core::{
     CatchPanic, Deadline, Origin, Protocol, Rejection, RejectionKind, RequestBody, ResponseBody,
     clock, deadline, grpc, route, telemetry,
 };
-use crate::fault::Fault;
 use crate::observe::{ObserveLayer, Started};
 use crate::shed::Admission;
 
@@ -52,12 +51,12 @@ pub(crate) type CheckedBody<RB> = ResponseBody<ResponseBody<RB>>;
 #[cfg(not(feature = "contract"))]
 pub(crate) type CheckedBody<RB> = ResponseBody<RB>;
 
-/// The service the fused stack calls once a request is admitted: fault injection for drills
-/// (off unless configured) around [`Checked`].
-pub(crate) type Inner<S> = Fault<Checked<S>>;
+/// The service the fused stack calls once a request is admitted (fault injection for drills
+/// is part of the fused stack).
+pub(crate) type Inner<S> = Checked<S>;
 
 /// The response body of [`Inner`].
-pub(crate) type InnerBody<RB> = ResponseBody<CheckedBody<RB>>;
+pub(crate) type InnerBody<RB> = CheckedBody<RB>;
 
 /// The request the inner service gets under a policy, whichever features are on.
 pub type InnerRequest<B> = Request<RequestBody<B>>;
@@ -212,6 +211,7 @@ where
             slot: None,
             published: None,
             timeout_status: entry.timeout.status(),
+            injected: None,
         };
         let answered = |held: Held, span: Span, rejection: Rejection| PolicyFuture {
             state: State::Answered {
@@ -236,10 +236,8 @@ where
             if self.strict == Strict::Refuse {
                 let rejection = Rejection::new(RejectionKind::Misconfigured, Origin::Policy)
                     .with_detail("The route has no policy of its own and strict mode refuses it.");
-                {
-                    drop(entered);
-                    return answered(held, span, rejection);
-                }
+                drop(entered);
+                return answered(held, span, rejection);
             }
         }
         if let Some(breaker) = &entry.breaker {
@@ -255,10 +253,8 @@ where
             Ok(admitted) => admitted,
             Err(rejection) => {
                 telemetry::record_rejection(&rejection, held.route.as_str(), method);
-                {
-                    drop(entered);
-                    return answered(held, span, rejection);
-                }
+                drop(entered);
+                return answered(held, span, rejection);
             }
         };
         held.published = admitted.published;
@@ -271,35 +267,24 @@ where
         let inner = compiled.contract.layer(inner);
         #[cfg(not(feature = "contract"))]
         let inner = Handoff::new(inner);
-        let mut inner = entry.fault.layer(inner);
         let admission = match &entry.shed {
             Some(shed) => {
                 let deadline = Deadline::of(&request);
                 shed.admit(route_key, &request, &entry.shed_cache, method, deadline)
             }
-            None => {
-                let inner = inner.call(request);
-                drop(entered);
-                return PolicyFuture {
-                    state: State::Running { inner },
-                    timer,
-                    held,
-                    span,
-                };
-            }
+            None => Admission::Admitted(None),
         };
-        drop(compiled);
         let state = match admission {
             Admission::Admitted(slot) => {
-                held.slot = Some(slot);
-                State::Running {
-                    inner: inner.call(request),
-                }
+                held.slot = slot;
+                let injected = entry.fault.decide(&request);
+                State::serve(inner, request, injected, &mut held)
             }
             Admission::Queued(queued) => State::Waiting {
                 waiting: Box::pin(Waiting {
                     timer: tokio::time::sleep_until(queued.waiting.until),
                     queued: Some(queued),
+                    fault: entry.fault.clone(),
                     service: Some(inner),
                     request: Some(request),
                 }),
@@ -308,6 +293,7 @@ where
                 rejection: Some(rejection),
             },
         };
+        drop(compiled);
         drop(entered);
         PolicyFuture {
             state,

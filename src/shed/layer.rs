@@ -184,7 +184,7 @@ impl ShedLayer {
         let limiter = self.source.for_route(route, request, cache);
         limiter.name_once(|| SharedString::const_str("shared"));
         let limiter = match limiter.acquire(class) {
-            Ok(slot) => return Admission::Admitted(slot),
+            Ok(slot) => return Admission::Admitted(Some(slot)),
             Err(limiter) => limiter,
         };
         match limiter.wait(class, deadline) {
@@ -265,8 +265,8 @@ impl<C, M> fmt::Debug for ShedLayer<C, M> {
 
 /// What the shedder makes of a request in the policy's fused stack.
 pub(crate) enum Admission {
-    /// Admitted: it holds this slot.
-    Admitted(super::limiter::Slot),
+    /// Admitted: it holds this slot (none where nothing sheds).
+    Admitted(Option<super::limiter::Slot>),
     /// Waiting in the queue.
     Queued(Queued),
     /// Refused (already counted).
