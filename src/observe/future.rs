@@ -75,18 +75,28 @@ const GRPC_KEY: u32 = 1 << 31;
 #[derive(Debug)]
 pub(crate) struct Request {
     pub(crate) started: Instant,
-    pub(crate) method: &'static str,
-    pub(crate) scheme: &'static str,
-    pub(crate) version: &'static str,
     /// The route template (HTTP) or `pkg.Service/Method` (gRPC), interned and bounded.
     pub(crate) route: Arc<RouteMetrics>,
-    /// Method, scheme and version packed: the cache key of an error-free response, but for its
-    /// status.
+    /// Method (bits 0-3, an index in `METHODS`), scheme (bit 4: https) and version (bits 5-7,
+    /// an index in `VERSIONS`) packed: the labels, and the cache key of an error-free
+    /// response but for its status.
     pub(crate) key: u32,
     pub(crate) grpc: bool,
 }
 
 impl Request {
+    /// The method, scheme and version labels, unpacked from the key.
+    fn labels(&self) -> (&'static str, &'static str, &'static str) {
+        let method = labels::METHODS[(self.key & 0xF) as usize];
+        let scheme = if self.key >> 4 & 1 == 1 {
+            "https"
+        } else {
+            "http"
+        };
+        let version = labels::VERSIONS[(self.key >> 5 & 0x7) as usize];
+        (method, scheme, version)
+    }
+
     fn seconds(&self) -> f64 {
         clock::now()
             .saturating_duration_since(self.started)
@@ -100,24 +110,25 @@ impl Request {
         error: Option<&'static str>,
     ) {
         let seconds = self.seconds();
+        let (method, scheme, version) = self.labels();
         let status_label = status.map_or("", labels::status);
         let register = || {
             metrics::histogram!(
                 telemetry::HTTP_SERVER_REQUEST_DURATION.name,
-                "http.request.method" => self.method,
-                "url.scheme" => self.scheme,
+                "http.request.method" => method,
+                "url.scheme" => scheme,
                 "http.route" => self.route.label.clone(),
-                "network.protocol.version" => self.version,
+                "network.protocol.version" => version,
                 "http.response.status_code" => status_label,
             )
         };
         match (error, status) {
             (Some(error), _) => metrics::histogram!(
                 telemetry::HTTP_SERVER_REQUEST_DURATION.name,
-                "http.request.method" => self.method,
-                "url.scheme" => self.scheme,
+                "http.request.method" => method,
+                "url.scheme" => scheme,
                 "http.route" => self.route.label.clone(),
-                "network.protocol.version" => self.version,
+                "network.protocol.version" => version,
                 "http.response.status_code" => status_label,
                 "error.type" => error,
             )

@@ -170,9 +170,6 @@ pub(crate) fn start<B>(
     Started {
         measured: Measured {
             started,
-            method,
-            scheme,
-            version,
             route,
             key,
             grpc,
