@@ -133,6 +133,9 @@ pub(crate) struct Shared {
     pub(crate) compiled: Arc<Compiled>,
     pub(crate) config: ContractConfig,
     pub(crate) routes: HashMap<Arc<str>, RouteRuntime>,
+    /// Nothing to check on an HTTP request: no route documented, undocumented ones pass, and
+    /// no size limit applies to them (a policy layer without a contract).
+    pub(crate) http_passes: bool,
 }
 
 /// The operation a request is for, carried to the checks of its body and its response.
@@ -179,10 +182,14 @@ impl Shared {
                 (template.clone(), runtime)
             })
             .collect();
+        let http_passes = compiled.routes.is_empty()
+            && config.undocumented == super::Undocumented::Pass
+            && config.requests != Mode::Enforce;
         Ok(Self {
             compiled,
             config,
             routes,
+            http_passes,
         })
     }
 

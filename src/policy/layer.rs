@@ -119,8 +119,9 @@ pub(crate) struct Compiled {
     /// The templates the layer knows (its policies' and its contract's), to match a request's
     /// path against when no router has (the layer placed around the whole `Router`).
     matcher: Matcher,
+    /// `None` when the layer has no contract: requests are handed on unchecked.
     #[cfg(feature = "contract")]
-    pub(crate) contract: crate::contract::ContractLayer,
+    pub(crate) contract: Option<crate::contract::ContractLayer>,
     /// What the contract layer was made from, for the next reload.
     #[cfg(feature = "contract")]
     contract_setup: Arc<ContractSetup>,
@@ -309,7 +310,13 @@ impl ContractSetup {
         }
     }
 
-    fn layer(&self, policies: &Policies) -> Result<crate::contract::ContractLayer, PolicyError> {
+    fn layer(
+        &self,
+        policies: &Policies,
+    ) -> Result<Option<crate::contract::ContractLayer>, PolicyError> {
+        if self.origin == ContractOrigin::None {
+            return Ok(None);
+        }
         let mut config = self.config.clone();
         let documented: Vec<&str> = self.contract.routes().collect();
         let modes = std::iter::once((None, &policies.defaults)).chain(
@@ -338,6 +345,7 @@ impl ContractSetup {
             }
         }
         crate::contract::ContractLayer::new(self.contract.clone(), config)
+            .map(Some)
             .map_err(|error| PolicyError::at(format!("contract.{}", error.key()), error.reason()))
     }
 }

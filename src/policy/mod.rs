@@ -79,6 +79,18 @@
 //!   handler or inflates the breaker's counts. Retries belong to the caller, within its
 //!   deadline.
 //!
+//! # One stack, run as one future
+//!
+//! The order above is how a request is treated; it is not a pile of services. The policy runs
+//! its stack as one state machine ([`PolicyFuture`]): the protocol, the route and the clock
+//! are read once at entry and shared by every part, the outcome is classified once for the
+//! breaker and the shedder, the clock is read once at the end for the shedder and the
+//! observer, and the response has one body wrapper ([`PolicyBody`]). Parts a policy does not
+//! have (no breaker, no shedding, no faults) are absent, not disabled. Nothing is allocated
+//! per request (a request that waits in a queue, or is delayed by an injected fault, boxes
+//! its wait). The standalone layers ([`crate::timeout`], [`crate::breaker`], [`crate::shed`],
+//! [`crate::observe`]) share the same internals, for services composed by hand.
+//!
 //! # Hot reload
 //!
 //! [`PolicyLayer::handle`] gives a [`PolicyHandle`]; [`PolicyHandle::reload`] validates and

@@ -17,7 +17,9 @@ use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
-use tower::{Layer, Service};
+#[cfg(feature = "contract")]
+use tower::Layer;
+use tower::Service;
 use tracing::Span;
 
 use super::fused::{Held, PolicyBody, PolicyFuture, State, Timer, Waiting};
@@ -35,10 +37,78 @@ use crate::core::{
 use crate::observe::{ObserveLayer, Started};
 use crate::shed::Admission;
 
-/// What the fused stack calls: the contract check with the `contract` feature, around the
-/// service with its panics caught.
+/// What the fused stack calls, with the `contract` feature: the contract check around the
+/// service with its panics caught, or where the policy has no contract, the hand-off alone.
+/// The contract's future is boxed: it is large (it may read and check the body), and a
+/// request without a contract should not move its room around.
 #[cfg(feature = "contract")]
-pub(crate) type Checked<S> = crate::contract::ContractService<CatchPanic<S>>;
+pub(crate) enum Checked<S> {
+    Contract(crate::contract::ContractService<CatchPanic<S>>),
+    Plain(Handoff<CatchPanic<S>>),
+}
+
+#[cfg(feature = "contract")]
+impl<S, B, RB> Service<Request<B>> for Checked<S>
+where
+    S: Service<InnerRequest<B>, Response = Response<RB>>,
+    crate::contract::ContractService<CatchPanic<S>>:
+        Service<Request<B>, Response = Response<CheckedBody<RB>>, Error = S::Error>,
+{
+    type Response = Response<CheckedBody<RB>>;
+    type Error = S::Error;
+    type Future = CheckedFuture<
+        <crate::contract::ContractService<CatchPanic<S>> as Service<Request<B>>>::Future,
+        crate::core::CatchPanicFuture<S::Future>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self {
+            Checked::Contract(contract) => contract.poll_ready(cx),
+            Checked::Plain(plain) => plain.poll_ready(cx),
+        }
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match self {
+            Checked::Contract(contract) => CheckedFuture::Contract {
+                future: Box::pin(contract.call(request)),
+            },
+            Checked::Plain(plain) => CheckedFuture::Plain {
+                future: plain.call(request),
+            },
+        }
+    }
+}
+
+#[cfg(feature = "contract")]
+pin_project_lite::pin_project! {
+    /// The future of [`Checked`].
+    #[project = CheckedProj]
+    pub(crate) enum CheckedFuture<C, P> {
+        Contract { future: std::pin::Pin<Box<C>> },
+        Plain { #[pin] future: P },
+    }
+}
+
+#[cfg(feature = "contract")]
+impl<C, P, RB, E> std::future::Future for CheckedFuture<C, P>
+where
+    C: std::future::Future<Output = Result<Response<CheckedBody<RB>>, E>>,
+    P: std::future::Future<Output = Result<Response<ResponseBody<RB>>, E>>,
+{
+    type Output = Result<Response<CheckedBody<RB>>, E>;
+
+    #[inline]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CheckedProj::Contract { future } => future.as_mut().poll(cx),
+            CheckedProj::Plain { future } => future
+                .poll(cx)
+                .map(|result| result.map(|response| response.map(ResponseBody::new))),
+        }
+    }
+}
 /// What the fused stack calls: the hand-off of the body as a [`RequestBody`], around the
 /// service with its panics caught.
 #[cfg(not(feature = "contract"))]
@@ -264,7 +334,10 @@ where
         let _published = deadline::enter(held.published);
         let inner = CatchPanic::new(inner);
         #[cfg(feature = "contract")]
-        let inner = compiled.contract.layer(inner);
+        let inner = match &compiled.contract {
+            Some(contract) => Checked::Contract(contract.layer(inner)),
+            None => Checked::Plain(Handoff::new(inner)),
+        };
         #[cfg(not(feature = "contract"))]
         let inner = Handoff::new(inner);
         let admission = match &entry.shed {

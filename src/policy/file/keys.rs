@@ -63,7 +63,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     key(
         "deadline.publish",
         "true",
-        "Whether the request's `Deadline` is put in its extensions for handlers and outbound calls.",
+        "Whether the request's `Deadline` is published (as `Deadline::current`, without an allocation) to handlers and the outbound calls they make.",
     ),
     key(
         "criticality",
