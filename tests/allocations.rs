@@ -165,6 +165,36 @@ async fn hot_paths_do_not_allocate() {
         0,
         "default policy"
     );
+    // A policy with every part on (a breaker, a fixed limit): nothing.
+    let everything = Policy::new()
+        .breaker(BreakerConfig::new())
+        .shed(steadfast::shed::ShedConfig::fixed(100));
+    assert_eq!(
+        allocations_per_1000_body_calls(policy(everything)).await,
+        0,
+        "policy with a breaker and a fixed limit"
+    );
+
+    // The standalone shedders (the knee default, a fixed limit) and the observer (no
+    // recorder, no subscriber): nothing.
+    let knee = steadfast::shed::ShedLayer::new(steadfast::shed::ShedConfig::new()).unwrap();
+    assert_eq!(
+        allocations_per_1000_calls(knee.layer(bare())).await,
+        0,
+        "shed, knee"
+    );
+    let fixed = steadfast::shed::ShedLayer::new(steadfast::shed::ShedConfig::fixed(100)).unwrap();
+    assert_eq!(
+        allocations_per_1000_calls(fixed.layer(bare())).await,
+        0,
+        "shed, fixed"
+    );
+    let observe = steadfast::observe::ObserveLayer::new();
+    assert_eq!(
+        allocations_per_1000_calls(observe.layer(bare())).await,
+        0,
+        "observe"
+    );
 
     // A dependency policy (breaker, budget, throttle, client metrics) on a call that needs no
     // retry: nothing. A POST is not kept for a retry; a GET is (its head cloned).
