@@ -220,27 +220,26 @@ async fn enforcement_can_be_turned_off() {
     );
 }
 
-/// A handler served under a policy calls an upstream, from its own future and from a task it
-/// spawns with its `Caller`: both calls carry the time the request has left, without the
-/// handler copying the deadline; a call from a task spawned without it carries none.
+/// A handler served under a policy calls an upstream from its own future: the call carries the
+/// time the request has left, without the handler copying the deadline. A task it spawns does
+/// not see the deadline (it may outlive the request) unless handed it in the request.
 #[tokio::test(start_paused = true)]
 async fn calls_made_while_a_request_is_served_carry_its_deadline_without_copying() {
-    use steadfast::core::{Caller, RequestBody};
+    use steadfast::core::RequestBody;
     use steadfast::policy::{Policies, Policy, PolicyLayer};
 
     let direct = Upstream::default();
-    let spawned = Upstream::default();
+    let handed = Upstream::default();
     let orphan = Upstream::default();
-    let clients = [&direct, &spawned, &orphan]
+    let clients = [&direct, &handed, &orphan]
         .map(|upstream| PropagateDeadlineLayer::new().layer(upstream.service(Duration::ZERO)));
     let handler = tower::service_fn(move |_: Request<RequestBody<String>>| {
-        let [direct, spawned, orphan] = clients.clone();
+        let [direct, handed, orphan] = clients.clone();
         async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
             direct.oneshot(outbound(true, None)).await.unwrap();
-            let caller = Caller::current().expect("a caller under a policy");
-            assert!(caller.deadline().is_some());
-            tokio::spawn(caller.scope(spawned.oneshot(outbound(true, None))))
+            let deadline = Deadline::current().expect("a deadline under a policy");
+            tokio::spawn(handed.oneshot(outbound(true, Some(deadline))))
                 .await
                 .unwrap()
                 .unwrap();
@@ -256,7 +255,7 @@ async fn calls_made_while_a_request_is_served_carry_its_deadline_without_copying
     let response = service.oneshot(Request::new(String::new())).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(direct.header("grpc-timeout").as_deref(), Some("200000u"));
-    assert_eq!(spawned.header("grpc-timeout").as_deref(), Some("200000u"));
+    assert_eq!(handed.header("grpc-timeout").as_deref(), Some("200000u"));
     assert_eq!(orphan.header("grpc-timeout"), None);
     assert_eq!(
         Deadline::current(),

@@ -20,9 +20,9 @@ thread_local! {
 /// hold a value on a request that has none). Outbound calls made while the handler runs —
 /// through [`PropagateDeadline`](crate::timeout::PropagateDeadline) or a dependency policy —
 /// pass on the time left without the handler copying anything. Work handed to another task
-/// (`tokio::spawn`, tower's `Buffer`) takes it along with
-/// [`Caller::current`](crate::core::Caller::current) and `scope`, or by reading it first and
-/// putting it in that request's extensions. Other layers (the load shedder's queue, for one)
+/// (`tokio::spawn`, tower's `Buffer`) does not see it — work that may outlive the request
+/// should not be cut off by its deadline — unless it is handed on: read it first
+/// (`Deadline::current()`) and put it in that work's requests' extensions. Other layers (the load shedder's queue, for one)
 /// read it from here, never from the timeout module.
 ///
 /// ```
@@ -85,8 +85,8 @@ impl Deadline {
 
     /// The deadline of the request being served on this thread: the one a steadfast timeout
     /// (or policy) published while it calls and polls the inner service — so a handler, its
-    /// extractors and the outbound calls it makes all see it — or the one a
-    /// [`CallerScope`](crate::core::CallerScope) carries into other work. `None` elsewhere.
+    /// extractors and the outbound calls it makes all see it. `None` elsewhere (in work spawned
+    /// onto another task, too).
     ///
     /// ```
     /// use std::time::Duration;

@@ -474,14 +474,9 @@ thread_local! {
 /// });
 /// # }
 /// ```
-///
-/// A `Caller` also carries the request's [`Deadline`](crate::core::Deadline) (the one current
-/// when it was taken), so that calls made in the spawned work pass on the time the request has
-/// left, as they would from the handler.
 #[derive(Clone, Copy)]
 pub struct Caller {
     node: &'static RouteNode,
-    deadline: Option<crate::core::Deadline>,
 }
 
 impl fmt::Debug for Caller {
@@ -489,7 +484,6 @@ impl fmt::Debug for Caller {
         f.debug_struct("Caller")
             .field("route", &self.route())
             .field("criticality", &self.criticality())
-            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -498,16 +492,7 @@ impl Caller {
     /// The caller of the code running now: the route whose handler is being polled on this
     /// thread, or the one a [`scope`](Self::scope) or [`run`](Self::run) set.
     pub fn current() -> Option<Caller> {
-        CURRENT.with(Cell::get).map(|node| Caller {
-            node,
-            deadline: crate::core::Deadline::current(),
-        })
-    }
-
-    /// The deadline of the request this caller serves, if it had one when the caller was
-    /// taken.
-    pub fn deadline(&self) -> Option<crate::core::Deadline> {
-        self.deadline
+        CURRENT.with(Cell::get).map(|node| Caller { node })
     }
 
     /// The route: its template (`/orders/{id}`), its gRPC method (`shop.Orders/Get`), or
@@ -521,8 +506,7 @@ impl Caller {
         self.node.criticality()
     }
 
-    /// Runs `future` as this caller's work: calls made while it is polled are the route's, under
-    /// its deadline.
+    /// Runs `future` as this caller's work: calls made while it is polled are the route's.
     pub fn scope<F: Future>(self, future: F) -> CallerScope<F> {
         CallerScope {
             caller: self,
@@ -533,7 +517,6 @@ impl Caller {
     /// Runs `work` as this caller's.
     pub fn run<R>(self, work: impl FnOnce() -> R) -> R {
         let _entered = enter(self.node);
-        let _deadline = crate::core::deadline::enter(self.deadline);
         work()
     }
 }
@@ -592,7 +575,6 @@ impl<F: Future> Future for CallerScope<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _entered = enter(this.caller.node);
-        let _deadline = crate::core::deadline::enter(this.caller.deadline);
         this.future.poll(cx)
     }
 }

@@ -76,11 +76,10 @@
 //! # }
 //! ```
 //!
-//! Work handed to another task takes the deadline along in a
-//! [`Caller`](crate::core::Caller) (`Caller::current()` in the handler, `caller.scope(work)`
-//! around the task). With tonic, a deadline can also be put in the `tonic::Request`'s
-//! extensions (`request.extensions_mut().insert(deadline)`): tonic carries them into the HTTP
-//! request.
+//! Work handed to another task does not see the deadline (it may outlive the request); to
+//! bound it, read `Deadline::current()` in the handler and put it in the extensions of the
+//! requests that work sends. With tonic, a deadline put in the `tonic::Request`'s extensions
+//! (`request.extensions_mut().insert(deadline)`) is carried into the HTTP request.
 //!
 //! # Malformed deadline headers
 //!
