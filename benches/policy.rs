@@ -1,6 +1,7 @@
 //! Cost of the full default stack: a bare service against `PolicyLayer` with the default
-//! policy (observe, breaker, timeout, Gradient2 shedding, and the contract check, which passes
-//! bodies of undocumented routes untouched), no metrics recorder, and against the closest
+//! policy (observe, timeout, the knee's adaptive shedding, the strict-mode guard and fault
+//! injection as pass-throughs, no breaker and no contract, as the defaults have none: one
+//! fused future), no metrics recorder, and against the closest
 //! tower / tower-http stack (tower-http `TraceLayer`, tower `Timeout`, `ConcurrencyLimit` +
 //! `LoadShed`), in one run, on one thread and on two worker threads sharing one route. Run:
 //! `cargo bench --all-features --bench policy`.
