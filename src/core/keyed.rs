@@ -60,6 +60,15 @@ pub(crate) enum RouteKey<'a> {
 }
 
 impl<'a> RouteKey<'a> {
+    /// The route of `request`, its protocol read only when it has no template.
+    #[inline]
+    pub(crate) fn of_request<B>(request: &'a Request<B>) -> Self {
+        match route::template(request.extensions()) {
+            Some(template) => RouteKey::Template(template),
+            None => grpc_method(request).map_or(RouteKey::Unmatched, RouteKey::GrpcMethod),
+        }
+    }
+
     /// The route of `request` (`grpc`: whether it is a gRPC request).
     #[inline]
     pub(crate) fn of<B>(request: &'a Request<B>, grpc: bool) -> Self {
@@ -204,14 +213,10 @@ impl<T: Clone> Keyed<T> {
 
     /// The instance for a request.
     pub(crate) fn for_request<B>(&self, request: &Request<B>, cache: &KeyCache<T>) -> T {
-        if let Key::Route = self.key {
-            if route::template(request.extensions()).is_none() {
-                if let Some(method) = grpc_method(request) {
-                    return self.cached(method, cache, |method| self.get_method(method));
-                }
-            }
+        match self.key {
+            Key::Route => self.for_route(RouteKey::of_request(request), request, cache),
+            _ => self.get_cached(&self.key.of(request), cache),
         }
-        self.get_cached(&self.key.of(request), cache)
     }
 
     /// The instance for a request whose route the caller already read (the policy's fused
