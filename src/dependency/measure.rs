@@ -138,6 +138,11 @@ impl ClientMetrics {
     }
 
     fn span(&self, host: &str, kind: &Kind, resend: u32) -> Span {
+        // With no subscriber at all, no span: nothing would record it (and tracing's `log`
+        // feature would otherwise format it for `log` on every enter and exit).
+        if !tracing::dispatcher::has_been_set() {
+            return Span::none();
+        }
         match kind {
             Kind::Http { method, .. } => tracing::info_span!(
                 target: "steadfast::dependency",
