@@ -330,21 +330,27 @@ async fn bursts_from_idle_are_absorbed() {
     let pool = Pool::new(10_000, Duration::from_millis(2));
     let app = pool.app();
     for burst in 0..5 {
-        let requests = (0..200).map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                let request = Request::get("/work").body(Body::empty()).unwrap();
-                app.oneshot(request).await.unwrap().status()
-            })
-        });
-        let statuses = futures::future::join_all(requests).await;
-        let rejected = statuses
-            .iter()
-            .filter(|status| *status.as_ref().unwrap() != StatusCode::OK)
-            .count();
-        assert_eq!(rejected, 0, "burst {burst}");
+        let requests = (0..200).map(|_| spawn_work(app.clone()));
+        assert_eq!(not_ok(requests).await, 0, "burst {burst}");
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+}
+
+/// One `GET /work` sent to `app` on a task of its own; its status.
+fn spawn_work(app: Router) -> tokio::task::JoinHandle<StatusCode> {
+    tokio::spawn(async move {
+        let request = Request::get("/work").body(Body::empty()).unwrap();
+        app.oneshot(request).await.unwrap().status()
+    })
+}
+
+/// How many of `requests` were not answered `200`.
+async fn not_ok(requests: impl IntoIterator<Item = tokio::task::JoinHandle<StatusCode>>) -> usize {
+    futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .filter(|status| *status.as_ref().unwrap() != StatusCode::OK)
+        .count()
 }
 
 /// Bursts that arrive over a few milliseconds, as they do through real connections, after
@@ -359,20 +365,11 @@ async fn bursts_arriving_over_milliseconds_after_quiet_seconds_are_absorbed() {
         let mut requests = Vec::new();
         for _ in 0..20 {
             for _ in 0..10 {
-                let app = app.clone();
-                requests.push(tokio::spawn(async move {
-                    let request = Request::get("/work").body(Body::empty()).unwrap();
-                    app.oneshot(request).await.unwrap().status()
-                }));
+                requests.push(spawn_work(app.clone()));
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let statuses = futures::future::join_all(requests).await;
-        let rejected = statuses
-            .iter()
-            .filter(|status| *status.as_ref().unwrap() != StatusCode::OK)
-            .count();
-        assert_eq!(rejected, 0, "burst {burst}");
+        assert_eq!(not_ok(requests).await, 0, "burst {burst}");
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
 }
