@@ -86,3 +86,50 @@ mod tests {
         assert_eq!(version(Version::HTTP_2), "2");
     }
 }
+
+/// How many label sets a [`Histograms`] keeps at hand (a power of two).
+const RECENT: usize = 8;
+
+/// The histograms of one metric's label sets, each named by a small key and registered once:
+/// the label sets seen most recently sit in direct-mapped slots, so most measurements find
+/// theirs with one atomic load, without hashing into the map behind them.
+pub(crate) struct Histograms {
+    recent: [std::sync::OnceLock<(u32, metrics::Histogram)>; RECENT],
+    all: super::keyed::CowMap<u32, metrics::Histogram>,
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Self {
+            recent: Default::default(),
+            all: super::keyed::CowMap::default(),
+        }
+    }
+}
+
+impl Histograms {
+    /// Records `value` in the histogram of label set `key`, registered by `register` on first
+    /// use. The caller bounds the keys.
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        key: u32,
+        value: f64,
+        register: impl FnOnce() -> metrics::Histogram,
+    ) {
+        let recent =
+            &self.recent[((key ^ key >> 8 ^ key >> 16 ^ key >> 24) as usize) & (RECENT - 1)];
+        if let Some((seen, histogram)) = recent.get() {
+            if *seen == key {
+                histogram.record(value);
+                return;
+            }
+        }
+        let histogram = self
+            .all
+            .get_or_insert_with(&key, || key, |_| Some(register()))
+            .expect("an unbounded map always inserts");
+        histogram.record(value);
+        let _ = recent.set((key, histogram));
+    }
+}

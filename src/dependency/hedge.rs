@@ -272,7 +272,8 @@ pub(crate) struct HedgeContext {
 #[derive(Clone)]
 pub struct Hedge<S> {
     pub(crate) inner: S,
-    pub(crate) context: HedgeContext,
+    // Shared: a retry clones the service on every call.
+    pub(crate) context: std::sync::Arc<HedgeContext>,
 }
 
 impl<S> Hedge<S> {
@@ -383,7 +384,7 @@ pin_project! {
         #[pin]
         timer: Sleep,
         spare: Option<(S, Request<ReplayBody<B>>)>,
-        context: HedgeContext,
+        context: std::sync::Arc<HedgeContext>,
     }
 }
 

@@ -10,13 +10,13 @@
 use std::sync::{Arc, OnceLock};
 
 use http::{Request, StatusCode};
-use metrics::{Histogram, SharedString};
+use metrics::SharedString;
 use tracing::Span;
 
 use crate::core::clock::Instant;
 use crate::core::grpc::{self, Code};
 use crate::core::keyed::CowMap;
-use crate::core::labels;
+use crate::core::labels::{self, Histograms};
 use crate::core::{DefaultClassifier, telemetry};
 
 /// gRPC methods with their own label per dependency; the rest share `_OTHER`.
@@ -31,21 +31,21 @@ const FAILED: u32 = 2 << 20;
 pub(crate) struct ClientMetrics {
     dependency: SharedString,
     host: OnceLock<(String, SharedString)>,
-    http: CowMap<u32, Histogram>,
+    http: Histograms,
     grpc: CowMap<String, Arc<GrpcMethod>>,
     grpc_other: Arc<GrpcMethod>,
 }
 
 struct GrpcMethod {
     label: SharedString,
-    histograms: CowMap<u32, Histogram>,
+    histograms: Histograms,
 }
 
 impl GrpcMethod {
     fn new(label: SharedString) -> Arc<Self> {
         Arc::new(Self {
             label,
-            histograms: CowMap::default(),
+            histograms: Histograms::default(),
         })
     }
 }
@@ -76,7 +76,7 @@ impl ClientMetrics {
         Self {
             dependency,
             host: OnceLock::new(),
-            http: CowMap::default(),
+            http: Histograms::default(),
             grpc: CowMap::default(),
             grpc_other: GrpcMethod::new(SharedString::const_str(OTHER)),
         }
@@ -192,38 +192,30 @@ impl ClientMetrics {
                     Ended::Failed => ("", Some(OTHER), FAILED),
                 };
                 let key = bits | (*method as u32) << 16 | if *other_host { OTHER_HOST } else { 0 };
-                let histogram = self
-                    .http
-                    .get_or_insert_with(
-                        &key,
-                        || key,
-                        |_| {
-                            let host = if *other_host {
-                                SharedString::const_str(OTHER)
-                            } else {
-                                self.host_label()
-                            };
-                            Some(match error {
-                                Some(error) => metrics::histogram!(
-                                    telemetry::HTTP_CLIENT_REQUEST_DURATION.name,
-                                    "http.request.method" => method_label,
-                                    "server.address" => host,
-                                    "http.response.status_code" => status,
-                                    "error.type" => error,
-                                    "steadfast.dependency" => self.dependency.clone(),
-                                ),
-                                None => metrics::histogram!(
-                                    telemetry::HTTP_CLIENT_REQUEST_DURATION.name,
-                                    "http.request.method" => method_label,
-                                    "server.address" => host,
-                                    "http.response.status_code" => status,
-                                    "steadfast.dependency" => self.dependency.clone(),
-                                ),
-                            })
-                        },
-                    )
-                    .expect("the label sets are bounded by their key");
-                histogram.record(seconds);
+                self.http.record(key, seconds, || {
+                    let host = if *other_host {
+                        SharedString::const_str(OTHER)
+                    } else {
+                        self.host_label()
+                    };
+                    match error {
+                        Some(error) => metrics::histogram!(
+                            telemetry::HTTP_CLIENT_REQUEST_DURATION.name,
+                            "http.request.method" => method_label,
+                            "server.address" => host,
+                            "http.response.status_code" => status,
+                            "error.type" => error,
+                            "steadfast.dependency" => self.dependency.clone(),
+                        ),
+                        None => metrics::histogram!(
+                            telemetry::HTTP_CLIENT_REQUEST_DURATION.name,
+                            "http.request.method" => method_label,
+                            "server.address" => host,
+                            "http.response.status_code" => status,
+                            "steadfast.dependency" => self.dependency.clone(),
+                        ),
+                    }
+                });
                 if !span.is_disabled() {
                     if let Ended::Http(status) = ended {
                         span.record("http.response.status_code", status.as_u16());
@@ -251,33 +243,23 @@ impl ClientMetrics {
                     Ended::Timeout => (Code::DeadlineExceeded, Some("timeout"), TIMEOUT),
                     Ended::Failed => (Code::Unavailable, Some(OTHER), FAILED),
                 };
-                let histogram = method
-                    .histograms
-                    .get_or_insert_with(
-                        &bits,
-                        || bits,
-                        |_| {
-                            Some(match error {
-                                Some(error) => metrics::histogram!(
-                                    telemetry::RPC_CLIENT_CALL_DURATION.name,
-                                    "rpc.system.name" => "grpc",
-                                    "rpc.method" => method.label.clone(),
-                                    "rpc.status_code" => code.as_str(),
-                                    "error.type" => error,
-                                    "steadfast.dependency" => self.dependency.clone(),
-                                ),
-                                None => metrics::histogram!(
-                                    telemetry::RPC_CLIENT_CALL_DURATION.name,
-                                    "rpc.system.name" => "grpc",
-                                    "rpc.method" => method.label.clone(),
-                                    "rpc.status_code" => code.as_str(),
-                                    "steadfast.dependency" => self.dependency.clone(),
-                                ),
-                            })
-                        },
-                    )
-                    .expect("the label sets are bounded by their key");
-                histogram.record(seconds);
+                method.histograms.record(bits, seconds, || match error {
+                    Some(error) => metrics::histogram!(
+                        telemetry::RPC_CLIENT_CALL_DURATION.name,
+                        "rpc.system.name" => "grpc",
+                        "rpc.method" => method.label.clone(),
+                        "rpc.status_code" => code.as_str(),
+                        "error.type" => error,
+                        "steadfast.dependency" => self.dependency.clone(),
+                    ),
+                    None => metrics::histogram!(
+                        telemetry::RPC_CLIENT_CALL_DURATION.name,
+                        "rpc.system.name" => "grpc",
+                        "rpc.method" => method.label.clone(),
+                        "rpc.status_code" => code.as_str(),
+                        "steadfast.dependency" => self.dependency.clone(),
+                    ),
+                });
                 if !span.is_disabled() {
                     span.record("rpc.status_code", code.as_str());
                     if let Some(error) = error {

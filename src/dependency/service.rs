@@ -9,7 +9,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -40,7 +40,14 @@ use crate::throttle::{ThrottleHandle, ThrottleSnapshot};
 /// [`reload`](Self::reload) replaces it for all of them.
 #[derive(Clone)]
 pub struct DependencyHandle {
-    current: Arc<ArcSwap<Generation>>,
+    current: Arc<Current>,
+}
+
+/// The generation in force, and how many reloads made it: a service compares the count (one
+/// atomic load) before each call, and loads the generation only after a reload.
+struct Current {
+    generation: ArcSwap<Generation>,
+    reloads: AtomicU64,
 }
 
 /// One version of a policy's state; a reload makes the next.
@@ -137,11 +144,11 @@ impl Generation {
         };
         let hedge = Hedge {
             inner: attempt,
-            context: HedgeContext {
+            context: Arc::new(HedgeContext {
                 hedging: self.inner.hedging.clone(),
                 budget: self.retry.budget().clone(),
                 label: self.inner.label.clone(),
-            },
+            }),
         };
         retry::RetryLayer::shared(self.retry.clone())
             .over_typed()
@@ -157,7 +164,10 @@ impl DependencyHandle {
     pub fn new(config: DependencyConfig) -> Result<Self, ConfigError> {
         telemetry::describe();
         Ok(Self {
-            current: Arc::new(ArcSwap::from_pointee(Generation::new(config)?)),
+            current: Arc::new(Current {
+                generation: ArcSwap::from_pointee(Generation::new(config)?),
+                reloads: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -170,33 +180,34 @@ impl DependencyHandle {
     /// A [`ConfigError`] from [`DependencyConfig::validate`]; the policy in force stays.
     pub fn reload(&self, config: DependencyConfig) -> Result<(), ConfigError> {
         let next = Generation::new(config)?;
-        self.current.store(Arc::new(next));
+        self.current.generation.store(Arc::new(next));
+        self.current.reloads.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
     /// The settings in force.
     pub fn config(&self) -> DependencyConfig {
-        self.current.load().inner.config.clone()
+        self.current.generation.load().inner.config.clone()
     }
 
     /// The breaker in force, to watch it or to open and close it by hand.
     pub fn breaker(&self) -> Option<BreakerHandle> {
-        self.current.load().inner.breaker.clone()
+        self.current.generation.load().inner.breaker.clone()
     }
 
     /// The adaptive throttle in force.
     pub fn throttle(&self) -> Option<ThrottleHandle> {
-        self.current.load().inner.throttle.clone()
+        self.current.generation.load().inner.throttle.clone()
     }
 
     /// The retry policy in force and its budget.
     pub fn retry(&self) -> RetryHandle {
-        self.current.load().retry.clone()
+        self.current.generation.load().retry.clone()
     }
 
     /// Everything the policy holds now.
     pub fn snapshot(&self) -> DependencySnapshot {
-        let generation = self.current.load();
+        let generation = self.current.generation.load();
         let inner = &generation.inner;
         DependencySnapshot {
             name: inner.config.name.clone(),
@@ -211,7 +222,7 @@ impl DependencyHandle {
 impl fmt::Debug for DependencyHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DependencyHandle")
-            .field("config", &self.current.load().inner.config)
+            .field("config", &self.current.generation.load().inner.config)
             .finish_non_exhaustive()
     }
 }
@@ -247,10 +258,12 @@ impl<S> Layer<S> for DependencyLayer {
     type Service = Dependency<S>;
 
     fn layer(&self, client: S) -> Dependency<S> {
-        let generation = self.handle.current.load_full();
+        let reloads = self.handle.current.reloads.load(Ordering::Acquire);
+        let generation = self.handle.current.generation.load_full();
         Dependency {
             inner: generation.build(client),
             generation,
+            reloads,
             handle: self.handle.clone(),
         }
     }
@@ -265,6 +278,8 @@ pub struct Dependency<S> {
     inner: retry::Retry<Hedge<Attempt<S>>, OverTyped>,
     /// The generation `inner` was built under; a reload makes the service rebuild.
     generation: Arc<Generation>,
+    /// The handle's reload count when `generation` was taken.
+    reloads: u64,
     handle: DependencyHandle,
 }
 
@@ -273,6 +288,7 @@ impl<S: Clone> Clone for Dependency<S> {
         Self {
             inner: self.inner.clone(),
             generation: self.generation.clone(),
+            reloads: self.reloads,
             handle: self.handle.clone(),
         }
     }
@@ -320,14 +336,17 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let current = self.handle.current.load();
-        if !Arc::ptr_eq(&current, &self.generation) {
-            // Reloaded: the same client under the new policy.
-            let generation = Arc::clone(&current);
-            drop(current);
-            let client = self.get_ref().clone();
-            self.inner = generation.build(client);
-            self.generation = generation;
+        let reloads = self.handle.current.reloads.load(Ordering::Acquire);
+        if reloads != self.reloads {
+            // Reloaded: the same client under the new policy (the one stored before the count
+            // moved, or a later one).
+            let generation = self.handle.current.generation.load_full();
+            self.reloads = reloads;
+            if !Arc::ptr_eq(&generation, &self.generation) {
+                let client = self.get_ref().clone();
+                self.inner = generation.build(client);
+                self.generation = generation;
+            }
         }
         self.inner.poll_ready(cx)
     }
@@ -346,8 +365,25 @@ where
         // The attempt starts at the same instant: one clock read.
         let _entry = clock::enter(started);
         let _edge = EdgeScope::enter(edge);
+        let retry = &self.generation.retry;
+        let call = if shared.hedging.is_none() && !retry.eligible(&request) {
+            // Never retried nor hedged: the attempt without the retry's copy of the service and
+            // its bookkeeping. The call still earns the budget its share.
+            retry.budget().deposit_at(started);
+            Call::Once {
+                future: self
+                    .inner
+                    .get_mut()
+                    .inner
+                    .call(request.map(ReplayBody::new)),
+            }
+        } else {
+            Call::Retried {
+                future: self.inner.call(request),
+            }
+        };
         ResponseFuture {
-            inner: self.inner.call(request),
+            call,
             edge,
             started,
             _response: PhantomData,
@@ -403,10 +439,35 @@ pin_project! {
         B: Body,
     {
         #[pin]
-        inner: retry::ResponseFuture<Hedge<Attempt<S>>, B, OverTyped>,
+        call: Call<retry::ResponseFuture<Hedge<Attempt<S>>, B, OverTyped>, AttemptFuture<S::Future>>,
         edge: Option<&'static Edge>,
         started: Instant,
         _response: PhantomData<fn() -> RB>,
+    }
+}
+
+pin_project! {
+    /// A call under the retry layer, or one that can only be sent once.
+    #[project = CallProj]
+    enum Call<R, A> {
+        Retried { #[pin] future: R },
+        Once { #[pin] future: A },
+    }
+}
+
+impl<R, A, T> Future for Call<R, A>
+where
+    R: Future<Output = T>,
+    A: Future<Output = T>,
+{
+    type Output = T;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.project() {
+            CallProj::Retried { future } => future.poll(cx),
+            CallProj::Once { future } => future.poll(cx),
+        }
     }
 }
 
@@ -431,12 +492,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(edge) = *this.edge else {
-            return this.inner.poll(cx);
+            return this.call.poll(cx);
         };
         let result = {
             let _edge = EdgeScope::enter(Some(edge));
             ATTEMPT_END.with(|end| end.set(None));
-            ready!(this.inner.poll(cx))
+            ready!(this.call.poll(cx))
         };
         // The last attempt's end if one ended in this poll (a refusal before any did reads the
         // clock).

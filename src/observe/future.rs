@@ -13,8 +13,7 @@ use tracing::Span;
 
 use crate::core::clock::{self, Instant};
 use crate::core::grpc::Code;
-use crate::core::keyed::CowMap;
-use crate::core::labels;
+use crate::core::labels::{self, Histograms};
 use crate::core::telemetry;
 use crate::core::{DefaultClassifier, OnEndOfStream, Rejection, TrackedBody};
 
@@ -23,40 +22,21 @@ use crate::core::{DefaultClassifier, OnEndOfStream, Rejection, TrackedBody};
 /// their label set each time: errors are the exception.)
 pub(crate) struct RouteMetrics {
     pub(crate) label: SharedString,
-    /// The label sets seen most recently, by a hash of their key: most requests find theirs
-    /// here with one atomic load, without hashing into the map.
-    recent: [std::sync::OnceLock<(u32, Histogram)>; RECENT],
-    histograms: CowMap<u32, Histogram>,
+    histograms: Histograms,
 }
-
-/// How many label sets a route keeps at hand (a power of two).
-const RECENT: usize = 8;
 
 impl RouteMetrics {
     pub(crate) fn new(label: SharedString) -> Self {
         Self {
             label,
-            recent: Default::default(),
-            histograms: CowMap::default(),
+            histograms: Histograms::default(),
         }
     }
 
     /// Records `seconds` in the histogram of label set `key`, registered by `register` on
     /// first use.
     fn record(&self, key: u32, seconds: f64, register: impl FnOnce() -> Histogram) {
-        let recent = &self.recent[((key ^ key >> 8 ^ key >> 16) as usize) & (RECENT - 1)];
-        if let Some((seen, histogram)) = recent.get() {
-            if *seen == key {
-                histogram.record(seconds);
-                return;
-            }
-        }
-        let histogram = self
-            .histograms
-            .get_or_insert_with(&key, || key, |_| Some(register()))
-            .expect("an unbounded map always inserts");
-        histogram.record(seconds);
-        let _ = recent.set((key, histogram));
+        self.histograms.record(key, seconds, register);
     }
 }
 

@@ -31,7 +31,8 @@ pin_project! {
         B: Body,
     {
         Stream { #[pin] body: B },
-        Full { data: Option<Bytes>, trailers: Option<HeaderMap> },
+        // The trailers boxed: rare, and a request body is moved with every request.
+        Full { data: Option<Bytes>, trailers: Option<Box<HeaderMap>> },
         Prefixed { prefix: Option<Bytes>, #[pin] rest: B },
         // The body broke while it was read: what was read, then its error.
         Failed { prefix: Option<Bytes>, error: Option<B::Error> },
@@ -52,7 +53,7 @@ impl<B: Body> ReplayBody<B> {
     }
 
     /// A body read whole: the bytes (empty for none) and the trailers.
-    pub(crate) fn full(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+    pub(crate) fn full(data: Bytes, trailers: Option<Box<HeaderMap>>) -> Self {
         Self {
             kind: Kind::Full {
                 data: (!data.is_empty()).then_some(data),
@@ -137,7 +138,7 @@ where
                 Some(data) => Some(Ok(Frame::data(data))),
                 None => trailers
                     .take()
-                    .map(|trailers| Ok(Frame::trailers(trailers))),
+                    .map(|trailers| Ok(Frame::trailers(*trailers))),
             }),
             KindProj::Prefixed { prefix, rest } => match prefix.take() {
                 Some(prefix) => Poll::Ready(Some(Ok(Frame::data(prefix)))),

@@ -180,7 +180,8 @@ impl RetryHandle {
         }
     }
 
-    fn eligible<B>(&self, request: &Request<B>) -> bool {
+    /// Whether `request` may be retried at all (its method, its gRPC method or its own say).
+    pub(crate) fn eligible<B>(&self, request: &Request<B>) -> bool {
         let config = &self.inner.config;
         if config.max_retries == 0 {
             return false;
@@ -406,7 +407,7 @@ where
 struct Kept {
     parts: Parts,
     data: Bytes,
-    trailers: Option<HeaderMap>,
+    trailers: Option<Box<HeaderMap>>,
     deadline: Option<Instant>,
 }
 
@@ -429,7 +430,7 @@ struct Collect<B> {
     parts: Parts,
     body: B,
     data: BytesMut,
-    trailers: Option<HeaderMap>,
+    trailers: Option<Box<HeaderMap>>,
     deadline: Option<Instant>,
 }
 
@@ -545,7 +546,7 @@ where
                             }
                             Err(frame) => {
                                 if let Ok(trailers) = frame.into_trailers() {
-                                    collect.trailers = Some(trailers);
+                                    collect.trailers = Some(Box::new(trailers));
                                 }
                             }
                         },
