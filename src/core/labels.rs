@@ -93,18 +93,10 @@ const RECENT: usize = 8;
 /// The histograms of one metric's label sets, each named by a small key and registered once:
 /// the label sets seen most recently sit in direct-mapped slots, so most measurements find
 /// theirs with one atomic load, without hashing into the map behind them.
+#[derive(Default)]
 pub(crate) struct Histograms {
     recent: [std::sync::OnceLock<(u32, metrics::Histogram)>; RECENT],
     all: super::keyed::CowMap<u32, metrics::Histogram>,
-}
-
-impl Default for Histograms {
-    fn default() -> Self {
-        Self {
-            recent: Default::default(),
-            all: super::keyed::CowMap::default(),
-        }
-    }
 }
 
 impl Histograms {
