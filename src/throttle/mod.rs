@@ -54,6 +54,7 @@ use std::time::Duration;
 
 pub use crate::core::ConfigError;
 use crate::core::clock;
+use crate::core::sync::{AtomicU64, Ordering};
 use crate::core::tally::Tally;
 use crate::core::{Origin, Rejection, RejectionKind};
 
@@ -135,6 +136,12 @@ struct Inner {
     config: ThrottleConfig,
     /// Requests (first count) and accepts (second count).
     tally: Tally,
+    /// The drop probability as last computed (`f64` bits; zero while nothing is dropped), so
+    /// that a healthy dependency's attempt is admitted with one atomic load. It is recomputed
+    /// from the window when an attempt is refused (the only event that can raise it, besides
+    /// old accepts leaving the window, which the next refusal then sees) and on every decision
+    /// while it is above zero (so it falls as soon as the window says so).
+    probability: AtomicU64,
 }
 
 /// What a [`ThrottleHandle`] saw over its window.
@@ -160,6 +167,7 @@ impl ThrottleHandle {
             inner: Arc::new(Inner {
                 config,
                 tally: Tally::new(config.window, BUCKETS),
+                probability: AtomicU64::new(0),
             }),
         })
     }
@@ -188,8 +196,14 @@ impl ThrottleHandle {
 
     /// [`try_admit`](Self::try_admit) at an instant the caller has already read.
     pub(crate) fn try_admit_at(&self, now: clock::Instant) -> Result<(), Rejection> {
+        if self.inner.probability.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
         let sums = self.inner.tally.sums(now);
         let probability = self.probability(sums.first, sums.second);
+        self.inner
+            .probability
+            .store(probability.to_bits(), Ordering::Relaxed);
         if probability > 0.0 && fastrand::f64() < probability {
             self.inner.tally.add(now, 1, 0);
             return Err(
@@ -210,7 +224,16 @@ impl ThrottleHandle {
 
     /// [`record`](Self::record) at an instant the caller has already read.
     pub(crate) fn record_at(&self, now: clock::Instant, accepted: bool) {
-        self.inner.tally.add(now, 1, u64::from(accepted));
+        let inner = &*self.inner;
+        inner.tally.add(now, 1, u64::from(accepted));
+        // An accept cannot raise the probability (K ≥ 1); a refusal can.
+        if !accepted || inner.probability.load(Ordering::Relaxed) != 0 {
+            let sums = inner.tally.sums(now);
+            let probability = self.probability(sums.first, sums.second);
+            inner
+                .probability
+                .store(probability.to_bits(), Ordering::Relaxed);
+        }
     }
 
     /// The window's counts and the current drop probability.
@@ -290,5 +313,29 @@ mod tests {
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(throttle.snapshot().reject_probability, 0.0);
         assert!(throttle.try_admit().is_ok());
+    }
+
+    proptest::proptest! {
+        /// The admission's one-load fast path agrees with the formula on the window: nothing is
+        /// dropped while the window's probability is zero, and right after a refusal that
+        /// raised it the attempts are dropped at that rate.
+        #[test]
+        fn decisions_follow_the_window(events in proptest::collection::vec((proptest::bool::ANY, 0u64..1_500), 1..300)) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            runtime.block_on(async {
+                let throttle = ThrottleHandle::new(ThrottleConfig::new().window(Duration::from_secs(2))).unwrap();
+                for (accepted, step) in events {
+                    tokio::time::advance(Duration::from_millis(step)).await;
+                    throttle.record(accepted);
+                    let probability = throttle.snapshot().reject_probability;
+                    if probability == 0.0 {
+                        proptest::prop_assert!(throttle.try_admit().is_ok());
+                    } else if !accepted && probability > 0.9 {
+                        proptest::prop_assert!((0..50).any(|_| throttle.try_admit().is_err()));
+                    }
+                }
+                Ok(())
+            })?;
+        }
     }
 }
