@@ -490,7 +490,11 @@ impl Machine {
             return;
         }
         let snapshot = self.window.snapshot(now);
-        if snapshot.calls < self.settings.minimum_calls || !snapshot.is_plausible() {
+        // Thresholds are above zero: a window without failures or slow calls cannot trip.
+        if (snapshot.failures == 0 && snapshot.slow_calls == 0)
+            || snapshot.calls < self.settings.minimum_calls
+            || !snapshot.is_plausible()
+        {
             return;
         }
         // Thresholds are reached at equality, as Resilience4j users expect.

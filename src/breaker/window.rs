@@ -126,6 +126,25 @@ impl Counters {
         }
     }
 
+    /// Adds `add` and takes away `remove` at once: one operation per counter that changes (a
+    /// call replacing one of the same outcome leaves the counts as they were).
+    fn replace(&self, add: Delta, remove: Delta) {
+        if add.calls != remove.calls {
+            self.calls
+                .fetch_add(add.calls.wrapping_sub(remove.calls), Ordering::AcqRel);
+        }
+        if add.slow != remove.slow {
+            self.slow
+                .fetch_add(add.slow.wrapping_sub(remove.slow), Ordering::AcqRel);
+        }
+        if add.duration_micros != remove.duration_micros {
+            self.duration_micros.fetch_add(
+                add.duration_micros.wrapping_sub(remove.duration_micros),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
     /// Empties the counters and returns what they held.
     fn take(&self) -> Delta {
         Delta {
@@ -197,11 +216,14 @@ impl CountWindow {
             ..record
         };
         let index = self.cursor.fetch_add(1, Ordering::Relaxed) % self.slots.len() as u64;
-        self.total.add(Delta::of(record));
         let evicted = self.slots[index as usize].swap(encode(record), Ordering::AcqRel);
-        if let Some(evicted) = decode(evicted) {
-            self.total.subtract(Delta::of(evicted));
-        }
+        // The total changes by the difference: a success replacing a success moves only the
+        // duration sum. (Between the swap and this, the total still holds the evicted call: a
+        // count that was true a moment ago.)
+        self.total.replace(
+            Delta::of(record),
+            decode(evicted).map(Delta::of).unwrap_or_default(),
+        );
     }
 
     pub(crate) fn snapshot(&self) -> WindowSnapshot {
