@@ -58,3 +58,42 @@ pub(crate) fn saturating_add(instant: Instant, duration: std::time::Duration) ->
 pub(crate) fn nanos(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
+
+pin_project_lite::pin_project! {
+    /// A deadline's timer, armed only once the future it bounds is pending: a response that is
+    /// ready at once costs no timer (a `Sleep` registers with the runtime's driver).
+    #[project = TimerProj]
+    pub(crate) enum Timer {
+        // Not armed yet; `None` means there is no deadline to enforce.
+        Idle { deadline: Option<Instant> },
+        Armed { #[pin] sleep: tokio::time::Sleep },
+    }
+}
+
+impl Timer {
+    /// A timer for `deadline`, if there is one.
+    #[inline]
+    pub(crate) fn new(deadline: Option<Instant>) -> Self {
+        Timer::Idle { deadline }
+    }
+
+    /// Whether the deadline has passed, arming the timer on first use; never ready without a
+    /// deadline.
+    pub(crate) fn poll_expired(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if let TimerProj::Idle { deadline } = self.as_mut().project() {
+            let Some(deadline) = *deadline else {
+                return std::task::Poll::Pending;
+            };
+            self.as_mut().set(Timer::Armed {
+                sleep: tokio::time::sleep_until(deadline),
+            });
+        }
+        match self.project() {
+            TimerProj::Armed { sleep } => std::future::Future::poll(sleep, cx),
+            TimerProj::Idle { .. } => std::task::Poll::Pending,
+        }
+    }
+}

@@ -13,7 +13,8 @@ use http::{Request, StatusCode};
 use metrics::SharedString;
 use tracing::Span;
 
-use crate::core::clock::Instant;
+use std::time::Duration;
+
 use crate::core::grpc::{self, Code};
 use crate::core::keyed::CowMap;
 use crate::core::labels::{self, Histograms};
@@ -59,9 +60,8 @@ pub(crate) enum Ended {
     Failed,
 }
 
-/// An attempt being measured.
+/// An attempt being measured (from the start its guard keeps).
 pub(crate) struct Measure {
-    started: Instant,
     kind: Kind,
     pub(crate) span: Span,
 }
@@ -89,7 +89,7 @@ impl ClientMetrics {
     }
 
     /// Starts measuring an attempt of `request`, numbered `resend` (0 for the first).
-    pub(crate) fn start<B>(&self, request: &Request<B>, resend: u32, now: Instant) -> Measure {
+    pub(crate) fn start<B>(&self, request: &Request<B>, resend: u32) -> Measure {
         let is_grpc = grpc::is_grpc(request.headers());
         let host = request.uri().host();
         let other_host = match host {
@@ -130,11 +130,7 @@ impl ClientMetrics {
         };
         let address = host.unwrap_or(&*self.dependency);
         let span = self.span(address, &kind, resend);
-        Measure {
-            started: now,
-            kind,
-            span,
-        }
+        Measure { kind, span }
     }
 
     fn span(&self, host: &str, kind: &Kind, resend: u32) -> Span {
@@ -174,9 +170,9 @@ impl ClientMetrics {
         }
     }
 
-    /// Records how a measured attempt ended.
-    pub(crate) fn finish(&self, measure: &Measure, ended: Ended, now: Instant) {
-        let seconds = now.saturating_duration_since(measure.started).as_secs_f64();
+    /// Records how a measured attempt ended, after `took`.
+    pub(crate) fn finish(&self, measure: &Measure, ended: Ended, took: Duration) {
+        let seconds = took.as_secs_f64();
         let span = &measure.span;
         match &measure.kind {
             Kind::Http { method, other_host } => {

@@ -18,14 +18,13 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use metrics::SharedString;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 use tower::{Layer, Service};
 
 use super::config::{ConfigError, DependencyConfig};
 use super::hedge::{Hedge, HedgeContext, Hedging};
 use super::measure::{ClientMetrics, Ended, Measure};
 use crate::breaker::{BreakerHandle, BreakerPermit, BreakerSnapshot};
-use crate::core::clock::{self, Instant};
+use crate::core::clock::{self, Instant, Timer};
 use crate::core::grpc::{self, Code};
 use crate::core::map::{self, CallOutcome, DependencyNode, Edge, Probe, Probed};
 use crate::core::{
@@ -632,9 +631,14 @@ struct Guard {
 }
 
 impl Guard {
-    /// Records how the attempt went: `failure` for the breaker, `accepted` for the throttle.
-    fn finish(&mut self, failure: bool, accepted: bool, now: Instant) {
-        let took = now.saturating_duration_since(self.started);
+    /// How long the attempt has taken at `now`.
+    fn took(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+
+    /// Records how the attempt went after `took`: `failure` for the breaker, `accepted` for
+    /// the throttle.
+    fn finish(&mut self, failure: bool, accepted: bool, now: Instant, took: Duration) {
         if let Some(permit) = self.permit.take() {
             if failure {
                 permit.failure_after(took);
@@ -703,7 +707,7 @@ where
             .extensions()
             .get::<crate::retry::ResendCount>()
             .map_or(0, |count| count.0);
-        let measure = self.shared.metrics.start(&request, resend, now);
+        let measure = self.shared.metrics.start(&request, resend);
         let future = {
             let _entered = measure.span.enter();
             self.client.call(request)
@@ -711,7 +715,7 @@ where
         AttemptFuture {
             kind: Kind::Running {
                 future,
-                timer: limit.map(tokio::time::sleep_until),
+                timer: Timer::new(limit),
                 guard,
                 measure,
             },
@@ -746,7 +750,7 @@ pin_project! {
         Refused { rejection: Option<Rejection> },
         Running {
             #[pin] future: F,
-            #[pin] timer: Option<Sleep>,
+            #[pin] timer: Timer,
             guard: Guard,
             measure: Measure,
         },
@@ -798,6 +802,7 @@ where
                 let metrics = &guard.shared.metrics;
                 if let Poll::Ready(result) = polled {
                     let now = clock::now();
+                    let took = guard.took(now);
                     return Poll::Ready(match result {
                         Ok(response) => {
                             let is_grpc = grpc::is_grpc(response.headers());
@@ -812,40 +817,38 @@ where
                             } else {
                                 Ended::Http(response.status())
                             };
-                            metrics.finish(measure, ended, now);
+                            metrics.finish(measure, ended, took);
                             // A refusal as overload is the throttle's business, not a failure
                             // for the breaker: a dependency shedding half its load is working,
                             // and opening on it would refuse the half it can serve.
                             let overload = refused_as_overload(is_grpc, code, response.status());
                             let failed = is_failure(&response);
-                            guard.finish(failed && !overload, !overload, now);
+                            guard.finish(failed && !overload, !overload, now, took);
                             ATTEMPT_END.with(|end| end.set(Some((now, failed))));
                             Ok(response)
                         }
                         Err(error) => {
-                            metrics.finish(measure, Ended::Failed, now);
-                            guard.finish(true, false, now);
+                            metrics.finish(measure, Ended::Failed, took);
+                            guard.finish(true, false, now, took);
                             ATTEMPT_END.with(|end| end.set(Some((now, true))));
                             Err(Error::Inner(error))
                         }
                     });
                 }
-                if let Some(timer) = timer.as_pin_mut() {
-                    ready!(timer.poll(cx));
-                    let now = clock::now();
-                    ATTEMPT_END.with(|end| end.set(Some((now, true))));
-                    guard.shared.metrics.finish(measure, Ended::Timeout, now);
-                    guard.finish(true, false, now);
-                    return Poll::Ready(Err(Error::Rejected(
-                        Rejection::new(RejectionKind::Timeout, Origin::Dependency).with_detail(
-                            format!(
-                                "the attempt to call `{}` ran out of time and was cancelled",
-                                guard.shared.config.name
-                            ),
+                ready!(timer.poll_expired(cx));
+                let now = clock::now();
+                let took = guard.took(now);
+                ATTEMPT_END.with(|end| end.set(Some((now, true))));
+                guard.shared.metrics.finish(measure, Ended::Timeout, took);
+                guard.finish(true, false, now, took);
+                Poll::Ready(Err(Error::Rejected(
+                    Rejection::new(RejectionKind::Timeout, Origin::Dependency).with_detail(
+                        format!(
+                            "the attempt to call `{}` ran out of time and was cancelled",
+                            guard.shared.config.name
                         ),
-                    )));
-                }
-                Poll::Pending
+                    ),
+                )))
             }
         }
     }

@@ -15,7 +15,7 @@ use tracing::Span;
 
 use super::service::{Inner, InnerBody, InnerRequest};
 use crate::breaker::{CallGuard, EndOfCall as BreakerEnd};
-use crate::core::clock::Instant;
+use crate::core::clock::Timer;
 use crate::core::map::{self, RouteNode};
 use crate::core::route::RouteLabel;
 use crate::core::{
@@ -220,34 +220,6 @@ impl<F, S, R> State<F, S, R> {
                     request: Some(request),
                 }),
             },
-        }
-    }
-}
-
-pin_project! {
-    #[project = TimerProj]
-    pub(crate) enum Timer {
-        // Not armed yet: armed only once the request is pending, so a response that is ready
-        // at once costs no timer.
-        Idle { deadline: Option<Instant> },
-        Armed { #[pin] sleep: Sleep },
-    }
-}
-
-impl Timer {
-    /// Whether the deadline has passed (arming the timer on first use).
-    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let TimerProj::Idle { deadline } = self.as_mut().project() {
-            let Some(deadline) = *deadline else {
-                return Poll::Pending;
-            };
-            self.as_mut().set(Timer::Armed {
-                sleep: tokio::time::sleep_until(deadline),
-            });
-        }
-        match self.project() {
-            TimerProj::Armed { sleep } => sleep.poll(cx),
-            TimerProj::Idle { .. } => Poll::Pending,
         }
     }
 }

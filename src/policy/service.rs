@@ -22,9 +22,10 @@ use tower::Layer;
 use tower::Service;
 use tracing::Span;
 
-use super::fused::{Held, PolicyBody, PolicyFuture, State, Timer, Waiting};
+use super::fused::{Held, PolicyBody, PolicyFuture, State, Waiting};
 use super::layer::Compiled;
 use crate::core::Strict;
+use crate::core::clock::Timer;
 use crate::core::keyed::RouteKey;
 
 use crate::core::labels;

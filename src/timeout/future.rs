@@ -7,10 +7,9 @@ use std::task::{Context, Poll, ready};
 
 use http::StatusCode;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 
 use crate::core::Deadline;
-use crate::core::clock::Instant;
+use crate::core::clock::{Instant, Timer};
 use crate::core::deadline;
 use crate::core::route::RouteLabel;
 use crate::core::telemetry;
@@ -47,15 +46,6 @@ pin_project! {
     }
 }
 
-pin_project! {
-    #[project = TimerProj]
-    enum Timer {
-        // Not armed yet; `None` means the call has no deadline to enforce.
-        Idle { deadline: Option<Instant> },
-        Armed { #[pin] sleep: Sleep },
-    }
-}
-
 impl<F, M> ResponseFuture<F, M> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn running(
@@ -71,7 +61,7 @@ impl<F, M> ResponseFuture<F, M> {
         Self {
             state: State::Running {
                 inner,
-                timer: Timer::Idle { deadline },
+                timer: Timer::new(deadline),
             },
             protocol,
             route,
@@ -114,7 +104,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let rejection = match this.state.as_mut().project() {
-            StateProj::Running { inner, mut timer } => {
+            StateProj::Running { inner, timer } => {
                 let polled = {
                     let _published = deadline::enter(*this.published);
                     inner.poll(cx)
@@ -122,18 +112,7 @@ where
                 if let Poll::Ready(result) = polled {
                     return Poll::Ready(M::forward(result));
                 }
-                if let TimerProj::Idle { deadline } = timer.as_mut().project() {
-                    let Some(deadline) = *deadline else {
-                        return Poll::Pending;
-                    };
-                    timer.as_mut().set(Timer::Armed {
-                        sleep: tokio::time::sleep_until(deadline),
-                    });
-                }
-                let TimerProj::Armed { sleep } = timer.project() else {
-                    unreachable!("the timer was armed above")
-                };
-                ready!(sleep.poll(cx));
+                ready!(timer.poll_expired(cx));
                 super::service::expired(*this.timeout_status, *this.origin)
             }
             StateProj::Rejected { rejection } => rejection
