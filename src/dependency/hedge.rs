@@ -315,6 +315,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<ReplayBody<B>>) -> Self::Future {
         // Each primary attempt after the first is a retry (a hedge's copy is sent below).
         if request

@@ -674,6 +674,7 @@ where
         self.client.poll_ready(cx).map_err(Error::Inner)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request<ReplayBody<B>>) -> Self::Future {
         let now = clock::now();
         let caller = Deadline::of(&request).map(Deadline::instant);
