@@ -69,6 +69,10 @@ pub(crate) struct Admission {
     reserves: AtomicU64,
     shares: PerClass<f64>,
     admit_below: PerClass<f64>,
+    /// Per class, what the current limit makes of its fractions, rounded up (so that a small
+    /// limit does not shut a class out altogether): `ceil(limit × admit_below) << 32 |
+    /// ceil(limit × share)`. Computed when the limit changes, not on every admission.
+    thresholds: PerClass<AtomicU64>,
     /// Whether a class counts only its own and higher classes' requests in flight (adaptive
     /// limits), rather than all of them (fixed limits).
     by_rank: bool,
@@ -115,14 +119,26 @@ fn total_of(counts: u64) -> u64 {
 
 impl Admission {
     pub(crate) fn new(limit: u32, shares: PerClass<f64>, admit_below: PerClass<f64>) -> Self {
-        Self {
+        let admission = Self {
             limit: AtomicU64::new(u64::from(limit)),
             counts: AtomicU64::new(0),
             reserves: AtomicU64::new(0),
             shares,
             admit_below,
+            thresholds: std::array::from_fn(|_| AtomicU64::new(0)),
             by_rank: false,
-        }
+        };
+        admission.set_limit(limit);
+        admission
+    }
+
+    /// The thresholds of `class` under `limit`: see [`Admission::thresholds`].
+    fn thresholds_of(&self, limit: u32, class: Criticality) -> u64 {
+        let limit = f64::from(limit);
+        let index = class.index();
+        let admit_below = (limit * self.admit_below[index]).ceil() as u64;
+        let share = (limit * self.shares[index]).ceil() as u64;
+        admit_below << 32 | share
     }
 
     /// Requests of lower classes in flight no longer stand in the way of a higher class: used
@@ -138,9 +154,9 @@ impl Admission {
 
     /// Whether `class` is admitted with `counts` in flight here and `draining` still in flight
     /// on the limiters this one replaced.
-    fn admits(&self, counts: u64, draining: u64, class: Criticality, limit: f64) -> bool {
-        let index = class.index();
-        let share = (limit * self.shares[index]).ceil();
+    fn admits(&self, counts: u64, draining: u64, class: Criticality) -> bool {
+        let thresholds = self.thresholds[class.index()].load(Ordering::Acquire);
+        let (admit_below, share) = (thresholds >> 32, thresholds & 0xFFFF_FFFF);
         let in_flight = if self.by_rank {
             at_or_above(counts, class)
         } else {
@@ -150,9 +166,7 @@ impl Admission {
         if class != Criticality::CriticalPlus {
             needed += room_above(counts, self.reserves.load(Ordering::Acquire), class);
         }
-        // Rounded up, so that a small limit does not shut a class out altogether.
-        (needed as f64) < (limit * self.admit_below[index]).ceil()
-            || (share > 0.0 && (count_of(counts, class) as f64) < share)
+        needed < admit_below || count_of(counts, class) < share
     }
 
     /// Keeps room for each class's recent demand (slots, lowest class first).
@@ -166,13 +180,12 @@ impl Admission {
     /// Takes a slot for `class`, counting `draining` requests still in flight on the limiters
     /// this one replaced.
     pub(crate) fn try_acquire(&self, class: Criticality, draining: u64) -> Acquired {
-        let limit = self.limit.load(Ordering::Acquire) as f64;
         let mut counts = self.counts.load(Ordering::Acquire);
         loop {
             if counts & RETIRED != 0 {
                 return Acquired::Retired;
             }
-            if !self.admits(counts, draining, class, limit)
+            if !self.admits(counts, draining, class)
                 || count_of(counts, class) == u64::from(MAX_PER_CLASS)
             {
                 return Acquired::Full;
@@ -193,9 +206,8 @@ impl Admission {
     /// Whether a waiter of class `to` would be admitted in the place of a slot of class `from`
     /// being released.
     pub(crate) fn would_take_over(&self, from: Criticality, to: Criticality) -> bool {
-        let limit = self.limit.load(Ordering::Acquire) as f64;
         let after_release = self.counts.load(Ordering::Acquire) - unit(from);
-        self.admits(after_release, 0, to, limit)
+        self.admits(after_release, 0, to)
     }
 
     /// Moves a slot from one class to another; the total is unchanged.
@@ -212,6 +224,10 @@ impl Admission {
 
     pub(crate) fn set_limit(&self, limit: u32) {
         self.limit.store(u64::from(limit), Ordering::Release);
+        for class in Criticality::ALL {
+            self.thresholds[class.index()]
+                .store(self.thresholds_of(limit, class), Ordering::Release);
+        }
     }
 
     pub(crate) fn limit(&self) -> u64 {
