@@ -80,6 +80,10 @@ pub(crate) struct Admission {
 
 /// The room the classes above `class` need beyond what they hold now.
 fn room_above(counts: u64, reserves: u64, class: Criticality) -> u64 {
+    if reserves == 0 {
+        // Nothing reserved (a fixed limit, or no demand seen yet): no room to keep.
+        return 0;
+    }
     Criticality::ALL[class.index() + 1..]
         .iter()
         .map(|&above| count_of(reserves, above).saturating_sub(count_of(counts, above)))
@@ -110,11 +114,11 @@ fn at_or_above(counts: u64, class: Criticality) -> u64 {
 }
 
 fn total_of(counts: u64) -> u64 {
+    // The four 16-bit lanes added pairwise into two 32-bit lanes, then those two.
+    const LOW_LANES: u64 = 0x0000_FFFF_0000_FFFF;
     let counts = counts & !RETIRED;
-    Criticality::ALL
-        .into_iter()
-        .map(|class| count_of(counts, class))
-        .sum()
+    let pairs = (counts & LOW_LANES) + ((counts >> LANE_BITS) & LOW_LANES);
+    (pairs & 0xFFFF_FFFF) + (pairs >> 32)
 }
 
 impl Admission {
@@ -801,5 +805,22 @@ impl Drop for Waiting {
 impl LimitAlgorithm {
     pub(crate) fn is_adaptive(&self) -> bool {
         !matches!(self, LimitAlgorithm::Fixed(_))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The lanes' total, added in parallel, is the sum of the four counts.
+        #[test]
+        fn the_total_is_the_sum_of_the_lanes(lanes in proptest::array::uniform4(0u64..=u64::from(MAX_PER_CLASS)), retired: bool) {
+            let counts = lanes
+                .iter()
+                .zip(Criticality::ALL)
+                .fold(if retired { RETIRED } else { 0 }, |word, (&count, class)| word | count << lane_shift(class));
+            proptest::prop_assert_eq!(total_of(counts), lanes.iter().sum::<u64>());
+        }
     }
 }

@@ -98,14 +98,13 @@ impl<S: fmt::Debug, C, M> fmt::Debug for Shed<S, C, M> {
 
 impl<S: Clone, C: Clone, M> Shed<S, C, M> {
     /// Admits the request under `limiter`, queues it, or answers for the inner service.
-    /// `protocol` (the protocol and the method label) is read only when the request is not
-    /// admitted at once.
+    /// `protocol` (the protocol, the method label and the request's deadline) is read only
+    /// when the request is not admitted at once.
     fn admit<Req>(
         &mut self,
         limiter: ShedHandle,
         class: Criticality,
-        protocol: impl FnOnce(&Req) -> (Protocol, &'static str),
-        deadline: Option<Deadline>,
+        protocol: impl FnOnce(&Req) -> (Protocol, &'static str, Option<Deadline>),
         request: Req,
     ) -> ResponseFuture<S::Future, S, Req, C, M>
     where
@@ -119,7 +118,8 @@ impl<S: Clone, C: Clone, M> Shed<S, C, M> {
             }
             Err(limiter) => limiter,
         };
-        let protocol = protocol(&request);
+        let (protocol, method, deadline) = protocol(&request);
+        let protocol = (protocol, method);
         match limiter.wait(class, deadline) {
             Ok(waiting) => {
                 // The waiter takes the instance that is ready; this service keeps a clone,
@@ -170,14 +170,14 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let class = self.settings.criticality(&request);
         let limiter = self.source.for_request(&request, &self.cache);
-        let deadline = Deadline::of(&request);
         let protocol = |request: &Request<B>| {
             (
                 Protocol::of(request.headers()),
                 labels::method(request.method()),
+                Deadline::of(request),
             )
         };
-        self.admit(limiter, class, protocol, deadline, request)
+        self.admit(limiter, class, protocol, request)
     }
 }
 
@@ -203,8 +203,7 @@ where
         self.admit(
             limiter,
             class,
-            |_: &Req| (Protocol::Http, ""),
-            None,
+            |_: &Req| (Protocol::Http, "", None),
             request,
         )
     }
