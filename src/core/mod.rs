@@ -24,7 +24,7 @@ pub mod grpc;
 pub mod keyed;
 pub(crate) mod labels;
 pub(crate) mod map;
-mod panic;
+pub(crate) mod panic;
 mod rejection;
 mod reply;
 mod request_body;

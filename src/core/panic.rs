@@ -119,7 +119,7 @@ where
 }
 
 /// The rejection answering a panic: logged with its message, never sent to the caller.
-fn rejection(panic: &(dyn Any + Send)) -> Rejection {
+pub(crate) fn rejection(panic: &(dyn Any + Send)) -> Rejection {
     let message = panic
         .downcast_ref::<&str>()
         .copied()

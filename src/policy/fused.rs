@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -128,6 +129,24 @@ impl Held {
         })
     }
 
+    /// The inner service panicked (when called or polled): answered 500 (gRPC `INTERNAL`) in
+    /// its place, counted as its response would be.
+    fn panicked<RB, E>(
+        &mut self,
+        span: &Span,
+        panic: &(dyn std::any::Any + Send),
+    ) -> Result<Response<PolicyBody<RB>>, E> {
+        let rejection = crate::core::panic::rejection(panic);
+        let mut response = match self.protocol {
+            Protocol::Http => rejection.to_http_response(),
+            Protocol::Grpc => rejection.to_grpc_response(),
+        };
+        if let Some(injected) = self.injected {
+            response.extensions_mut().insert(injected);
+        }
+        self.complete(span, Ok(response))
+    }
+
     /// The deadline passed while the request was served (or waited).
     fn expired<RB, E>(&mut self, span: &Span) -> Result<Response<PolicyBody<RB>>, E> {
         let _exit = clock::enter(clock::now());
@@ -169,6 +188,8 @@ pin_project! {
         Delayed { delayed: Pin<Box<Delayed<S, R>>> },
         // Answered by the stack itself (or done).
         Answered { rejection: Option<Rejection> },
+        // The inner service panicked when called: answered in its place.
+        Panicked { panic: Option<Box<dyn std::any::Any + Send>> },
     }
 }
 
@@ -197,6 +218,18 @@ pin_project! {
 }
 
 impl<F, S, R> State<F, S, R> {
+    /// Calls `service`, catching a panic.
+    #[inline]
+    fn call(service: &mut S, request: R) -> Self
+    where
+        S: Service<R, Future = F>,
+    {
+        match catch_unwind(AssertUnwindSafe(|| service.call(request))) {
+            Ok(inner) => State::Running { inner },
+            Err(panic) => State::Panicked { panic: Some(panic) },
+        }
+    }
+
     /// Serves an admitted request: calls `service` at once, or after the delay of an injected
     /// fault (one that aborts is answered in the service's place when the delay is over).
     pub(crate) fn serve(
@@ -210,9 +243,7 @@ impl<F, S, R> State<F, S, R> {
     {
         held.injected = injected;
         match injected {
-            None => State::Running {
-                inner: service.call(request),
-            },
+            None => State::call(&mut service, request),
             Some(injected) => State::Delayed {
                 delayed: Box::pin(Delayed {
                     sleep: tokio::time::sleep(injected.delay.unwrap_or_default()),
@@ -252,7 +283,15 @@ where
                 StateProj::Running { inner } => {
                     let polled = {
                         let _published = deadline::enter(held.published);
-                        inner.poll(cx)
+                        catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+                    };
+                    let polled = match polled {
+                        Ok(polled) => polled,
+                        Err(panic) => {
+                            // Dropping the inner future may panic again: not under the stack.
+                            this.state.set(State::Answered { rejection: None });
+                            return Poll::Ready(held.panicked(span, &*panic));
+                        }
                     };
                     if let Poll::Ready(result) = polled {
                         this.state.set(State::Answered { rejection: None });
@@ -345,11 +384,16 @@ where
                         this.state.set(State::Answered { rejection: None });
                         return Poll::Ready(held.complete(span, Ok(response)));
                     }
-                    let inner = {
+                    let state = {
                         let _published = deadline::enter(held.published);
-                        service.call(request)
+                        State::call(&mut service, request)
                     };
-                    this.state.set(State::Running { inner });
+                    this.state.set(state);
+                }
+                StateProj::Panicked { panic } => {
+                    let panic = panic.take().expect("PolicyFuture polled after completion");
+                    this.state.set(State::Answered { rejection: None });
+                    return Poll::Ready(held.panicked(span, &*panic));
                 }
                 StateProj::Answered { rejection } => {
                     let rejection = rejection

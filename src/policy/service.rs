@@ -32,34 +32,35 @@ use crate::core::labels;
 use crate::core::map::{self};
 use crate::core::route::RouteLabel;
 use crate::core::{
-    CatchPanic, Deadline, Origin, Protocol, Rejection, RejectionKind, RequestBody, ResponseBody,
-    clock, deadline, grpc, route, telemetry,
+    Deadline, Origin, Protocol, Rejection, RejectionKind, RequestBody, clock, deadline, grpc,
+    route, telemetry,
 };
 use crate::observe::{ObserveLayer, Started};
 use crate::shed::Admission;
 
 /// What the fused stack calls, with the `contract` feature: the contract check around the
-/// service with its panics caught, or where the policy has no contract, the hand-off alone.
-/// The contract's future is boxed: it is large (it may read and check the body), and a
-/// request without a contract should not move its room around.
+/// service with its panics caught, or where the policy has no contract, the hand-off alone
+/// (the fused stack catches its panics itself). The contract's future is boxed: it is large
+/// (it may read and check the body), and a request without a contract should not move its
+/// room around.
 #[cfg(feature = "contract")]
 pub(crate) enum Checked<S> {
-    Contract(crate::contract::ContractService<CatchPanic<S>>),
-    Plain(Handoff<CatchPanic<S>>),
+    Contract(crate::contract::ContractService<crate::core::CatchPanic<S>>),
+    Plain(Handoff<S>),
 }
 
 #[cfg(feature = "contract")]
 impl<S, B, RB> Service<Request<B>> for Checked<S>
 where
     S: Service<InnerRequest<B>, Response = Response<RB>>,
-    crate::contract::ContractService<CatchPanic<S>>:
+    crate::contract::ContractService<crate::core::CatchPanic<S>>:
         Service<Request<B>, Response = Response<CheckedBody<RB>>, Error = S::Error>,
 {
     type Response = Response<CheckedBody<RB>>;
     type Error = S::Error;
     type Future = CheckedFuture<
-        <crate::contract::ContractService<CatchPanic<S>> as Service<Request<B>>>::Future,
-        crate::core::CatchPanicFuture<S::Future>,
+        <crate::contract::ContractService<crate::core::CatchPanic<S>> as Service<Request<B>>>::Future,
+        S::Future,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -96,7 +97,7 @@ pin_project_lite::pin_project! {
 impl<C, P, RB, E> std::future::Future for CheckedFuture<C, P>
 where
     C: std::future::Future<Output = Result<Response<CheckedBody<RB>>, E>>,
-    P: std::future::Future<Output = Result<Response<ResponseBody<RB>>, E>>,
+    P: std::future::Future<Output = Result<Response<RB>, E>>,
 {
     type Output = Result<Response<CheckedBody<RB>>, E>;
 
@@ -104,23 +105,28 @@ where
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             CheckedProj::Contract { future } => future.as_mut().poll(cx),
-            CheckedProj::Plain { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(ResponseBody::new))),
+            CheckedProj::Plain { future } => future.poll(cx).map(|result| {
+                result.map(|response| {
+                    response.map(|body| {
+                        crate::core::ResponseBody::new(crate::core::ResponseBody::new(body))
+                    })
+                })
+            }),
         }
     }
 }
-/// What the fused stack calls: the hand-off of the body as a [`RequestBody`], around the
-/// service with its panics caught.
+/// What the fused stack calls: the hand-off of the body as a [`RequestBody`] (the fused stack
+/// catches the service's panics itself).
 #[cfg(not(feature = "contract"))]
-pub(crate) type Checked<S> = Handoff<CatchPanic<S>>;
+pub(crate) type Checked<S> = Handoff<S>;
 
-/// The response body of [`Checked`] around a service answering `RB`.
+/// The response body of [`Checked`] around a service answering `RB`: the contract's, around
+/// the one its panic catcher answers.
 #[cfg(feature = "contract")]
-pub(crate) type CheckedBody<RB> = ResponseBody<ResponseBody<RB>>;
+pub(crate) type CheckedBody<RB> = crate::core::ResponseBody<crate::core::ResponseBody<RB>>;
 /// The response body of [`Checked`] around a service answering `RB`.
 #[cfg(not(feature = "contract"))]
-pub(crate) type CheckedBody<RB> = ResponseBody<RB>;
+pub(crate) type CheckedBody<RB> = RB;
 
 /// The service the fused stack calls once a request is admitted (fault injection for drills
 /// is part of the fused stack).
@@ -333,17 +339,19 @@ where
             deadline: Some(admitted.deadline.instant()),
         };
         let _published = deadline::enter(held.published);
-        let inner = CatchPanic::new(inner);
         #[cfg(feature = "contract")]
         let inner = match &compiled.contract {
-            Some(contract) => Checked::Contract(contract.layer(inner)),
+            Some(contract) => {
+                Checked::Contract(contract.layer(crate::core::CatchPanic::new(inner)))
+            }
             None => Checked::Plain(Handoff::new(inner)),
         };
         #[cfg(not(feature = "contract"))]
         let inner = Handoff::new(inner);
         let admission = match &entry.shed {
             Some(shed) => {
-                let deadline = Deadline::of(&request);
+                // The deadline the request is served under (the one just published).
+                let deadline = held.published.or_else(|| Deadline::of(&request));
                 shed.admit(route_key, &request, &entry.shed_cache, method, deadline)
             }
             None => Admission::Admitted(None),
