@@ -94,6 +94,10 @@ fn policy_layer(policies: Policies) -> PolicyLayer {
     PolicyLayer::new(policies).unwrap()
 }
 
+#[cfg_attr(
+    not(feature = "axum"),
+    ignore = "routes are named from Axum's `MatchedPath`: needs the `axum` feature"
+)]
 #[tokio::test(start_paused = true)]
 async fn calls_across_awaits_nested_helpers_and_joins_belong_to_the_route() {
     let payments = dependency(
@@ -166,6 +170,10 @@ async fn calls_across_awaits_nested_helpers_and_joins_belong_to_the_route() {
     );
 }
 
+#[cfg_attr(
+    not(feature = "axum"),
+    ignore = "routes are named from Axum's `MatchedPath`: needs the `axum` feature"
+)]
 #[tokio::test(start_paused = true)]
 async fn spawned_work_belongs_to_the_route_when_the_handler_hands_its_caller_on() {
     let audit = dependency(DependencyConfig::new("t2-audit"), vec![200], Duration::ZERO);
@@ -199,6 +207,10 @@ async fn spawned_work_belongs_to_the_route_when_the_handler_hands_its_caller_on(
     assert_eq!(map.edge("(none)", "t2-audit").unwrap().calls, 1);
 }
 
+#[cfg_attr(
+    not(feature = "axum"),
+    ignore = "routes are named from Axum's `MatchedPath`: needs the `axum` feature"
+)]
 #[tokio::test(start_paused = true)]
 async fn retries_hedges_failures_and_refusals_are_counted_on_their_edge() {
     let flaky = dependency(
@@ -364,6 +376,10 @@ async fn grpc_methods_are_routes() {
 }
 
 /// The JSON keys, level by level, as the module docs promise them.
+#[cfg_attr(
+    not(feature = "axum"),
+    ignore = "routes are named from Axum's `MatchedPath`: needs the `axum` feature"
+)]
 #[tokio::test(start_paused = true)]
 async fn the_json_schema_is_stable_and_round_trips() {
     let ledger = dependency(
@@ -455,6 +471,10 @@ async fn the_json_schema_is_stable_and_round_trips() {
     assert!(MapSnapshot::from_json("{\"schema\": 1}").is_err());
 }
 
+#[cfg_attr(
+    not(feature = "axum"),
+    ignore = "routes are named from Axum's `MatchedPath`: needs the `axum` feature"
+)]
 #[tokio::test(start_paused = true)]
 async fn diagrams_escape_every_name_and_graphviz_reads_them() {
     let odd = dependency(
@@ -696,6 +716,10 @@ async fn a_dependency_can_stay_off_the_map() {
 
 /// The map's edges reach Prometheus as `steadfast.dependency.calls{route, dependency, outcome}`,
 /// for the dashboard's table of edges.
+#[cfg_attr(
+    not(feature = "axum"),
+    ignore = "routes are named from Axum's `MatchedPath`: needs the `axum` feature"
+)]
 #[test]
 fn edges_are_counted_as_metrics_by_route_dependency_and_outcome() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
