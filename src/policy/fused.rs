@@ -219,7 +219,7 @@ pin_project! {
 
 impl<F, S, R> State<F, S, R> {
     /// Calls `service`, catching a panic.
-    #[inline]
+    #[inline(always)]
     fn call(service: &mut S, request: R) -> Self
     where
         S: Service<R, Future = F>,
@@ -232,6 +232,7 @@ impl<F, S, R> State<F, S, R> {
 
     /// Serves an admitted request: calls `service` at once, or after the delay of an injected
     /// fault (one that aborts is answered in the service's place when the delay is over).
+    #[inline(always)]
     pub(crate) fn serve(
         mut service: S,
         request: R,
