@@ -26,6 +26,7 @@ pub(crate) mod labels;
 pub(crate) mod map;
 pub(crate) mod panic;
 mod rejection;
+pub(crate) mod reload;
 mod reply;
 mod request_body;
 pub(crate) mod route;

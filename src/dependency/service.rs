@@ -9,11 +9,10 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use metrics::SharedString;
@@ -27,6 +26,7 @@ use crate::breaker::{BreakerHandle, BreakerPermit, BreakerSnapshot};
 use crate::core::clock::{self, Instant, Timer};
 use crate::core::grpc::{self, Code};
 use crate::core::map::{self, CallOutcome, DependencyNode, Edge, Probe, Probed};
+use crate::core::reload::{Reloadable, Seen};
 use crate::core::{
     Classified, Classify, Deadline, DefaultClassifier, Error, Origin, Protocol, Rejection,
     RejectionKind, Strict, telemetry,
@@ -39,14 +39,7 @@ use crate::throttle::{ThrottleHandle, ThrottleSnapshot};
 /// [`reload`](Self::reload) replaces it for all of them.
 #[derive(Clone)]
 pub struct DependencyHandle {
-    current: Arc<Current>,
-}
-
-/// The generation in force, and how many reloads made it: a service compares the count (one
-/// atomic load) before each call, and loads the generation only after a reload.
-struct Current {
-    generation: ArcSwap<Generation>,
-    reloads: AtomicU64,
+    current: Arc<Reloadable<Generation>>,
 }
 
 /// One version of a policy's state; a reload makes the next.
@@ -163,10 +156,7 @@ impl DependencyHandle {
     pub fn new(config: DependencyConfig) -> Result<Self, ConfigError> {
         telemetry::describe();
         Ok(Self {
-            current: Arc::new(Current {
-                generation: ArcSwap::from_pointee(Generation::new(config)?),
-                reloads: AtomicU64::new(0),
-            }),
+            current: Arc::new(Reloadable::new(Generation::new(config)?)),
         })
     }
 
@@ -179,34 +169,33 @@ impl DependencyHandle {
     /// A [`ConfigError`] from [`DependencyConfig::validate`]; the policy in force stays.
     pub fn reload(&self, config: DependencyConfig) -> Result<(), ConfigError> {
         let next = Generation::new(config)?;
-        self.current.generation.store(Arc::new(next));
-        self.current.reloads.fetch_add(1, Ordering::Release);
+        self.current.store(next);
         Ok(())
     }
 
     /// The settings in force.
     pub fn config(&self) -> DependencyConfig {
-        self.current.generation.load().inner.config.clone()
+        self.current.load().inner.config.clone()
     }
 
     /// The breaker in force, to watch it or to open and close it by hand.
     pub fn breaker(&self) -> Option<BreakerHandle> {
-        self.current.generation.load().inner.breaker.clone()
+        self.current.load().inner.breaker.clone()
     }
 
     /// The adaptive throttle in force.
     pub fn throttle(&self) -> Option<ThrottleHandle> {
-        self.current.generation.load().inner.throttle.clone()
+        self.current.load().inner.throttle.clone()
     }
 
     /// The retry policy in force and its budget.
     pub fn retry(&self) -> RetryHandle {
-        self.current.generation.load().retry.clone()
+        self.current.load().retry.clone()
     }
 
     /// Everything the policy holds now.
     pub fn snapshot(&self) -> DependencySnapshot {
-        let generation = self.current.generation.load();
+        let generation = self.current.load();
         let inner = &generation.inner;
         DependencySnapshot {
             name: inner.config.name.clone(),
@@ -221,7 +210,7 @@ impl DependencyHandle {
 impl fmt::Debug for DependencyHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DependencyHandle")
-            .field("config", &self.current.generation.load().inner.config)
+            .field("config", &self.current.load().inner.config)
             .finish_non_exhaustive()
     }
 }
@@ -257,12 +246,10 @@ impl<S> Layer<S> for DependencyLayer {
     type Service = Dependency<S>;
 
     fn layer(&self, client: S) -> Dependency<S> {
-        let reloads = self.handle.current.reloads.load(Ordering::Acquire);
-        let generation = self.handle.current.generation.load_full();
+        let seen = self.handle.current.snapshot();
         Dependency {
-            inner: generation.build(client),
-            generation,
-            reloads,
+            inner: seen.1.build(client),
+            seen,
             handle: self.handle.clone(),
         }
     }
@@ -276,9 +263,7 @@ impl<S> Layer<S> for DependencyLayer {
 pub struct Dependency<S> {
     inner: retry::Retry<Hedge<Attempt<S>>, OverTyped>,
     /// The generation `inner` was built under; a reload makes the service rebuild.
-    generation: Arc<Generation>,
-    /// The handle's reload count when `generation` was taken.
-    reloads: u64,
+    seen: Seen<Generation>,
     handle: DependencyHandle,
 }
 
@@ -286,8 +271,7 @@ impl<S: Clone> Clone for Dependency<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            generation: self.generation.clone(),
-            reloads: self.reloads,
+            seen: self.seen.clone(),
             handle: self.handle.clone(),
         }
     }
@@ -335,24 +319,17 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let reloads = self.handle.current.reloads.load(Ordering::Acquire);
-        if reloads != self.reloads {
-            // Reloaded: the same client under the new policy (the one stored before the count
-            // moved, or a later one).
-            let generation = self.handle.current.generation.load_full();
-            self.reloads = reloads;
-            if !Arc::ptr_eq(&generation, &self.generation) {
-                let client = self.get_ref().clone();
-                self.inner = generation.build(client);
-                self.generation = generation;
-            }
+        if self.handle.current.refresh(&mut self.seen) {
+            // Reloaded: the same client under the new policy.
+            let client = self.get_ref().clone();
+            self.inner = self.seen.1.build(client);
         }
         self.inner.poll_ready(cx)
     }
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let shared = &self.generation.inner;
+        let shared = &self.seen.1.inner;
         if let Some(strict @ (Strict::Report | Strict::Refuse)) = shared.config.undeclared {
             telemetry::record_undeclared_dependency(&shared.label, strict == Strict::Refuse);
         }
@@ -364,7 +341,7 @@ where
         // The attempt starts at the same instant: one clock read.
         let _entry = clock::enter(started);
         let _edge = EdgeScope::enter(edge);
-        let retry = &self.generation.retry;
+        let retry = &self.seen.1.retry;
         let call = if shared.hedging.is_none() && !retry.eligible(&request) {
             // Never retried nor hedged: the attempt without the retry's copy of the service and
             // its bookkeeping. The call still earns the budget its share.

@@ -3,11 +3,11 @@
 //! Long on purpose: compiling policies into per-route layer state and reloading them are one
 //! piece (a reload recompiles against what is in force).
 
+use crate::core::reload::Reloadable;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use http::Method;
 use tower::Layer;
 
@@ -354,7 +354,7 @@ impl ContractSetup {
 /// request; see the [module docs](super) for the order and why.
 #[derive(Clone)]
 pub struct PolicyLayer {
-    current: Arc<ArcSwap<Compiled>>,
+    current: Arc<Reloadable<Compiled>>,
     observe: ObserveLayer,
     strict: Strict,
 }
@@ -433,7 +433,7 @@ impl PolicyLayer {
             Arc::new(contract),
         )?;
         Ok(Self {
-            current: Arc::new(ArcSwap::from_pointee(compiled)),
+            current: Arc::new(Reloadable::new(compiled)),
             observe: ObserveLayer::new(),
             strict: Strict::Off,
         })
@@ -475,7 +475,7 @@ impl<S> Layer<S> for PolicyLayer {
 /// change keeps its state (open or closed, the adaptive limit learned so far).
 #[derive(Clone)]
 pub struct PolicyHandle {
-    current: Arc<ArcSwap<Compiled>>,
+    current: Arc<Reloadable<Compiled>>,
 }
 
 impl fmt::Debug for PolicyHandle {
@@ -498,7 +498,7 @@ impl PolicyHandle {
             #[cfg(feature = "contract")]
             old.contract_setup.clone(),
         )?;
-        self.current.store(Arc::new(compiled));
+        self.current.store(compiled);
         tracing::info!(target: "steadfast::policy", "policies reloaded");
         Ok(())
     }
@@ -525,7 +525,7 @@ impl PolicyHandle {
             #[cfg(feature = "contract")]
             ContractSetup::reloaded(&old.contract_setup, contract)?,
         )?;
-        self.current.store(Arc::new(compiled));
+        self.current.store(compiled);
         tracing::info!(target: "steadfast::policy", "policy file reloaded");
         Ok(())
     }

@@ -15,7 +15,7 @@ use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use arc_swap::ArcSwap;
+use crate::core::reload::{Reloadable, Seen};
 use http::{Request, Response};
 #[cfg(feature = "contract")]
 use tower::Layer;
@@ -175,7 +175,9 @@ where
 /// Applies each request's policy; see [`PolicyLayer`](super::PolicyLayer).
 pub struct PolicyService<S> {
     inner: S,
-    current: Arc<ArcSwap<Compiled>>,
+    current: Arc<Reloadable<Compiled>>,
+    /// The policies this service last saw, with the reload count they were taken at.
+    compiled: Seen<Compiled>,
     observe: ObserveLayer,
     strict: Strict,
 }
@@ -183,12 +185,13 @@ pub struct PolicyService<S> {
 impl<S> PolicyService<S> {
     pub(crate) fn new(
         inner: S,
-        current: Arc<ArcSwap<Compiled>>,
+        current: Arc<Reloadable<Compiled>>,
         observe: ObserveLayer,
         strict: Strict,
     ) -> Self {
         Self {
             inner,
+            compiled: current.snapshot(),
             current,
             observe,
             strict,
@@ -201,6 +204,7 @@ impl<S: Clone> Clone for PolicyService<S> {
         Self {
             inner: self.inner.clone(),
             current: self.current.clone(),
+            compiled: self.compiled.clone(),
             observe: self.observe.clone(),
             strict: self.strict,
         }
@@ -233,7 +237,8 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
-        let compiled = self.current.load();
+        self.current.refresh(&mut self.compiled);
+        let compiled = &*self.compiled.1;
         let is_grpc = grpc::is_grpc(request.headers());
         let protocol = if is_grpc {
             Protocol::Grpc
@@ -375,7 +380,6 @@ where
                 rejection: Some(rejection),
             },
         };
-        drop(compiled);
         drop(entered);
         PolicyFuture {
             state,
