@@ -20,7 +20,7 @@ use steadfast::core::{Rejection, RejectionKind};
 use steadfast::policy::{Policies, Policy, PolicyHandle, PolicyLayer};
 use steadfast::shed::{QueueConfig, ShedConfig};
 use tokio::time::Instant;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
 mod common;
 
@@ -295,6 +295,65 @@ async fn a_queue_wait_runs_out_or_is_cancelled_without_keeping_a_place() {
     assert!(cancelled.await.unwrap_err().is_cancelled());
     assert_eq!(first.await.unwrap().0, StatusCode::OK);
     assert_eq!(send(&app, get_request("/slow/10")).await.0, StatusCode::OK);
+}
+
+/// A service that panics when called (before it returns a future) or when its future is
+/// polled, over HTTP and gRPC: each request is answered 500 / `INTERNAL` by the stack, counted
+/// as a failure, and gives its limiter slot back.
+#[tokio::test(start_paused = true)]
+async fn panics_when_called_or_polled_are_answered_and_release_their_slot() {
+    use steadfast::policy::InnerRequest;
+
+    let policies = Policies::new(Policy::new().shed(ShedConfig::fixed(2)));
+    let layer = PolicyLayer::new(policies).unwrap();
+    let handle = layer.handle();
+    let service = layer.layer(tower::service_fn(|request: InnerRequest<Body>| {
+        if request.uri().path() == "/in-call" {
+            panic!("panicked in call");
+        }
+        async move {
+            if request.uri().path() == "/in-poll" {
+                panic!("panicked in poll");
+            }
+            Ok::<_, Infallible>(http::Response::new(Body::empty()))
+        }
+    }));
+    for path in ["/in-call", "/in-poll"] {
+        for grpc in [false, true] {
+            let mut request = Request::post(path).body(Body::empty()).unwrap();
+            if grpc {
+                request
+                    .headers_mut()
+                    .insert("content-type", "application/grpc".parse().unwrap());
+            }
+            let response = service.clone().oneshot(request).await.unwrap();
+            let kind = response
+                .extensions()
+                .get::<Rejection>()
+                .map(Rejection::kind);
+            assert_eq!(kind, Some(RejectionKind::Panicked), "{path} grpc={grpc}");
+            if grpc {
+                assert_eq!(response.status(), StatusCode::OK);
+                assert_eq!(response.headers()["grpc-status"], "13", "{path}");
+            } else {
+                assert_eq!(
+                    response.status(),
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "{path}"
+                );
+            }
+        }
+    }
+    // Every slot is back, and the next request is served.
+    for (name, limiter) in handle.limiters() {
+        assert_eq!(limiter.snapshot().in_flight, 0, "{name}");
+    }
+    let response = service
+        .clone()
+        .oneshot(Request::get("/fine").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 /// A request body that counts how often it is polled.
