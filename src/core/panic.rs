@@ -2,10 +2,11 @@
 //!
 //! A handler that panics would otherwise unwind through every layer: each gives back what it
 //! holds (slots, permits), but none sees an outcome, so a handler that always panics trips
-//! nothing and is counted nowhere. [`CatchPanic`] sits innermost in the policy stack, turns the
-//! panic into a [`RejectionKind::Panicked`] answer (`500` problem+json, or `INTERNAL` for gRPC)
-//! and so lets the breaker, the limiter and the metrics around it count a failure — what
-//! tower-http's `CatchPanic` does for a plain service.
+//! nothing and is counted nowhere. [`CatchPanic`] turns the panic into a
+//! [`RejectionKind::Panicked`] answer (`500` problem+json, or `INTERNAL` for gRPC) and so lets
+//! the breaker, the limiter and the metrics around it count a failure — what tower-http's
+//! `CatchPanic` does for a plain service. The policy stack catches panics the same way in its
+//! own future (and puts `CatchPanic` inside a contract check), with the same answer.
 
 use std::any::Any;
 use std::fmt;

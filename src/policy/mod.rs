@@ -68,9 +68,10 @@
 //!   an injected abort is counted by the breaker and the metrics like the service's failure.
 //! - The contract is innermost but for the panic catcher: bodies are read only for admitted
 //!   requests, and only valid ones reach the handler.
-//! - A handler's panic is caught innermost ([`CatchPanic`](crate::core::CatchPanic)) and
-//!   answered `500` problem+json / `INTERNAL` ([`RejectionKind::Panicked`]), so every layer
-//!   around it sees a failure rather than a cancelled call.
+//! - A handler's panic, when it is called or while its future runs, is caught innermost (by
+//!   the fused stack itself, or by [`CatchPanic`](crate::core::CatchPanic) inside a contract)
+//!   and answered `500` problem+json / `INTERNAL` ([`RejectionKind::Panicked`]), so every
+//!   part around it sees a failure rather than a cancelled call.
 //!
 //! [`RejectionKind::Panicked`]: crate::core::RejectionKind::Panicked
 //! - In [strict mode](PolicyLayer::strict), a guard just inside the observer refuses routes
