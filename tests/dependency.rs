@@ -234,6 +234,32 @@ async fn the_concurrency_cap_refuses_beyond_its_size_and_gives_places_back_on_dr
     assert_eq!(layer.handle().snapshot().in_flight, 0);
 }
 
+/// A half-open breaker's one probe, taken by a call whose caller gives up, is given back: the
+/// next call probes (and closes the breaker), instead of finding every probe place taken.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_call_gives_its_breaker_probe_back() {
+    let config = DependencyConfig::new("pricing")
+        .breaker(Some(BreakerConfig::new().half_open_permits(1)))
+        .retry(None);
+    let layer = DependencyLayer::new(config).unwrap();
+    let breaker = layer.handle().breaker().unwrap();
+    breaker.half_open();
+    let slow = layer.layer(client(200, Duration::from_secs(1), Arc::default()));
+    let probe = tokio::spawn(slow.clone().oneshot(get()));
+    tokio::task::yield_now().await;
+    // The probe place is taken: another call is refused while the probe runs.
+    let Err(Error::Rejected(rejection)) = slow.clone().oneshot(get()).await else {
+        panic!("a second call while the only probe runs")
+    };
+    assert_eq!(rejection.kind(), RejectionKind::CircuitOpen);
+    probe.abort();
+    let _ = probe.await;
+    // Given back: the next call is the probe, and its success closes the breaker.
+    let fast = layer.layer(client(200, Duration::from_millis(1), Arc::default()));
+    assert_eq!(fast.oneshot(get()).await.unwrap().status(), 200);
+    assert_eq!(breaker.state(), State::Closed);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dependency_that_refuses_everything_is_throttled_locally() {
     let calls = Arc::new(AtomicUsize::new(0));

@@ -312,6 +312,48 @@ impl BreakerHandle {
         }
     }
 
+    /// Asks to make a call whose duration the caller measures itself, without a permit that
+    /// holds the handle: the caller settles it with [`settle_call`](Self::settle_call) or gives
+    /// it back with [`cancel_call`](Self::cancel_call) (a dependency policy, whose attempt
+    /// holds the breaker already).
+    pub(crate) fn admit_call(&self) -> Result<Call, NotPermitted> {
+        self.name_once(|| SharedString::const_str("unnamed"));
+        match self
+            .inner
+            .machine
+            .acquire(|| self.now(), &mut |transition| self.announce(transition))
+        {
+            Ok(permit) => Ok(Call {
+                permit,
+                started: None,
+            }),
+            Err(refusal) => {
+                if let Some(metrics) = self.inner.metrics.get() {
+                    metrics.not_permitted.increment(1);
+                }
+                Err(NotPermitted {
+                    refusal,
+                    state: self.state(),
+                })
+            }
+        }
+    }
+
+    /// Records how a call of [`admit_call`](Self::admit_call) went, after `duration`.
+    pub(crate) fn settle_call(&self, call: Call, failure: bool, duration: Duration) {
+        let verdict = if failure {
+            Verdict::Failure
+        } else {
+            Verdict::Success
+        };
+        self.complete(call, verdict, Some(duration));
+    }
+
+    /// Gives back a call of [`admit_call`](Self::admit_call) that was cancelled.
+    pub(crate) fn cancel_call(&self, call: Call) {
+        self.cancel(call);
+    }
+
     /// Records how an admitted call went, measured from its admission (or as `duration`).
     fn complete(&self, call: Call, verdict: Verdict, duration: Option<Duration>) {
         let duration = duration.or_else(|| {
@@ -432,7 +474,7 @@ impl BreakerHandle {
 
 /// An admitted call: its permit, and when it started if the breaker measures durations.
 #[derive(Debug)]
-struct Call {
+pub(crate) struct Call {
     permit: Permit,
     started: Option<Instant>,
 }

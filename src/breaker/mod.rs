@@ -101,6 +101,7 @@ pub use crate::core::keyed::KeyFn;
 pub use config::{BreakerConfig, ConfigError, SlidingWindow};
 pub use future::{BreakerBody, BreakerReply, EndOfCall, ResponseFuture};
 pub(crate) use future::{Guard as CallGuard, settle};
+pub(crate) use handle::Call as BreakerCall;
 pub use handle::{BreakerEvent, BreakerHandle, BreakerPermit, BreakerSnapshot, NotPermitted};
 pub use layer::{BreakerKey, BreakerLayer, DEFAULT_MAX_BREAKERS};
 pub use service::Breaker;

@@ -22,7 +22,7 @@ use tower::{Layer, Service};
 use super::config::{ConfigError, DependencyConfig};
 use super::hedge::{Hedge, HedgeContext, Hedging};
 use super::measure::{ClientMetrics, Ended, Measure};
-use crate::breaker::{BreakerHandle, BreakerPermit, BreakerSnapshot};
+use crate::breaker::{BreakerCall, BreakerHandle, BreakerSnapshot};
 use crate::core::clock::{self, Instant, Timer};
 use crate::core::grpc::{self, Code};
 use crate::core::map::{self, CallOutcome, DependencyNode, Edge, Probe, Probed};
@@ -557,13 +557,13 @@ impl Shared {
         }
         let mut guard = Guard {
             shared: self.clone(),
-            permit: None,
+            call: None,
             slot: false,
             started: now,
         };
         if let Some(breaker) = &self.breaker {
-            match breaker.try_acquire() {
-                Ok(permit) => guard.permit = Some(permit),
+            match breaker.admit_call() {
+                Ok(call) => guard.call = Some(call),
                 Err(refused) => {
                     let mut rejection = Rejection::new(RejectionKind::CircuitOpen, Origin::Breaker)
                         .with_detail(format!(
@@ -602,7 +602,8 @@ impl Shared {
 /// gave up), it gives both back and records nothing.
 struct Guard {
     shared: Arc<Shared>,
-    permit: Option<BreakerPermit>,
+    /// The breaker's call (the breaker is the shared state's: the guard holds it already).
+    call: Option<BreakerCall>,
     slot: bool,
     started: Instant,
 }
@@ -616,12 +617,8 @@ impl Guard {
     /// Records how the attempt went after `took`: `failure` for the breaker, `accepted` for
     /// the throttle.
     fn finish(&mut self, failure: bool, accepted: bool, now: Instant, took: Duration) {
-        if let Some(permit) = self.permit.take() {
-            if failure {
-                permit.failure_after(took);
-            } else {
-                permit.success_after(took);
-            }
+        if let (Some(call), Some(breaker)) = (self.call.take(), &self.shared.breaker) {
+            breaker.settle_call(call, failure, took);
         }
         if let Some(throttle) = &self.shared.throttle {
             throttle.record_at(now, accepted);
@@ -631,6 +628,9 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        if let (Some(call), Some(breaker)) = (self.call.take(), &self.shared.breaker) {
+            breaker.cancel_call(call);
+        }
         if self.slot {
             self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
