@@ -175,6 +175,27 @@ async fn hot_paths_do_not_allocate() {
         "policy with a breaker and a fixed limit"
     );
 
+    // The layer around a whole router (no `MatchedPath`): the path is matched against the
+    // policies' templates, and the route named without an allocation.
+    let outside = PolicyLayer::new(Policies::new(Policy::new()).route(
+        "/items/{id}",
+        Policy::new().timeout(Duration::from_millis(500)),
+    ))
+    .unwrap()
+    .layer(tower::service_fn(|_: Request<RequestBody<Body>>| {
+        ready(Ok::<_, Infallible>(Response::new(Body::new())))
+    }));
+    let matched = || {
+        let mut request = Request::new(Body::new());
+        *request.uri_mut() = http::Uri::from_static("/items/7");
+        request
+    };
+    assert_eq!(
+        allocations_per_1000_calls_with(outside, matched).await,
+        0,
+        "policy outside the router, its route matched by the layer"
+    );
+
     // The standalone shedders (the knee default, a fixed limit) and the observer (no
     // recorder, no subscriber): nothing.
     let knee = steadfast::shed::ShedLayer::new(steadfast::shed::ShedConfig::new()).unwrap();

@@ -37,7 +37,9 @@
 //!     )
 //!     // The map itself, for people and tools.
 //!     .route("/steadfast/map", get(steadfast::map::handler))
-//!     .layer(PolicyLayer::new(Policies::new(Policy::new())).unwrap());
+//!     // (A route with a policy of its own is named by the layer's matcher; the others by
+//!     // Axum's `MatchedPath`, read with the `axum` feature.)
+//!     .layer(PolicyLayer::new(Policies::new(Policy::new()).route("/doc/stock", Policy::new())).unwrap());
 //!
 //! let request = http::Request::get("/doc/stock").body(axum::body::Body::empty()).unwrap();
 //! app.clone().oneshot(request).await.unwrap();

@@ -35,6 +35,9 @@ pub(crate) struct Held {
     pub(crate) method: &'static str,
     /// The route as the timeout labels its rejections.
     pub(crate) route: RouteLabel,
+    /// The template the layer matched itself (placed around the whole router), made the
+    /// current route while the inner service is called and polled.
+    pub(crate) matched: Option<&'static str>,
     pub(crate) measured: Option<Measured>,
     pub(crate) active: Option<Active>,
     pub(crate) breaker: Option<CallGuard>,
@@ -284,6 +287,7 @@ where
                 StateProj::Running { inner } => {
                     let polled = {
                         let _published = deadline::enter(held.published);
+                        let _route = crate::core::route::enter(held.matched);
                         catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
                     };
                     let polled = match polled {
@@ -347,6 +351,7 @@ where
                             let injected = waiting.fault.decide(&request);
                             let state = {
                                 let _published = deadline::enter(held.published);
+                                let _route = crate::core::route::enter(held.matched);
                                 State::serve(service, request, injected, held)
                             };
                             this.state.set(state);
@@ -387,6 +392,7 @@ where
                     }
                     let state = {
                         let _published = deadline::enter(held.published);
+                        let _route = crate::core::route::enter(held.matched);
                         State::call(&mut service, request)
                     };
                     this.state.set(state);

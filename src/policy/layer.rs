@@ -130,7 +130,7 @@ pub(crate) struct Compiled {
 /// A path-to-template matcher over the templates a layer knows, in Axum's syntax (`{id}`,
 /// `{*rest}`), with Axum's own matcher crate.
 pub(crate) struct Matcher {
-    router: Option<matchit::Router<Arc<str>>>,
+    router: Option<matchit::Router<&'static str>>,
 }
 
 impl Matcher {
@@ -141,7 +141,7 @@ impl Matcher {
             if !template.starts_with('/') {
                 continue;
             }
-            match router.insert(template, Arc::<str>::from(template)) {
+            match router.insert(template, crate::core::route::intern(template)) {
                 Ok(()) => any = true,
                 // The same template twice (a policy and the contract, two methods) is expected.
                 Err(matchit::InsertError::Conflict { with }) if with == template => {}
@@ -161,19 +161,19 @@ impl Matcher {
 
     /// The known template `path` matches.
     #[inline]
-    pub(crate) fn find(&self, path: &str) -> Option<&Arc<str>> {
+    pub(crate) fn find(&self, path: &str) -> Option<&'static str> {
         self.router
             .as_ref()?
             .at(path)
             .ok()
-            .map(|matched| matched.value)
+            .map(|matched| *matched.value)
     }
 }
 
 impl Compiled {
     /// The template the layer's own matcher finds for `path`.
     #[inline]
-    pub(crate) fn match_path(&self, path: &str) -> Option<&Arc<str>> {
+    pub(crate) fn match_path(&self, path: &str) -> Option<&'static str> {
         self.matcher.find(path)
     }
 

@@ -33,7 +33,8 @@
 //! - Around the whole router (`policy_layer.layer(router)`, or outside other middleware): no
 //!   route is matched yet, so the layer matches the request path itself against the
 //!   templates it knows, its policies' and its contract's (in Axum's syntax, with `matchit`,
-//!   the matcher Axum uses). Every layer inside sees that template, so a route gets its
+//!   the matcher Axum uses). Every layer inside sees that template (as the current route
+//!   while it is called and polled, without touching the request), so a route gets its
 //!   policy either way. A path that matches none of them is served under the defaults (in
 //!   strict mode, refused) and labelled `unmatched`: with this placement, a route with no
 //!   policy and no contract is not known by name.

@@ -234,7 +234,7 @@ where
     }
 
     #[inline]
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
         self.current.refresh(&mut self.compiled);
@@ -246,14 +246,14 @@ where
             Protocol::Http
         };
         // Outside the router there is no `MatchedPath`: the layer's own matcher names the
-        // route, for every part of the stack.
-        if !is_grpc && route::template(request.extensions()).is_none() {
-            if let Some(template) = compiled.match_path(request.uri().path()) {
-                let matched = route::MatchedRoute(template.clone());
-                request.extensions_mut().insert(matched);
-            }
+        // route, for every part of the stack (and, as the current route while they are called
+        // and polled, for the layers inside).
+        let mut template = route::template(request.extensions());
+        let mut matched = None;
+        if !is_grpc && template.is_none() {
+            matched = compiled.match_path(request.uri().path());
+            template = matched;
         }
-        let template = route::template(request.extensions());
         let templated = template.is_some();
         // A gRPC path names a policy only if it is a well-formed method name.
         let method_key = match template {
@@ -286,7 +286,11 @@ where
             caller,
             protocol,
             method,
-            route: RouteLabel::of(request.extensions()),
+            route: match matched {
+                Some(template) => RouteLabel::matched(Some(template)),
+                None => RouteLabel::of(request.extensions()),
+            },
+            matched,
             measured: Some(measured),
             active,
             breaker: None,
@@ -344,6 +348,7 @@ where
             deadline: Some(admitted.deadline.instant()),
         };
         let _published = deadline::enter(held.published);
+        let _route = crate::core::route::enter(held.matched);
         #[cfg(feature = "contract")]
         let inner = match &compiled.contract {
             Some(contract) => {
