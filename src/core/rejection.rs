@@ -392,6 +392,15 @@ impl Rejection {
         self.kind.counts_as_failure()
     }
 
+    /// The form `protocol` answers with: [`to_http_response`](Self::to_http_response) or
+    /// [`to_grpc_response`](Self::to_grpc_response).
+    pub(crate) fn to_response<B>(&self, protocol: super::Protocol) -> Response<ResponseBody<B>> {
+        match protocol {
+            super::Protocol::Http => self.to_http_response(),
+            super::Protocol::Grpc => self.to_grpc_response(),
+        }
+    }
+
     /// The HTTP form: the status, `content-type: application/problem+json`, `Retry-After` when
     /// set, and a problem body with `type`, `title`, `status` and `detail` (and `violations`
     /// for a contract rejection).

@@ -70,10 +70,7 @@ impl<B, E> Reply<Response<B>, E> for ProtocolResponses {
     }
 
     fn reject(protocol: Protocol, rejection: Rejection) -> Result<Self::Response, E> {
-        Ok(match protocol {
-            Protocol::Http => rejection.to_http_response(),
-            Protocol::Grpc => rejection.to_grpc_response(),
-        })
+        Ok(rejection.to_response(protocol))
     }
 }
 

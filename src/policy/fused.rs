@@ -59,10 +59,7 @@ impl Held {
     ) -> Result<Response<PolicyBody<RB>>, E> {
         // One clock read at the end, shared by the shedder's and the observer's measures.
         let _exit = clock::enter(clock::now());
-        let response = match self.protocol {
-            Protocol::Http => rejection.to_http_response(),
-            Protocol::Grpc => rejection.to_grpc_response(),
-        };
+        let response = rejection.to_response(self.protocol);
         let classified = Classify::<_, E>::classify_response(&DefaultClassifier::new(), &response);
         Ok(self.respond(span, response, classified))
     }
@@ -140,10 +137,7 @@ impl Held {
         panic: &(dyn std::any::Any + Send),
     ) -> Result<Response<PolicyBody<RB>>, E> {
         let rejection = crate::core::panic::rejection(panic);
-        let mut response = match self.protocol {
-            Protocol::Http => rejection.to_http_response(),
-            Protocol::Grpc => rejection.to_grpc_response(),
-        };
+        let mut response = rejection.to_response(self.protocol);
         if let Some(injected) = self.injected {
             response.extensions_mut().insert(injected);
         }
