@@ -66,6 +66,7 @@ impl Held {
 
     /// The inner service answered (or failed): one classification, for the shedder and the
     /// breaker; then the observer.
+    #[inline(always)]
     fn complete<RB, E>(
         &mut self,
         span: &Span,
@@ -109,6 +110,7 @@ impl Held {
     }
 
     /// Settles the breaker's call and the observation on a response head.
+    #[inline(always)]
     fn respond<RB>(
         &mut self,
         span: &Span,
@@ -131,6 +133,7 @@ impl Held {
 
     /// The inner service panicked (when called or polled): answered 500 (gRPC `INTERNAL`) in
     /// its place, counted as its response would be.
+    #[cold]
     fn panicked<RB, E>(
         &mut self,
         span: &Span,
@@ -145,6 +148,7 @@ impl Held {
     }
 
     /// The deadline passed while the request was served (or waited).
+    #[cold]
     fn expired<RB, E>(&mut self, span: &Span) -> Result<Response<PolicyBody<RB>>, E> {
         let _exit = clock::enter(clock::now());
         // As when the timeout drops the shedder's future: the slot goes back (an adaptive

@@ -1,6 +1,6 @@
 //! Adaptive concurrency limits: windows of latency samples turned into a new limit.
 //!
-//! Completed requests add their latency to the current window with a few atomic additions.
+//! Completed requests add their latency to the current window's sums, in their thread's shard.
 //! Once the window is long enough and holds enough samples, the thread whose compare-and-swap
 //! closes it computes the next limit; the algorithm's own state is touched only there, one
 //! window after another.
@@ -117,13 +117,17 @@ pub(crate) struct Completion {
     pub(crate) class: usize,
 }
 
-/// Shards of a window's sums: a power of two, enough for the cores a service usually runs on.
-const SHARDS: usize = 8;
+/// Shards of a window's sums that one thread each writes alone (the first threads to complete
+/// a request in the process), without a locked read-modify-write; threads after them share one
+/// more shard, written with atomic additions.
+const OWNED: usize = 8;
+const SHARDS: usize = OWNED + 1;
 
-/// One shard of a window's sums, on cache lines of its own.
+/// A window's sums, counted up since the limiter began (wrapping): a window's share is the
+/// difference from what the previous window took, so that the one writer of a shard never
+/// races a reset.
 #[derive(Debug, Default)]
-#[repr(align(128))]
-struct Shard {
+struct Sums {
     samples: AtomicU64,
     rtt_sum: AtomicU64,
     /// The knee's sum of squared latencies, in microseconds squared: how noisy the window is.
@@ -137,14 +141,43 @@ struct Shard {
     probe_rtt_sum: AtomicU64,
 }
 
-/// The calling thread's shard: threads take shards in turn as they first complete a request.
-fn shard_index() -> usize {
+/// One shard of a window's sums, on cache lines of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
+    sums: Sums,
+}
+
+/// The calling thread's shard, and whether the thread writes it alone.
+fn shard_index() -> (usize, bool) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     std::thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed).min(OWNED);
     }
-    INDEX.with(|index| *index)
+    INDEX.with(|index| (*index, *index < OWNED))
+}
+
+/// Adds `value` to a shard's counter: a load and a store from the shard's one writer, an
+/// atomic addition on the shared shard.
+#[inline]
+fn add(counter: &AtomicU64, value: u64, owned: bool) {
+    if owned {
+        let sum = counter.load(Ordering::Relaxed).wrapping_add(value);
+        counter.store(sum, Ordering::Release);
+    } else {
+        counter.fetch_add(value, Ordering::AcqRel);
+    }
+}
+
+/// Held by the one thread closing a window (a thread that finds another closing leaves its
+/// samples to the next window).
+struct Closing<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// The sampling state of an adaptive limit.
@@ -159,6 +192,10 @@ pub(crate) struct Adaptive {
     /// The window's sums, one set per shard (threads spread over them), so that completions on
     /// different threads do not write the same cache line.
     shards: [Shard; SHARDS],
+    /// What the windows closed so far took of each shard's sums (written only while closing).
+    taken: [Sums; SHARDS],
+    /// Set while a thread closes a window.
+    closing: std::sync::atomic::AtomicBool,
     max_inflight: AtomicU64,
     /// When the latest busy spell began: the admission of a request that found nothing in
     /// flight (knee only).
@@ -191,6 +228,8 @@ impl Adaptive {
             min_samples: u64::from(min_samples),
             window_start: AtomicU64::new(0),
             shards: std::array::from_fn(|_| Shard::default()),
+            taken: std::array::from_fn(|_| Sums::default()),
+            closing: std::sync::atomic::AtomicBool::new(false),
             max_inflight: AtomicU64::new(0),
             busy_since: AtomicU64::new(0),
             estimate: AtomicU64::new(f64::from(algorithm.initial()).to_bits()),
@@ -205,27 +244,32 @@ impl Adaptive {
 
     /// A request of `class` was rejected.
     pub(crate) fn rejected(&self, class: usize) {
-        let shard = self.shard();
-        shard.rejected.fetch_add(1, Ordering::AcqRel);
-        shard.demand[class].fetch_add(1, Ordering::AcqRel);
+        let (shard, owned) = self.shard();
+        add(&shard.rejected, 1, owned);
+        add(&shard.demand[class], 1, owned);
     }
 
-    /// The shard of the calling thread.
-    fn shard(&self) -> &Shard {
-        &self.shards[shard_index()]
+    /// The sums of the calling thread's shard, and whether the thread writes them alone.
+    #[inline]
+    fn shard(&self) -> (&Sums, bool) {
+        let (index, owned) = shard_index();
+        (&self.shards[index].sums, owned)
     }
 
-    /// The sum of one field over the shards, read (`take`: and reset) as the window closes.
-    fn total(&self, field: impl Fn(&Shard) -> &AtomicU64, take: bool) -> u64 {
+    /// The current window's sum of one field over the shards (`take`: taken by the window
+    /// closing, so that the next one counts from here).
+    fn total(&self, field: impl Fn(&Sums) -> &AtomicU64, take: bool) -> u64 {
         self.shards
             .iter()
-            .map(|shard| {
-                let value = field(shard);
-                if take {
-                    value.swap(0, Ordering::AcqRel)
+            .zip(&self.taken)
+            .map(|(shard, taken)| {
+                let now = field(&shard.sums).load(Ordering::Acquire);
+                let before = if take {
+                    field(taken).swap(now, Ordering::AcqRel)
                 } else {
-                    value.load(Ordering::Acquire)
-                }
+                    field(taken).load(Ordering::Acquire)
+                };
+                now.wrapping_sub(before)
             })
             .fold(0, u64::saturating_add)
     }
@@ -280,11 +324,11 @@ impl Adaptive {
     /// Adds one completed request; returns the new limit when this sample closed a window.
     pub(crate) fn sample(&self, done: Completion) -> Option<LimitUpdate> {
         let rtt_nanos = done.now.saturating_sub(done.started);
-        let shard = self.shard();
-        shard.samples.fetch_add(1, Ordering::AcqRel);
-        shard.rtt_sum.fetch_add(rtt_nanos, Ordering::AcqRel);
+        let (shard, owned) = self.shard();
+        add(&shard.samples, 1, owned);
+        add(&shard.rtt_sum, rtt_nanos, owned);
         if done.dropped {
-            shard.drops.fetch_add(1, Ordering::AcqRel);
+            add(&shard.drops, 1, owned);
         }
         // Most requests do not set a new peak: a load, and the read-modify-write only if so.
         if done.inflight_then > self.max_inflight.load(Ordering::Acquire) {
@@ -293,14 +337,12 @@ impl Adaptive {
         }
         if self.knee.is_some() {
             let micros = rtt_nanos / 1_000;
-            shard
-                .rtt_squares
-                .fetch_add(micros.saturating_mul(micros), Ordering::AcqRel);
-            shard.demand[done.class].fetch_add(1, Ordering::AcqRel);
+            add(&shard.rtt_squares, micros.saturating_mul(micros), owned);
+            add(&shard.demand[done.class], 1, owned);
             let probe = self.probe_since.load(Ordering::Acquire);
             if probe != 0 && done.started >= probe - 1 {
-                shard.probe_samples.fetch_add(1, Ordering::AcqRel);
-                shard.probe_rtt_sum.fetch_add(rtt_nanos, Ordering::AcqRel);
+                add(&shard.probe_samples, 1, owned);
+                add(&shard.probe_rtt_sum, rtt_nanos, owned);
             }
         }
 
@@ -347,6 +389,20 @@ impl Adaptive {
         if !enough {
             return None;
         }
+        // One closer at a time: the window's sums are taken from the shards by difference.
+        if self
+            .closing
+            .compare_exchange(
+                false,
+                true,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return None;
+        }
+        let _closing = Closing(&self.closing);
         if self
             .window_start
             .compare_exchange(start, done.now, Ordering::AcqRel, Ordering::Acquire)
@@ -540,6 +596,56 @@ mod tests {
             inflight_then: 20,
             inflight_now: 20,
             class: 2,
+        }
+    }
+
+    #[test]
+    fn sums_from_many_threads_are_counted_once_per_window() {
+        // More threads than shards written alone: some write a shard alone, the rest share one.
+        let adaptive = std::sync::Arc::new(Adaptive::new(
+            LimitAlgorithm::Aimd(Aimd::default()),
+            u64::MAX / 2,
+            1,
+        ));
+        let threads = 2 * OWNED + 3;
+        let per_thread = 500u64;
+        for round in 1..=3u64 {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let adaptive = adaptive.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..per_thread {
+                            // A window never closes (it is far too long): only the sums move.
+                            let update = adaptive.sample(Completion {
+                                now: 1_000 + i * round,
+                                started: 1_000,
+                                dropped: i % 5 == 0,
+                                inflight_then: 1,
+                                inflight_now: 1,
+                                class: 2,
+                            });
+                            assert_eq!(update, None);
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.join().unwrap();
+            }
+            let samples = adaptive.total(|shard| &shard.samples, false);
+            assert_eq!(samples, threads as u64 * per_thread, "round {round}");
+            // Taken as a window closes: counted once, and the next window starts from zero.
+            assert_eq!(adaptive.total(|shard| &shard.samples, true), samples);
+            let rtt: u64 = (0..per_thread).map(|i| i * round).sum();
+            assert_eq!(
+                adaptive.total(|shard| &shard.rtt_sum, true),
+                threads as u64 * rtt
+            );
+            assert_eq!(
+                adaptive.total(|shard| &shard.drops, true),
+                threads as u64 * per_thread / 5
+            );
+            assert_eq!(adaptive.total(|shard| &shard.samples, false), 0);
         }
     }
 

@@ -121,10 +121,12 @@
 //! (or while critical demand was low) never keep a critical one out — it is admitted and waits
 //! behind them in the service. A fixed limit is the user's bound on the total and keeps it.
 //!
-//! Cost: admission is the same compare-and-swap plus one atomic load; a completion adds a few
-//! atomic additions to its thread's shard of the window's sums (eight shards on cache lines of
-//! their own, so that threads do not contend on them), summed once the window has lasted its
-//! length; a window's computation runs once per window on the thread that closes it.
+//! Cost: admission is the same compare-and-swap plus one atomic load; a completion adds its
+//! latency to its thread's shard of the window's sums (shards on cache lines of their own, so
+//! that threads do not contend on them; each of the first eight threads writes one alone, with
+//! plain loads and stores, and later threads share a ninth with atomic additions), summed once
+//! the window has lasted its length; a window's computation runs once per window on the thread
+//! that closes it.
 //! A cancelled request (its caller gave up, or a timeout outside the shedder) counts with the
 //! time it took, as a drop.
 //!
