@@ -61,28 +61,28 @@ impl Held {
         let _exit = clock::enter(clock::now());
         let response = rejection.to_response(self.protocol);
         let classified = Classify::<_, E>::classify_response(&DefaultClassifier::new(), &response);
-        Ok(self.respond(span, response, classified))
+        Ok(self.respond(span, response, classified, |body| body))
     }
 
     /// The inner service answered (or failed): one classification, for the shedder and the
-    /// breaker; then the observer.
+    /// breaker; then the observer. The response's body becomes a [`PolicyBody`] through `body`,
+    /// in one move.
     #[inline(always)]
-    fn complete<RB, E>(
+    fn complete<X, RB, E>(
         &mut self,
         span: &Span,
-        result: Result<Response<ResponseBody<InnerBody<RB>>>, E>,
+        result: Result<Response<X>, E>,
+        body: impl FnOnce(X) -> ResponseBody<InnerBody<RB>>,
     ) -> Result<Response<PolicyBody<RB>>, E> {
         // One clock read at the end, shared by the shedder's and the observer's measures.
         let _exit = clock::enter(clock::now());
         let classifier = DefaultClassifier::new();
         let classified = match &result {
             Ok(response) => Classify::<_, E>::classify_response(&classifier, response),
-            Err(error) => Classified::Done(
-                Classify::<Response<ResponseBody<InnerBody<RB>>>, E>::classify_error(
-                    &classifier,
-                    error,
-                ),
-            ),
+            Err(error) => Classified::Done(Classify::<Response<X>, E>::classify_error(
+                &classifier,
+                error,
+            )),
         };
         if let Some(slot) = self.slot.take() {
             if slot.measures() {
@@ -95,7 +95,7 @@ impl Held {
             }
         }
         match result {
-            Ok(response) => Ok(self.respond(span, response, classified)),
+            Ok(response) => Ok(self.respond(span, response, classified, body)),
             Err(error) => {
                 if let Some(guard) = self.breaker.take() {
                     crate::breaker::settle(guard, classified, false, &classifier);
@@ -111,11 +111,12 @@ impl Held {
 
     /// Settles the breaker's call and the observation on a response head.
     #[inline(always)]
-    fn respond<RB>(
+    fn respond<X, RB>(
         &mut self,
         span: &Span,
-        response: Response<ResponseBody<InnerBody<RB>>>,
+        response: Response<X>,
         classified: Classified,
+        body: impl FnOnce(X) -> ResponseBody<InnerBody<RB>>,
     ) -> Response<PolicyBody<RB>> {
         let breaker = self.breaker.take().and_then(|guard| {
             crate::breaker::settle(guard, classified, true, &DefaultClassifier::new())
@@ -126,8 +127,8 @@ impl Held {
             .take()
             .and_then(|measured| crate::observe::finish(measured, span, &response));
         let ends = (breaker.is_some() || observe.is_some()).then_some(Ends { breaker, observe });
-        response.map(|body| PolicyBody {
-            inner: TrackedBody::new(body, ends),
+        response.map(|inner| PolicyBody {
+            inner: TrackedBody::new(body(inner), ends),
         })
     }
 
@@ -144,7 +145,7 @@ impl Held {
         if let Some(injected) = self.injected {
             response.extensions_mut().insert(injected);
         }
-        self.complete(span, Ok(response))
+        self.complete(span, Ok(response), |body| body)
     }
 
     /// The deadline passed while the request was served (or waited).
@@ -296,17 +297,12 @@ where
                             return Poll::Ready(held.panicked(span, &*panic));
                         }
                     };
-                    if let Poll::Ready(result) = polled {
+                    if let Poll::Ready(mut result) = polled {
                         this.state.set(State::Answered { rejection: None });
-                        let injected = held.injected;
-                        let result = result.map(|response| {
-                            let mut response = response.map(ResponseBody::new);
-                            if let Some(injected) = injected {
-                                response.extensions_mut().insert(injected);
-                            }
-                            response
-                        });
-                        return Poll::Ready(held.complete(span, result));
+                        if let (Ok(response), Some(injected)) = (&mut result, held.injected) {
+                            response.extensions_mut().insert(injected);
+                        }
+                        return Poll::Ready(held.complete(span, result, ResponseBody::new));
                     }
                     ready!(this.timer.as_mut().poll_expired(cx));
                     // Dropping the inner future cancels the work it was doing.
@@ -386,7 +382,7 @@ where
                             crate::fault::aborted(status, held.protocol == Protocol::Grpc);
                         response.extensions_mut().insert(injected);
                         this.state.set(State::Answered { rejection: None });
-                        return Poll::Ready(held.complete(span, Ok(response)));
+                        return Poll::Ready(held.complete(span, Ok(response), |body| body));
                     }
                     let state = {
                         let _published = deadline::enter(held.published);
