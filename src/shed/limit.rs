@@ -276,8 +276,11 @@ impl Adaptive {
 
     /// A request found nothing in flight when it was admitted at `started`: a busy spell began.
     pub(crate) fn busy(&self, started: u64) {
-        if self.knee.is_some() {
-            self.busy_since.fetch_max(started, Ordering::AcqRel);
+        // A load and a store, not a locked maximum: a service that is often idle finds nothing
+        // in flight on most requests. Two spells beginning on two threads at once may leave the
+        // earlier of their starts (the spell then reads a few microseconds longer).
+        if self.knee.is_some() && started > self.busy_since.load(Ordering::Acquire) {
+            self.busy_since.store(started, Ordering::Release);
         }
     }
 
