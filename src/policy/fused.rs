@@ -14,7 +14,7 @@ use tokio::time::Sleep;
 use tower::Service;
 use tracing::Span;
 
-use super::service::{Inner, InnerBody, InnerRequest};
+use super::service::{Checked, Inner, InnerBody, InnerRequest, StateOf, plain_body};
 use crate::breaker::{CallGuard, EndOfCall as BreakerEnd};
 use crate::core::clock::Timer;
 use crate::core::map::{self, RouteNode};
@@ -68,12 +68,16 @@ impl Held {
     /// breaker; then the observer. The response's body becomes a [`PolicyBody`] through `body`,
     /// in one move.
     #[inline(always)]
-    fn complete<X, RB, E>(
+    pub(crate) fn complete<X, RB, E>(
         &mut self,
         span: &Span,
         result: Result<Response<X>, E>,
         body: impl FnOnce(X) -> ResponseBody<InnerBody<RB>>,
     ) -> Result<Response<PolicyBody<RB>>, E> {
+        let mut result = result;
+        if let (Ok(response), Some(injected)) = (&mut result, self.injected) {
+            response.extensions_mut().insert(injected);
+        }
         // One clock read at the end, shared by the shedder's and the observer's measures.
         let _exit = clock::enter(clock::now());
         let classifier = DefaultClassifier::new();
@@ -132,6 +136,19 @@ impl Held {
         })
     }
 
+    /// Polls the service's future (or the contract check's) with the request's deadline and
+    /// route current, catching a panic.
+    #[inline(always)]
+    fn poll_inner<F: Future>(
+        &self,
+        future: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> std::thread::Result<Poll<F::Output>> {
+        let _published = deadline::enter(self.published);
+        let _route = crate::core::route::enter(self.matched);
+        catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+    }
+
     /// The inner service panicked (when called or polled): answered 500 (gRPC `INTERNAL`) in
     /// its place, counted as its response would be.
     #[cold]
@@ -141,10 +158,7 @@ impl Held {
         panic: &(dyn std::any::Any + Send),
     ) -> Result<Response<PolicyBody<RB>>, E> {
         let rejection = crate::core::panic::rejection(panic);
-        let mut response = rejection.to_response(self.protocol);
-        if let Some(injected) = self.injected {
-            response.extensions_mut().insert(injected);
-        }
+        let response = rejection.to_response(self.protocol);
         self.complete(span, Ok(response), |body| body)
     }
 
@@ -170,7 +184,7 @@ pin_project! {
         Inner<S>: Service<Request<B>>,
     {
         #[pin]
-        pub(crate) state: State<<Inner<S> as Service<Request<B>>>::Future, Inner<S>, Request<B>>,
+        pub(crate) state: StateOf<S, B>,
         #[pin]
         pub(crate) timer: Timer,
         pub(crate) held: Held,
@@ -181,9 +195,11 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    pub(crate) enum State<F, S, R> {
-        // Admitted: the inner service's future.
+    pub(crate) enum State<F, C, S, R> {
+        // Admitted: the service's future.
         Running { #[pin] inner: F },
+        // Admitted under a contract: the contract check's future, around the service's.
+        Checking { future: Pin<Box<C>> },
         // Waiting in the shedder's queue. Boxed: only a request that waits pays for the room.
         Waiting { waiting: Pin<Box<Waiting<S, R>>> },
         // Delayed by an injected fault (a drill), then served or aborted. Boxed, as rare.
@@ -219,34 +235,23 @@ pin_project! {
     }
 }
 
-impl<F, S, R> State<F, S, R> {
-    /// Calls `service`, catching a panic.
-    #[inline(always)]
-    fn call(service: &mut S, request: R) -> Self
-    where
-        S: Service<R, Future = F>,
-    {
-        match catch_unwind(AssertUnwindSafe(|| service.call(request))) {
-            Ok(inner) => State::Running { inner },
-            Err(panic) => State::Panicked { panic: Some(panic) },
-        }
-    }
-
+impl<S, B> StateOf<S, B>
+where
+    S: Service<InnerRequest<B>>,
+    Inner<S>: Service<Request<B>>,
+{
     /// Serves an admitted request: calls `service` at once, or after the delay of an injected
     /// fault (one that aborts is answered in the service's place when the delay is over).
     #[inline(always)]
     pub(crate) fn serve(
-        mut service: S,
-        request: R,
+        mut service: Checked<S>,
+        request: Request<B>,
         injected: Option<InjectedFault>,
         held: &mut Held,
-    ) -> Self
-    where
-        S: Service<R, Future = F>,
-    {
+    ) -> Self {
         held.injected = injected;
         match injected {
-            None => State::call(&mut service, request),
+            None => service.call(request),
             Some(injected) => State::Delayed {
                 delayed: Box::pin(Delayed {
                     sleep: tokio::time::sleep(injected.delay.unwrap_or_default()),
@@ -268,6 +273,30 @@ where
     }
 }
 
+/// Serves a request whose service (or contract check) was called: polls its future, and
+/// completes the stack with its answer, its panic, or the deadline's expiry. The state is
+/// set to `Answered` (dropping the future) before the stack completes.
+macro_rules! serve {
+    ($future:expr, $state:expr, $timer:expr, $held:expr, $span:expr, $cx:expr, $body:expr) => {{
+        let polled = match $held.poll_inner($future, $cx) {
+            Ok(polled) => polled,
+            Err(panic) => {
+                // Dropping the inner future may panic again: not under the stack.
+                $state.set(State::Answered { rejection: None });
+                return Poll::Ready($held.panicked($span, &*panic));
+            }
+        };
+        if let Poll::Ready(result) = polled {
+            $state.set(State::Answered { rejection: None });
+            return Poll::Ready($held.complete($span, result, $body));
+        }
+        ready!($timer.as_mut().poll_expired($cx));
+        // Dropping the inner future cancels the work it was doing.
+        $state.set(State::Answered { rejection: None });
+        return Poll::Ready($held.expired($span));
+    }};
+}
+
 impl<S, B, RB> Future for PolicyFuture<S, B>
 where
     S: Service<InnerRequest<B>, Response = Response<RB>> + Clone,
@@ -275,133 +304,142 @@ where
 {
     type Output = Result<Response<PolicyBody<RB>>, S::Error>;
 
+    /// The hot path, an admitted request's service future, inline; the other states (queued,
+    /// delayed, checked by a contract, answered by the stack) out of line.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let held = this.held;
         let span = &*this.span;
         let _caller = map::enter(held.caller);
         let _span = span.enter();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Running { inner } => {
-                    let polled = {
-                        let _published = deadline::enter(held.published);
-                        let _route = crate::core::route::enter(held.matched);
-                        catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
-                    };
-                    let polled = match polled {
-                        Ok(polled) => polled,
-                        Err(panic) => {
-                            // Dropping the inner future may panic again: not under the stack.
-                            this.state.set(State::Answered { rejection: None });
-                            return Poll::Ready(held.panicked(span, &*panic));
+        if let StateProj::Running { inner } = this.state.as_mut().project() {
+            serve!(inner, this.state, this.timer, held, span, cx, plain_body)
+        }
+        poll_states(this.state, this.timer, held, span, cx)
+    }
+}
+
+/// Runs the state machine of a [`PolicyFuture`] from any state.
+#[inline(never)]
+fn poll_states<S, B, RB>(
+    mut state: Pin<&mut StateOf<S, B>>,
+    mut timer: Pin<&mut Timer>,
+    held: &mut Held,
+    span: &Span,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Response<PolicyBody<RB>>, S::Error>>
+where
+    S: Service<InnerRequest<B>, Response = Response<RB>> + Clone,
+    Inner<S>: Service<Request<B>, Response = Response<InnerBody<RB>>, Error = S::Error>,
+{
+    loop {
+        match state.as_mut().project() {
+            StateProj::Running { inner } => {
+                serve!(inner, state, timer, held, span, cx, plain_body)
+            }
+            #[cfg(feature = "contract")]
+            StateProj::Checking { future } => {
+                serve!(
+                    future.as_mut(),
+                    state,
+                    timer,
+                    held,
+                    span,
+                    cx,
+                    ResponseBody::new
+                )
+            }
+            #[cfg(not(feature = "contract"))]
+            StateProj::Checking { future } => future.unreachable(),
+            StateProj::Waiting { waiting } => {
+                let waiting = waiting.as_mut().project();
+                let queued = waiting
+                    .queued
+                    .as_mut()
+                    .expect("PolicyFuture polled after completion");
+                let receiver = &mut queued.waiting.receiver;
+                let slot = match Pin::new(&mut *receiver).poll(cx) {
+                    Poll::Ready(result) => result.ok(),
+                    Poll::Pending => {
+                        if timer.as_mut().poll_expired(cx).is_ready() {
+                            state.set(State::Answered { rejection: None });
+                            return Poll::Ready(held.expired(span));
                         }
-                    };
-                    if let Poll::Ready(mut result) = polled {
-                        this.state.set(State::Answered { rejection: None });
-                        if let (Ok(response), Some(injected)) = (&mut result, held.injected) {
-                            response.extensions_mut().insert(injected);
-                        }
-                        return Poll::Ready(held.complete(span, result, ResponseBody::new));
+                        ready!(waiting.timer.poll(cx));
+                        // Out of time; a slot may still have been sent in the meantime.
+                        receiver.close();
+                        receiver.try_recv().ok()
                     }
-                    ready!(this.timer.as_mut().poll_expired(cx));
-                    // Dropping the inner future cancels the work it was doing.
-                    this.state.set(State::Answered { rejection: None });
+                };
+                let queued = waiting.queued.take().expect("checked above");
+                match slot {
+                    Some(slot) => {
+                        drop(queued);
+                        held.slot = Some(slot);
+                        let service = waiting
+                            .service
+                            .take()
+                            .expect("a waiting request holds its service");
+                        let request = waiting
+                            .request
+                            .take()
+                            .expect("a waiting request holds its request");
+                        let injected = waiting.fault.decide(&request);
+                        let next = {
+                            let _published = deadline::enter(held.published);
+                            let _route = crate::core::route::enter(held.matched);
+                            State::serve(service, request, injected, held)
+                        };
+                        state.set(next);
+                    }
+                    None => {
+                        let rejection = queued.timed_out(held.method);
+                        state.set(State::Answered {
+                            rejection: Some(rejection),
+                        });
+                    }
+                }
+            }
+            StateProj::Delayed { delayed } => {
+                let delayed = delayed.as_mut().project();
+                if delayed.sleep.poll(cx).is_pending() {
+                    ready!(timer.as_mut().poll_expired(cx));
+                    state.set(State::Answered { rejection: None });
                     return Poll::Ready(held.expired(span));
                 }
-                StateProj::Waiting { waiting } => {
-                    let waiting = waiting.as_mut().project();
-                    let queued = waiting
-                        .queued
-                        .as_mut()
-                        .expect("PolicyFuture polled after completion");
-                    let receiver = &mut queued.waiting.receiver;
-                    let slot = match Pin::new(&mut *receiver).poll(cx) {
-                        Poll::Ready(result) => result.ok(),
-                        Poll::Pending => {
-                            if this.timer.as_mut().poll_expired(cx).is_ready() {
-                                this.state.set(State::Answered { rejection: None });
-                                return Poll::Ready(held.expired(span));
-                            }
-                            ready!(waiting.timer.poll(cx));
-                            // Out of time; a slot may still have been sent in the meantime.
-                            receiver.close();
-                            receiver.try_recv().ok()
-                        }
-                    };
-                    let queued = waiting.queued.take().expect("checked above");
-                    match slot {
-                        Some(slot) => {
-                            drop(queued);
-                            held.slot = Some(slot);
-                            let service = waiting
-                                .service
-                                .take()
-                                .expect("a waiting request holds its service");
-                            let request = waiting
-                                .request
-                                .take()
-                                .expect("a waiting request holds its request");
-                            let injected = waiting.fault.decide(&request);
-                            let state = {
-                                let _published = deadline::enter(held.published);
-                                let _route = crate::core::route::enter(held.matched);
-                                State::serve(service, request, injected, held)
-                            };
-                            this.state.set(state);
-                        }
-                        None => {
-                            let rejection = queued.timed_out(held.method);
-                            this.state.set(State::Answered {
-                                rejection: Some(rejection),
-                            });
-                        }
-                    }
+                let request = delayed
+                    .request
+                    .take()
+                    .expect("a delayed request is served once");
+                let mut service = delayed
+                    .service
+                    .take()
+                    .expect("a delayed request is served once");
+                if let Some(injected) = held.injected.filter(|injected| injected.abort.is_some()) {
+                    drop((service, request));
+                    let status = injected.abort.expect("filtered above");
+                    let response = crate::fault::aborted(status, held.protocol == Protocol::Grpc);
+                    state.set(State::Answered { rejection: None });
+                    return Poll::Ready(held.complete(span, Ok(response), |body| body));
                 }
-                StateProj::Delayed { delayed } => {
-                    let delayed = delayed.as_mut().project();
-                    if delayed.sleep.poll(cx).is_pending() {
-                        ready!(this.timer.as_mut().poll_expired(cx));
-                        this.state.set(State::Answered { rejection: None });
-                        return Poll::Ready(held.expired(span));
-                    }
-                    let request = delayed
-                        .request
-                        .take()
-                        .expect("a delayed request is served once");
-                    let mut service = delayed
-                        .service
-                        .take()
-                        .expect("a delayed request is served once");
-                    if let Some(injected) =
-                        held.injected.filter(|injected| injected.abort.is_some())
-                    {
-                        drop((service, request));
-                        let status = injected.abort.expect("filtered above");
-                        let mut response =
-                            crate::fault::aborted(status, held.protocol == Protocol::Grpc);
-                        response.extensions_mut().insert(injected);
-                        this.state.set(State::Answered { rejection: None });
-                        return Poll::Ready(held.complete(span, Ok(response), |body| body));
-                    }
-                    let state = {
-                        let _published = deadline::enter(held.published);
-                        let _route = crate::core::route::enter(held.matched);
-                        State::call(&mut service, request)
-                    };
-                    this.state.set(state);
-                }
-                StateProj::Panicked { panic } => {
-                    let panic = panic.take().expect("PolicyFuture polled after completion");
-                    this.state.set(State::Answered { rejection: None });
-                    return Poll::Ready(held.panicked(span, &*panic));
-                }
-                StateProj::Answered { rejection } => {
-                    let rejection = rejection
-                        .take()
-                        .expect("PolicyFuture polled after completion");
-                    return Poll::Ready(held.answer(span, rejection));
-                }
+                let next = {
+                    let _published = deadline::enter(held.published);
+                    let _route = crate::core::route::enter(held.matched);
+                    service.call(request)
+                };
+                state.set(next);
+            }
+            StateProj::Panicked { panic } => {
+                let panic = panic.take().expect("PolicyFuture polled after completion");
+                state.set(State::Answered { rejection: None });
+                return Poll::Ready(held.panicked(span, &*panic));
+            }
+            StateProj::Answered { rejection } => {
+                let rejection = rejection
+                    .take()
+                    .expect("PolicyFuture polled after completion");
+                return Poll::Ready(held.answer(span, rejection));
             }
         }
     }

@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -38,99 +39,119 @@ use crate::core::{
 use crate::observe::{ObserveLayer, Started};
 use crate::shed::Admission;
 
-/// What the fused stack calls, with the `contract` feature: the contract check around the
-/// service with its panics caught, or where the policy has no contract, the hand-off alone
-/// (the fused stack catches its panics itself). The contract's future is boxed: it is large
-/// (it may read and check the body), and a request without a contract should not move its
-/// room around.
-#[cfg(feature = "contract")]
+/// What the fused stack calls once a request is admitted: the service itself (its request's
+/// body handed on as a [`RequestBody`]; the fused stack catches its panics), or with the
+/// `contract` feature, where the policy has a contract, the contract check around the service
+/// with its panics caught.
 pub(crate) enum Checked<S> {
+    Plain(S),
+    #[cfg(feature = "contract")]
     Contract(crate::contract::ContractService<crate::core::CatchPanic<S>>),
-    Plain(Handoff<S>),
 }
 
+/// The service whose future is the contract check's (with the `contract` feature), or the
+/// plain hand-off (without it: never called, it only gives the stack's bounds one shape).
 #[cfg(feature = "contract")]
-impl<S, B, RB> Service<Request<B>> for Checked<S>
-where
-    S: Service<InnerRequest<B>, Response = Response<RB>>,
-    crate::contract::ContractService<crate::core::CatchPanic<S>>:
-        Service<Request<B>, Response = Response<CheckedBody<RB>>, Error = S::Error>,
-{
-    type Response = Response<CheckedBody<RB>>;
-    type Error = S::Error;
-    type Future = CheckedFuture<
-        <crate::contract::ContractService<crate::core::CatchPanic<S>> as Service<Request<B>>>::Future,
-        S::Future,
-    >;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match self {
-            Checked::Contract(contract) => contract.poll_ready(cx),
-            Checked::Plain(plain) => plain.poll_ready(cx),
-        }
-    }
-
-    #[inline]
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        match self {
-            Checked::Contract(contract) => CheckedFuture::Contract {
-                future: Box::pin(contract.call(request)),
-            },
-            Checked::Plain(plain) => CheckedFuture::Plain {
-                future: plain.call(request),
-            },
-        }
-    }
-}
-
-#[cfg(feature = "contract")]
-pin_project_lite::pin_project! {
-    /// The future of [`Checked`].
-    #[project = CheckedProj]
-    pub(crate) enum CheckedFuture<C, P> {
-        Contract { future: std::pin::Pin<Box<C>> },
-        Plain { #[pin] future: P },
-    }
-}
-
-#[cfg(feature = "contract")]
-impl<C, P, RB, E> std::future::Future for CheckedFuture<C, P>
-where
-    C: std::future::Future<Output = Result<Response<CheckedBody<RB>>, E>>,
-    P: std::future::Future<Output = Result<Response<RB>, E>>,
-{
-    type Output = Result<Response<CheckedBody<RB>>, E>;
-
-    #[inline]
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            CheckedProj::Contract { future } => future.as_mut().poll(cx),
-            CheckedProj::Plain { future } => future.poll(cx).map(|result| {
-                result.map(|response| {
-                    response.map(|body| {
-                        crate::core::ResponseBody::new(crate::core::ResponseBody::new(body))
-                    })
-                })
-            }),
-        }
-    }
-}
-/// What the fused stack calls: the hand-off of the body as a [`RequestBody`] (the fused stack
-/// catches the service's panics itself).
+pub(crate) type Inner<S> = crate::contract::ContractService<crate::core::CatchPanic<S>>;
+/// The service whose future is the contract check's (with the `contract` feature), or the
+/// plain hand-off (without it: never called, it only gives the stack's bounds one shape).
 #[cfg(not(feature = "contract"))]
-pub(crate) type Checked<S> = Handoff<S>;
+pub(crate) type Inner<S> = Handoff<S>;
 
-/// The response body of [`Checked`] around a service answering `RB`: the contract's, around
-/// the one its panic catcher answers.
+/// The contract check's future, boxed in the fused future: it is large (it may read and check
+/// the body), and a request without a contract should not move its room around.
+#[cfg(feature = "contract")]
+pub(crate) type ContractFuture<S, B> = <Inner<S> as Service<Request<B>>>::Future;
+/// Without the `contract` feature there is no contract check.
+#[cfg(not(feature = "contract"))]
+pub(crate) type ContractFuture<S, B> = NoContract<S, B>;
+
+/// Without the `contract` feature: the future of a contract check that never happens.
+#[cfg(not(feature = "contract"))]
+pub(crate) struct NoContract<S, B>(
+    std::convert::Infallible,
+    std::marker::PhantomData<fn() -> (S, B)>,
+);
+
+#[cfg(not(feature = "contract"))]
+impl<S, B> NoContract<S, B> {
+    /// There is no such future.
+    pub(crate) fn unreachable(&self) -> ! {
+        match self.0 {}
+    }
+}
+
+/// The state of the fused stack for a request of the policy's service `S`.
+pub(crate) type StateOf<S, B> =
+    State<<S as Service<InnerRequest<B>>>::Future, ContractFuture<S, B>, Checked<S>, Request<B>>;
+
+impl<S> Checked<S> {
+    /// Calls the service (or the contract check around it), catching a panic.
+    #[inline(always)]
+    pub(crate) fn call<B>(&mut self, request: Request<B>) -> StateOf<S, B>
+    where
+        S: Service<InnerRequest<B>>,
+        Inner<S>: Service<Request<B>>,
+    {
+        match self {
+            Checked::Plain(service) => Self::call_plain(service, request),
+            #[cfg(feature = "contract")]
+            Checked::Contract(contract) => checked(contract, request),
+        }
+    }
+
+    /// Calls the service itself, catching a panic.
+    #[inline(always)]
+    pub(crate) fn call_plain<B>(service: &mut S, request: Request<B>) -> StateOf<S, B>
+    where
+        S: Service<InnerRequest<B>>,
+        Inner<S>: Service<Request<B>>,
+    {
+        match catch_unwind(AssertUnwindSafe(|| {
+            service.call(request.map(RequestBody::new))
+        })) {
+            Ok(inner) => State::Running { inner },
+            Err(panic) => State::Panicked { panic: Some(panic) },
+        }
+    }
+}
+
+/// Calls the contract check (out of line: the plain path stays small).
+#[cfg(feature = "contract")]
+#[inline(never)]
+fn checked<S, B>(contract: &mut Inner<S>, request: Request<B>) -> StateOf<S, B>
+where
+    S: Service<InnerRequest<B>>,
+    Inner<S>: Service<Request<B>>,
+{
+    match catch_unwind(AssertUnwindSafe(|| Box::pin(contract.call(request)))) {
+        Ok(future) => State::Checking { future },
+        Err(panic) => State::Panicked { panic: Some(panic) },
+    }
+}
+
+/// The body the fused stack wraps around a response of the service itself (the same type
+/// as the contract check's, so that [`PolicyBody`] has one shape).
+#[cfg(feature = "contract")]
+#[inline(always)]
+pub(crate) fn plain_body<RB>(body: RB) -> crate::core::ResponseBody<InnerBody<RB>> {
+    use crate::core::ResponseBody;
+    ResponseBody::new(ResponseBody::new(ResponseBody::new(body)))
+}
+/// The body the fused stack wraps around a response of the service itself.
+#[cfg(not(feature = "contract"))]
+#[inline(always)]
+pub(crate) fn plain_body<RB>(body: RB) -> crate::core::ResponseBody<InnerBody<RB>> {
+    crate::core::ResponseBody::new(body)
+}
+
+/// The response body of the contract check around a service answering `RB`: the contract's,
+/// around the one its panic catcher answers.
 #[cfg(feature = "contract")]
 pub(crate) type CheckedBody<RB> = crate::core::ResponseBody<crate::core::ResponseBody<RB>>;
 /// The response body of [`Checked`] around a service answering `RB`.
 #[cfg(not(feature = "contract"))]
 pub(crate) type CheckedBody<RB> = RB;
-
-/// The service the fused stack calls once a request is admitted (fault injection for drills
-/// is part of the fused stack).
-pub(crate) type Inner<S> = Checked<S>;
 
 /// The response body of [`Inner`].
 pub(crate) type InnerBody<RB> = CheckedBody<RB>;
@@ -138,21 +159,15 @@ pub(crate) type InnerBody<RB> = CheckedBody<RB>;
 /// The request the inner service gets under a policy, whichever features are on.
 pub type InnerRequest<B> = Request<RequestBody<B>>;
 
-/// Hands the request on with its body as a [`RequestBody`], where no contract check does it,
-/// so that the inner service's request type is the same with and without the `contract`
-/// feature.
+/// Hands the request on with its body as a [`RequestBody`] (what [`Checked::Plain`] does),
+/// as a service: without the `contract` feature, the shape of the stack's bounds.
+#[cfg(not(feature = "contract"))]
 #[derive(Clone, Debug)]
 pub(crate) struct Handoff<S> {
     inner: S,
 }
 
-impl<S> Handoff<S> {
-    #[cfg_attr(feature = "contract", allow(dead_code))]
-    fn new(inner: S) -> Self {
-        Self { inner }
-    }
-}
-
+#[cfg(not(feature = "contract"))]
 impl<S, B> Service<Request<B>> for Handoff<S>
 where
     S: Service<Request<RequestBody<B>>>,
@@ -349,15 +364,18 @@ where
         };
         let _published = deadline::enter(held.published);
         let _route = crate::core::route::enter(held.matched);
-        #[cfg(feature = "contract")]
-        let inner = match &compiled.contract {
-            Some(contract) => {
-                Checked::Contract(contract.layer(crate::core::CatchPanic::new(inner)))
+        // The service as the stack calls it: with the policy's contract check around it, if any.
+        let checked = |inner: S| {
+            #[cfg(feature = "contract")]
+            if let Some(contract) = &compiled.contract {
+                return Checked::Contract(contract.layer(crate::core::CatchPanic::new(inner)));
             }
-            None => Checked::Plain(Handoff::new(inner)),
+            Checked::Plain(inner)
         };
+        #[cfg(feature = "contract")]
+        let plain = compiled.contract.is_none();
         #[cfg(not(feature = "contract"))]
-        let inner = Handoff::new(inner);
+        let plain = true;
         let admission = match &entry.shed {
             Some(shed) => {
                 // The deadline the request is served under (the one just published).
@@ -370,14 +388,19 @@ where
             Admission::Admitted(slot) => {
                 held.slot = slot;
                 let injected = entry.fault.decide(&request);
-                State::serve(inner, request, injected, &mut held)
+                if plain && injected.is_none() {
+                    // The common case, straight to the service.
+                    Checked::call_plain(&mut { inner }, request)
+                } else {
+                    State::serve(checked(inner), request, injected, &mut held)
+                }
             }
             Admission::Queued(queued) => State::Waiting {
                 waiting: Box::pin(Waiting {
                     timer: tokio::time::sleep_until(queued.waiting.until),
                     queued: Some(queued),
                     fault: entry.fault.clone(),
-                    service: Some(inner),
+                    service: Some(checked(inner)),
                     request: Some(request),
                 }),
             },
