@@ -248,7 +248,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
