@@ -16,7 +16,7 @@ use steadfast::timeout::TimeoutLayer;
 use tower::{Layer, ServiceBuilder};
 
 /// The hot paths, by name.
-const PATHS: [&str; 9] = [
+const PATHS: [&str; 10] = [
     "bare",
     "timeout",
     "breaker",
@@ -26,6 +26,7 @@ const PATHS: [&str; 9] = [
     "policy",
     "dependency",
     "dependency-unmapped",
+    "dependency-get",
 ];
 
 /// A POST through a dependency policy, made as the work of a request's caller (the reality
@@ -64,6 +65,23 @@ fn dependency_in_request(runtime: &tokio::runtime::Runtime, map: bool, calls: u6
         request
     };
     runtime.block_on(caller.scope(common::calls_with(client, post, calls)));
+}
+
+/// A GET through a dependency policy: an idempotent call, whose request is kept for a retry.
+fn dependency_get(runtime: &tokio::runtime::Runtime, calls: u64) {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use steadfast::dependency::{DependencyConfig, DependencyLayer};
+
+    let client = DependencyLayer::new(DependencyConfig::new("inventory"))
+        .unwrap()
+        .layer(common::bare_any());
+    let get = || {
+        http::Request::get("http://inventory/items/7")
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
+    runtime.block_on(common::calls_with(client, get, calls));
 }
 
 fn main() {
@@ -120,6 +138,7 @@ fn main() {
         )),
         "dependency" => dependency_in_request(&runtime, true, calls),
         "dependency-unmapped" => dependency_in_request(&runtime, false, calls),
+        "dependency-get" => dependency_get(&runtime, calls),
         other => {
             eprintln!("unknown hot path {other}; one of {}", PATHS.join(", "));
             std::process::exit(2);

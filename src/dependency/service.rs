@@ -342,24 +342,28 @@ where
         let _entry = clock::enter(started);
         let _edge = EdgeScope::enter(edge);
         let retry = &self.seen.1.retry;
-        let call = if shared.hedging.is_none() && !retry.eligible(&request) {
+        // Each branch builds the whole future in one expression (no intermediate copies).
+        if shared.hedging.is_none() && !retry.eligible(&request) {
             // Never retried nor hedged: the attempt without the retry's copy of the service and
             // its bookkeeping. The call still earns the budget its share.
             retry.budget().deposit_at(started);
-            Call::Once {
-                future: self
-                    .inner
-                    .get_mut()
-                    .inner
-                    .call(request.map(ReplayBody::new)),
-            }
-        } else {
-            Call::Retried {
-                future: self.inner.call(request),
-            }
-        };
+            return ResponseFuture {
+                call: Call::Once {
+                    future: self
+                        .inner
+                        .get_mut()
+                        .inner
+                        .call(request.map(ReplayBody::new)),
+                },
+                edge,
+                started,
+                _response: PhantomData,
+            };
+        }
         ResponseFuture {
-            call,
+            call: Call::Retried {
+                future: self.inner.call(request),
+            },
             edge,
             started,
             _response: PhantomData,
