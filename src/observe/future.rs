@@ -324,6 +324,7 @@ where
 
 /// Measures a request whose response head is ready, or returns the tracker that will once its
 /// gRPC status arrives in the trailers.
+#[inline(always)]
 pub(crate) fn finish<B>(
     request: Request,
     span: &Span,
