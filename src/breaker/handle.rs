@@ -290,25 +290,12 @@ impl BreakerHandle {
     /// Asks to make a call; the handle moves into the permit (no reference count touched), or
     /// comes back with the refusal.
     pub(crate) fn acquire(self) -> Result<BreakerPermit, (NotPermitted, Self)> {
-        let result = self
-            .inner
-            .machine
-            .acquire(|| self.now(), &mut |transition| self.announce(transition));
-        match result {
-            Ok(permit) => Ok(BreakerPermit {
-                call: Some(Call {
-                    permit,
-                    started: self.inner.measures_time.then(clock::now),
-                }),
+        match self.admit(|| self.inner.measures_time.then(clock::now)) {
+            Ok(call) => Ok(BreakerPermit {
+                call: Some(call),
                 breaker: self,
             }),
-            Err(refusal) => {
-                if let Some(metrics) = self.inner.metrics.get() {
-                    metrics.not_permitted.increment(1);
-                }
-                let state = self.state();
-                Err((NotPermitted { refusal, state }, self))
-            }
+            Err(refused) => Err((refused, self)),
         }
     }
 
@@ -318,6 +305,13 @@ impl BreakerHandle {
     /// holds the breaker already).
     pub(crate) fn admit_call(&self) -> Result<Call, NotPermitted> {
         self.name_once(|| SharedString::const_str("unnamed"));
+        self.admit(|| None)
+    }
+
+    /// The state machine's answer to a call, started at `started()` if it is let through; a
+    /// refusal is counted.
+    #[inline]
+    fn admit(&self, started: impl FnOnce() -> Option<Instant>) -> Result<Call, NotPermitted> {
         match self
             .inner
             .machine
@@ -325,7 +319,7 @@ impl BreakerHandle {
         {
             Ok(permit) => Ok(Call {
                 permit,
-                started: None,
+                started: started(),
             }),
             Err(refusal) => {
                 if let Some(metrics) = self.inner.metrics.get() {
