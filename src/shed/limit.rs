@@ -9,6 +9,8 @@
 
 use crate::core::PerClass;
 use std::sync::Mutex;
+// std's, not `core::sync`'s: the flag that serializes closers is outside the loom models.
+use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
 
 use super::config::{Aimd, Gradient2, LimitAlgorithm};
 use super::knee::{KneeState, WindowStats};
@@ -172,11 +174,20 @@ fn add(counter: &AtomicU64, value: u64, owned: bool) {
 
 /// Held by the one thread closing a window (a thread that finds another closing leaves its
 /// samples to the next window).
-struct Closing<'a>(&'a std::sync::atomic::AtomicBool);
+struct Closing<'a>(&'a AtomicBool);
+
+impl<'a> Closing<'a> {
+    /// Begins closing a window, unless another thread is closing one.
+    fn begin(flag: &'a AtomicBool) -> Option<Self> {
+        flag.compare_exchange(false, true, StdOrdering::AcqRel, StdOrdering::Acquire)
+            .ok()
+            .map(|_| Self(flag))
+    }
+}
 
 impl Drop for Closing<'_> {
     fn drop(&mut self) {
-        self.0.store(false, std::sync::atomic::Ordering::Release);
+        self.0.store(false, StdOrdering::Release);
     }
 }
 
@@ -195,7 +206,7 @@ pub(crate) struct Adaptive {
     /// What the windows closed so far took of each shard's sums (written only while closing).
     taken: [Sums; SHARDS],
     /// Set while a thread closes a window.
-    closing: std::sync::atomic::AtomicBool,
+    closing: AtomicBool,
     max_inflight: AtomicU64,
     /// When the latest busy spell began: the admission of a request that found nothing in
     /// flight (knee only).
@@ -229,7 +240,7 @@ impl Adaptive {
             window_start: AtomicU64::new(0),
             shards: std::array::from_fn(|_| Shard::default()),
             taken: std::array::from_fn(|_| Sums::default()),
-            closing: std::sync::atomic::AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             max_inflight: AtomicU64::new(0),
             busy_since: AtomicU64::new(0),
             estimate: AtomicU64::new(f64::from(algorithm.initial()).to_bits()),
@@ -393,19 +404,7 @@ impl Adaptive {
             return None;
         }
         // One closer at a time: the window's sums are taken from the shards by difference.
-        if self
-            .closing
-            .compare_exchange(
-                false,
-                true,
-                std::sync::atomic::Ordering::AcqRel,
-                std::sync::atomic::Ordering::Acquire,
-            )
-            .is_err()
-        {
-            return None;
-        }
-        let _closing = Closing(&self.closing);
+        let _closing = Closing::begin(&self.closing)?;
         if self
             .window_start
             .compare_exchange(start, done.now, Ordering::AcqRel, Ordering::Acquire)
