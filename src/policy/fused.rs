@@ -1,5 +1,8 @@
 //! The policy's fused future and response body: the whole stack, run for one request as one
 //! state machine (see [`super::service`] for how a request enters it).
+//!
+//! Long on purpose: the state machine's states (served, checked by a contract, queued,
+//! delayed, panicked, answered) and what the request holds through them are one piece.
 
 use std::fmt;
 use std::future::Future;
@@ -18,7 +21,7 @@ use super::service::{Checked, Inner, InnerBody, InnerRequest, StateOf, plain_bod
 use crate::breaker::{CallGuard, EndOfCall as BreakerEnd};
 use crate::core::clock::Timer;
 use crate::core::map::{self, RouteNode};
-use crate::core::route::RouteLabel;
+use crate::core::route::{RouteLabel, RouteScope};
 use crate::core::{
     Classified, Classify, Deadline, DefaultClassifier, OnEndOfStream, Origin, Outcome, Protocol,
     Rejection, ResponseBody, TrackedBody, clock, deadline, telemetry,
@@ -136,6 +139,16 @@ impl Held {
         })
     }
 
+    /// Makes the request's published deadline and matched route current on this thread, for
+    /// the layers inside, while the returned scopes live (the service is called or polled).
+    #[inline(always)]
+    pub(crate) fn publish(&self) -> (deadline::DeadlineScope, RouteScope) {
+        (
+            deadline::enter(self.published),
+            crate::core::route::enter(self.matched),
+        )
+    }
+
     /// Polls the service's future (or the contract check's) with the request's deadline and
     /// route current, catching a panic.
     #[inline(always)]
@@ -144,8 +157,7 @@ impl Held {
         future: Pin<&mut F>,
         cx: &mut Context<'_>,
     ) -> std::thread::Result<Poll<F::Output>> {
-        let _published = deadline::enter(self.published);
-        let _route = crate::core::route::enter(self.matched);
+        let _published = self.publish();
         catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
     }
 
@@ -387,8 +399,7 @@ where
                             .expect("a waiting request holds its request");
                         let injected = waiting.fault.decide(&request);
                         let next = {
-                            let _published = deadline::enter(held.published);
-                            let _route = crate::core::route::enter(held.matched);
+                            let _published = held.publish();
                             State::serve(service, request, injected, held)
                         };
                         state.set(next);
@@ -424,8 +435,7 @@ where
                     return Poll::Ready(held.complete(span, Ok(response), |body| body));
                 }
                 let next = {
-                    let _published = deadline::enter(held.published);
-                    let _route = crate::core::route::enter(held.matched);
+                    let _published = held.publish();
                     service.call(request)
                 };
                 state.set(next);

@@ -33,8 +33,8 @@ use crate::core::labels;
 use crate::core::map::{self};
 use crate::core::route::RouteLabel;
 use crate::core::{
-    Deadline, Origin, Protocol, Rejection, RejectionKind, RequestBody, clock, deadline, grpc,
-    route, telemetry,
+    Deadline, Origin, Protocol, Rejection, RejectionKind, RequestBody, clock, grpc, route,
+    telemetry,
 };
 use crate::observe::{ObserveLayer, Started};
 use crate::shed::Admission;
@@ -362,8 +362,7 @@ where
         let timer = Timer::Idle {
             deadline: Some(admitted.deadline.instant()),
         };
-        let _published = deadline::enter(held.published);
-        let _route = crate::core::route::enter(held.matched);
+        let _published = held.publish();
         // The service as the stack calls it: with the policy's contract check around it, if any.
         let checked = |inner: S| {
             #[cfg(feature = "contract")]
@@ -372,10 +371,6 @@ where
             }
             Checked::Plain(inner)
         };
-        #[cfg(feature = "contract")]
-        let plain = compiled.contract.is_none();
-        #[cfg(not(feature = "contract"))]
-        let plain = true;
         let admission = match &entry.shed {
             Some(shed) => {
                 // The deadline the request is served under (the one just published).
@@ -388,11 +383,12 @@ where
             Admission::Admitted(slot) => {
                 held.slot = slot;
                 let injected = entry.fault.decide(&request);
-                if plain && injected.is_none() {
+                match checked(inner) {
                     // The common case, straight to the service.
-                    Checked::call_plain(&mut { inner }, request)
-                } else {
-                    State::serve(checked(inner), request, injected, &mut held)
+                    Checked::Plain(mut inner) if injected.is_none() => {
+                        Checked::call_plain(&mut inner, request)
+                    }
+                    checked => State::serve(checked, request, injected, &mut held),
                 }
             }
             Admission::Queued(queued) => State::Waiting {
