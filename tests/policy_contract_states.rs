@@ -61,20 +61,24 @@ fn post_json(uri: &str, body: &'static str) -> Request<Body> {
         .unwrap()
 }
 
+/// The status `app` answers a JSON POST of `body` to `uri` with.
+async fn status(app: &Router, uri: &str, body: &'static str) -> StatusCode {
+    app.clone()
+        .oneshot(post_json(uri, body))
+        .await
+        .unwrap()
+        .status()
+}
+
 #[tokio::test(start_paused = true)]
 async fn requests_are_checked_at_once_after_queueing_and_after_a_delay() {
     // At once.
     let open = Arc::new(Semaphore::new(1000));
     let app_now = app(Policy::new(), open.clone());
-    let invalid = app_now.clone().oneshot(post_json("/notes", "{}")).await;
-    assert_eq!(invalid.unwrap().status(), 422);
-    let valid = app_now
-        .clone()
-        .oneshot(post_json("/notes", r#"{"title":"t"}"#))
-        .await;
-    assert_eq!(valid.unwrap().status(), 201);
-    let free = app_now.oneshot(post_json("/free", "{}")).await;
-    assert_eq!(free.unwrap().status(), 201, "no contract on /free");
+    assert_eq!(status(&app_now, "/notes", "{}").await, 422);
+    assert_eq!(status(&app_now, "/notes", r#"{"title":"t"}"#).await, 201);
+    let free = status(&app_now, "/free", "{}").await;
+    assert_eq!(free, 201, "no contract on /free");
 
     // After waiting in the queue: the route's one slot, held by a request until the gate opens.
     let gate = Arc::new(Semaphore::new(0));
@@ -108,17 +112,14 @@ async fn requests_are_checked_at_once_after_queueing_and_after_a_delay() {
     let delayed = Policy::new().fault(FaultConfig::new().delay(Duration::from_millis(30), 100.0));
     let app_delayed = app(delayed, open);
     let started = tokio::time::Instant::now();
-    let invalid = app_delayed.clone().oneshot(post_json("/notes", "{}")).await;
-    assert_eq!(invalid.unwrap().status(), 422);
+    assert_eq!(status(&app_delayed, "/notes", "{}").await, 422);
     assert!(
         started.elapsed() >= Duration::from_millis(30),
         "delayed first"
     );
-    let valid = app_delayed
-        .clone()
-        .oneshot(post_json("/notes", r#"{"title":"t"}"#))
-        .await;
-    assert_eq!(valid.unwrap().status(), 201);
-    let free = app_delayed.oneshot(post_json("/free", "{}")).await;
-    assert_eq!(free.unwrap().status(), 201);
+    assert_eq!(
+        status(&app_delayed, "/notes", r#"{"title":"t"}"#).await,
+        201
+    );
+    assert_eq!(status(&app_delayed, "/free", "{}").await, 201);
 }
